@@ -1,0 +1,10 @@
+"""The Function App: composes one blueprint per area, nothing else."""
+
+import azure.functions as func
+
+from functions import api_keys, audit, auth, docs, heartbeat, roles, users
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+
+for area in (heartbeat, docs, auth, users, roles, api_keys, audit):
+    app.register_functions(area.bp)

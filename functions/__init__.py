@@ -1,0 +1,1 @@
+"""Thin HTTP/timer/queue adapters, one Blueprint per area: parse, call shared/, respond."""

@@ -1,0 +1,38 @@
+"""Liveness and readiness: GET /heartbeat and GET /health (anonymous)."""
+
+import azure.functions as func
+
+from shared import services
+from shared.auth import PUBLIC
+from shared.health import DependencyStatus, HealthReport, Heartbeat, check_health
+from shared.http import Call, Routes, json_response
+from shared.settings import get_settings
+
+bp = func.Blueprint()
+routes = Routes(bp, tag="health")
+
+
+@routes.get("heartbeat", auth=PUBLIC, response=Heartbeat, audited=False)
+def heartbeat(call: Call) -> func.HttpResponse:
+    """The deployed build (GIT_METADATA), without touching any dependency."""
+    return json_response(Heartbeat(version=get_settings().git_metadata))
+
+
+@routes.get("health", auth=PUBLIC, response=HealthReport, audited=False)
+def health(call: Call) -> func.HttpResponse:
+    """Storage and Key Vault reachability; 503 naming what is down."""
+    settings = get_settings()
+    try:
+        report = check_health(settings, services.storage(), services.secret_store())
+    except Exception as exc:  # noqa: BLE001 - misconfiguration is also "not healthy"
+        report = HealthReport(
+            status="unavailable",
+            version=settings.git_metadata,
+            failing=["storage"],
+            checks={"storage": DependencyStatus(status="unavailable", error=type(exc).__name__)},
+        )
+    status = 200 if report.status == "ok" else 503
+    headers = {"Cache-Control": "no-store"}
+    if status == 503:
+        headers["Retry-After"] = "5"
+    return json_response(report, status=status, headers=headers)

@@ -1,0 +1,1 @@
+"""The application: plain Python services; only shared.http knows about Azure Functions."""

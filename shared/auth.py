@@ -1,0 +1,86 @@
+"""The authorization guard every route goes through (closed by default).
+
+A route declares its requirement: ``PUBLIC``, ``SIGNED_IN``, ``ADMIN`` or a scope such
+as ``"models:read"``. Credentials are a bearer token (``Authorization: Bearer``) or an
+API key (``X-API-Key``); either becomes a :class:`Principal` with scopes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import azure.functions as func
+
+from shared.errors import Forbidden, Unauthorized
+
+Requirement = str
+PUBLIC: Requirement = "public"
+SIGNED_IN: Requirement = "signed_in"
+ADMIN: Requirement = "admin"
+ALL_SCOPES = "*"
+
+# Scopes used by the areas of the platform; roles are named sets of these.
+KNOWN_SCOPES = (
+    "models:read",
+    "models:write",
+    "train",
+    "predict",
+    "users:admin",
+    "audit:read",
+    "metrics:read",
+)
+
+
+@dataclass(frozen=True)
+class Principal:
+    user_id: str
+    username: str
+    scopes: frozenset[str]
+    roles: tuple[str, ...] = ()
+    kind: str = "user"  # "user" (bearer token) or "api_key"
+    token_id: str | None = None  # jti of the bearer token, or the API key id
+    token_expires_at: int | None = None
+    extra: dict[str, str] = field(default_factory=dict, compare=False)
+
+    @property
+    def is_admin(self) -> bool:
+        return ALL_SCOPES in self.scopes
+
+    def has(self, scope: str) -> bool:
+        return self.is_admin or scope in self.scopes
+
+
+def credentials_of(req: func.HttpRequest) -> tuple[str, str] | None:
+    """("bearer", token) or ("api_key", key), or None when the request carries neither."""
+    api_key = req.headers.get("x-api-key")
+    if api_key:
+        return "api_key", api_key.strip()
+    header = req.headers.get("authorization") or ""
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return "bearer", value.strip()
+    return None
+
+
+def authorize(req: func.HttpRequest, requirement: Requirement) -> Principal | None:
+    if requirement == PUBLIC:
+        return None
+    creds = credentials_of(req)
+    if creds is None:
+        raise Unauthorized("Sign in: send a bearer token or an X-API-Key.")
+    from shared.services import authenticator  # late: the guard must not build services at import
+
+    principal = authenticator().authenticate(*creds)
+    if requirement == SIGNED_IN:
+        return principal
+    if requirement == ADMIN:
+        if not principal.is_admin:
+            raise Forbidden("This route needs the admin role.", code="ADMIN_REQUIRED")
+        return principal
+    if not principal.has(requirement):
+        raise Forbidden(
+            f"Missing scope '{requirement}'.",
+            code="MISSING_SCOPE",
+            extra={"missing_scope": requirement},
+        )
+    return principal

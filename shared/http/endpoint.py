@@ -1,0 +1,260 @@
+"""The one wrapper every HTTP handler goes through.
+
+``Routes(bp).post("train", auth="train", body=TrainRequest, ...)`` registers the
+handler with the Functions blueprint *and* records it for the OpenAPI document, so
+the docs cannot drift from the routes. The wrapper assigns the request id, runs the
+authorization guard (an ``auth`` requirement is mandatory: closed by default),
+turns every error into problem+json, writes the audit record and logs one line.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl
+
+import azure.functions as func
+from azure.core.exceptions import AzureError, HttpResponseError
+from pydantic import BaseModel, ValidationError
+
+from shared import audit
+from shared.auth import Principal, Requirement, authorize
+from shared.errors import (
+    AppError,
+    PayloadTooLarge,
+    ServiceUnavailable,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
+from shared.http.responses import problem_response
+from shared.observability import get_logger, request_id_var
+from shared.settings import get_settings
+
+M = TypeVar("M", bound=BaseModel)
+Handler = Callable[["Call"], func.HttpResponse]
+
+log = get_logger("http")
+_SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+
+
+def request_id_for(req: func.HttpRequest) -> str:
+    """Echo the caller's X-Request-ID when it is sane, else make one."""
+    given = req.headers.get("x-request-id")
+    if given and _SAFE_REQUEST_ID.match(given):
+        return given
+    return uuid.uuid4().hex
+
+
+def validation_errors(exc: ValidationError) -> list[dict[str, Any]]:
+    """Pydantic errors without the offending input (it may be a password)."""
+    return [
+        {"loc": [str(p) for p in e["loc"]], "msg": e["msg"], "type": e["type"]}
+        for e in exc.errors(include_url=False, include_input=False, include_context=False)
+    ]
+
+
+@dataclass
+class Call:
+    """What a handler gets: the request, its id, the authenticated principal."""
+
+    req: func.HttpRequest
+    request_id: str
+    principal: Principal | None = None
+    audit_detail: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def user(self) -> Principal:
+        assert self.principal is not None, "route declared auth=public but needs a principal"
+        return self.principal
+
+    def param(self, name: str) -> str:
+        return self.req.route_params.get(name, "")
+
+    def _limited_body(self, limit: int | None = None) -> bytes:
+        body = self.req.get_body() or b""
+        limit = limit or get_settings().max_request_bytes
+        if len(body) > limit:
+            raise PayloadTooLarge(f"The body is larger than {limit} bytes.")
+        return body
+
+    def json(self, model: type[M], *, allow_empty: bool = False) -> M:
+        body = self._limited_body()
+        ctype = (self.req.headers.get("content-type") or "").split(";")[0].strip().lower()
+        if ctype and ctype != "application/json" and not ctype.endswith("+json"):
+            raise UnsupportedMediaType("Send the body as application/json.")
+        if not body.strip():
+            if allow_empty:
+                return model()
+            raise ValidationFailed("A JSON body is required.")
+        try:
+            return model.model_validate_json(body)
+        except ValidationError as exc:
+            raise ValidationFailed("The body is not valid.", validation_errors(exc)) from None
+
+    def form_or_json(self, model: type[M]) -> M:
+        """OAuth2-style endpoints accept a urlencoded form (ADF) or JSON."""
+        ctype = (self.req.headers.get("content-type") or "").split(";")[0].strip().lower()
+        if ctype == "application/x-www-form-urlencoded":
+            body = self._limited_body()
+            try:
+                fields = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
+            except UnicodeDecodeError:
+                raise ValidationFailed("The form is not valid UTF-8.") from None
+            try:
+                return model.model_validate(fields)
+            except ValidationError as exc:
+                raise ValidationFailed("The form is not valid.", validation_errors(exc)) from None
+        return self.json(model)
+
+    def query(self, model: type[M]) -> M:
+        try:
+            return model.model_validate(dict(self.req.params))
+        except ValidationError as exc:
+            raise ValidationFailed(
+                "The query string is not valid.", validation_errors(exc)
+            ) from None
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One HTTP operation, as the OpenAPI document describes it."""
+
+    route: str
+    method: str
+    function_name: str
+    summary: str
+    tag: str
+    auth: Requirement
+    status: int = 200
+    body: type[BaseModel] | None = None
+    body_content_types: tuple[str, ...] = ("application/json",)
+    body_schema: dict[str, Any] | None = None
+    response: type[BaseModel] | None = None
+    response_content_type: str = "application/json"
+    query: type[BaseModel] | None = None
+    errors: tuple[int, ...] = ()
+    audited: bool = True  # False for high-volume reads/predictions: counted in metrics
+
+
+OPERATIONS: list[Operation] = []
+
+
+def _problem_for(exc: Exception) -> AppError:
+    if isinstance(exc, AppError):
+        return exc
+    if isinstance(exc, ValidationError):
+        return ValidationFailed("The data is not valid.", validation_errors(exc))
+    if isinstance(exc, AzureError) and not (
+        isinstance(exc, HttpResponseError) and exc.status_code and exc.status_code < 500
+    ):
+        return ServiceUnavailable(
+            "Storage is unavailable; nothing was changed.", dependency="storage"
+        )
+    return AppError("An unexpected error occurred; it has been logged.")
+
+
+def handle(req: func.HttpRequest, handler: Handler, op: Operation) -> func.HttpResponse:
+    """Run one request through request id, guard, handler, error mapping and audit."""
+    started = time.perf_counter()
+    request_id = request_id_for(req)
+    token = request_id_var.set(request_id)
+    call = Call(req=req, request_id=request_id)
+    try:
+        try:
+            call.principal = authorize(req, op.auth)
+            response = handler(call)
+        except Exception as exc:
+            problem = _problem_for(exc)
+            if problem.status >= 500:
+                log.error(
+                    "request failed",
+                    exc_info=exc,
+                    extra={"route": op.route, "method": req.method, "code": problem.code},
+                )
+            response = problem_response(problem, request_id, instance=_path_of(req))
+        response.headers["X-Request-ID"] = request_id
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        audit.after_request(call, op, response.status_code, elapsed_ms)
+        log.info(
+            "%s %s %s",
+            req.method,
+            op.route,
+            response.status_code,
+            extra={"status": response.status_code, "ms": round(elapsed_ms, 2)},
+        )
+        return response
+    finally:
+        request_id_var.reset(token)
+
+
+def _path_of(req: func.HttpRequest) -> str:
+    url = req.url or ""
+    path = url.split("://", 1)[-1]
+    path = "/" + path.split("/", 1)[1] if "/" in path else "/"
+    return path.split("?", 1)[0]
+
+
+class Routes:
+    """Registers handlers on a Functions blueprint and in the OpenAPI registry."""
+
+    def __init__(self, blueprint: func.Blueprint, tag: str) -> None:
+        self.bp = blueprint
+        self.tag = tag
+
+    def route(
+        self,
+        method: str,
+        route: str,
+        *,
+        auth: Requirement,
+        name: str | None = None,
+        **doc: Any,
+    ) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            fname = name or handler.__name__
+            op = Operation(
+                route=route,
+                method=method,
+                function_name=fname,
+                summary=doc.pop("summary", None)
+                or (handler.__doc__ or fname).strip().split("\n")[0],
+                tag=self.tag,
+                auth=auth,
+                **doc,
+            )
+            OPERATIONS.append(op)
+
+            # The Functions worker binds parameters by name and annotation, so the
+            # registered callable must literally be ``(req: HttpRequest) -> HttpResponse``.
+            def entry(req: func.HttpRequest) -> func.HttpResponse:
+                return handle(req, handler, op)
+
+            entry.__name__ = entry.__qualname__ = fname
+            entry.__doc__ = handler.__doc__
+            self.bp.function_name(fname)(
+                self.bp.route(route=route, methods=[method], auth_level=func.AuthLevel.ANONYMOUS)(
+                    entry
+                )
+            )
+            return handler
+
+        return register
+
+    def get(self, route: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route("GET", route, **kw)
+
+    def post(self, route: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route("POST", route, **kw)
+
+    def put(self, route: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route("PUT", route, **kw)
+
+    def patch(self, route: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route("PATCH", route, **kw)
+
+    def delete(self, route: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route("DELETE", route, **kw)

@@ -1,0 +1,1 @@
+"""Users, roles, credentials and sign-in."""

@@ -1,0 +1,66 @@
+"""Access tokens: HS256 JWTs with a pinned algorithm and every claim required."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+
+import jwt
+
+from shared.errors import Unauthorized
+
+ALGORITHM = "HS256"
+REQUIRED_CLAIMS = ["exp", "iat", "nbf", "sub", "jti", "iss", "aud"]
+MIN_KEY_BYTES = 32
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    token: str
+    jti: str
+    expires_in: int
+    expires_at: int
+
+
+class TokenService:
+    def __init__(self, key: bytes, issuer: str, audience: str, ttl_seconds: int) -> None:
+        if len(key) < MIN_KEY_BYTES:
+            raise ValueError(f"The token signing key must be at least {MIN_KEY_BYTES * 8} bits.")
+        self._key = key
+        self.issuer = issuer
+        self.audience = audience
+        self.ttl = ttl_seconds
+
+    def issue(self, user_id: str, username: str) -> IssuedToken:
+        now = int(time.time())
+        jti = uuid.uuid4().hex
+        claims = {
+            "sub": user_id,
+            "name": username,
+            "iat": now,
+            "nbf": now,
+            "exp": now + self.ttl,
+            "jti": jti,
+            "iss": self.issuer,
+            "aud": self.audience,
+        }
+        token = jwt.encode(claims, self._key, algorithm=ALGORITHM)
+        return IssuedToken(token=token, jti=jti, expires_in=self.ttl, expires_at=now + self.ttl)
+
+    def decode(self, token: str) -> dict:
+        """Verified claims; any defect (alg, signature, expiry, audience...) is a 401."""
+        try:
+            return jwt.decode(
+                token,
+                self._key,
+                algorithms=[ALGORITHM],
+                audience=self.audience,
+                issuer=self.issuer,
+                options={"require": REQUIRED_CLAIMS},
+                leeway=5,
+            )
+        except jwt.ExpiredSignatureError:
+            raise Unauthorized("The token has expired.", code="TOKEN_EXPIRED") from None
+        except jwt.PyJWTError:
+            raise Unauthorized("The token is not valid.", code="TOKEN_INVALID") from None

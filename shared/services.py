@@ -1,0 +1,159 @@
+"""The process-wide services, built once on first use from the settings.
+
+Handlers ask for a service here; the services themselves take their clients as
+constructor arguments (testable without the Functions runtime). ``reset()`` drops
+everything, for tests that change settings.
+"""
+
+from __future__ import annotations
+
+import secrets as _secrets
+import threading
+from collections.abc import Callable
+from functools import wraps
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from shared.observability import configure_logging, get_logger
+from shared.settings import get_settings
+
+if TYPE_CHECKING:
+    from shared.audit import AuditLog
+    from shared.identity.accounts import Accounts
+    from shared.identity.authenticator import Authenticator
+    from shared.identity.roles import RoleStore
+    from shared.identity.tokens import TokenService
+    from shared.identity.users import UserStore
+    from shared.secrets import SecretStore
+    from shared.storage import Storage
+
+T = TypeVar("T")
+_lock = threading.RLock()
+_built: dict[str, Any] = {}
+log = get_logger("services")
+
+
+def singleton(build: Callable[[], T]) -> Callable[[], T]:
+    @wraps(build)
+    def get() -> T:
+        value = _built.get(build.__name__)
+        if value is not None:
+            return value
+        with _lock:
+            if build.__name__ not in _built:
+                _built[build.__name__] = build()
+            return _built[build.__name__]
+
+    return get
+
+
+def reset() -> None:
+    """Forget every built service and the cached settings (tests)."""
+    with _lock:
+        storage = _built.get("storage")
+        _built.clear()
+        get_settings.cache_clear()
+    if storage is not None:
+        storage.close()
+
+
+@singleton
+def storage() -> Storage:
+    from shared.storage import Storage
+
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    return Storage.from_settings(settings)
+
+
+@singleton
+def secret_store() -> SecretStore:
+    from shared.secrets import build_secret_store
+
+    return build_secret_store(get_settings())
+
+
+@singleton
+def token_service() -> TokenService:
+    from shared.identity.bootstrap import ConfigurationError
+    from shared.identity.tokens import MIN_KEY_BYTES, TokenService
+
+    settings = get_settings()
+    key = secret_store().get(settings.jwt_signing_key_secret)
+    if not key:
+        if settings.is_azure:
+            raise ConfigurationError("The token signing key is missing from Key Vault.")
+        log.warning("no JWT_SIGNING_KEY set: using a random key; tokens die with this process")
+        key = _secrets.token_urlsafe(48)
+    if len(key.encode()) < MIN_KEY_BYTES:
+        raise ConfigurationError(f"The token signing key must be >= {MIN_KEY_BYTES * 8} bits.")
+    return TokenService(
+        key.encode(), settings.jwt_issuer, settings.jwt_audience, settings.access_token_ttl_seconds
+    )
+
+
+@singleton
+def user_store() -> UserStore:
+    from shared.identity.bootstrap import bootstrap_admin
+    from shared.identity.users import TABLE, UserStore
+
+    users = UserStore(storage().table(TABLE))
+    bootstrap_admin(get_settings(), secret_store(), users)
+    return users
+
+
+@singleton
+def role_store() -> RoleStore:
+    from shared.identity.roles import TABLE, RoleStore
+
+    return RoleStore(storage().table(TABLE), get_settings().auth_cache_ttl_seconds)
+
+
+@singleton
+def authenticator() -> Authenticator:
+    from shared.identity.api_keys import TABLE as KEYS
+    from shared.identity.api_keys import ApiKeyStore
+    from shared.identity.authenticator import Authenticator
+    from shared.identity.revocations import TABLE as REVOKED
+    from shared.identity.revocations import RevocationList
+
+    ttl = get_settings().auth_cache_ttl_seconds
+    return Authenticator(
+        tokens=token_service(),
+        users=user_store(),
+        roles=role_store(),
+        api_keys=ApiKeyStore(storage().table(KEYS)),
+        revocations=RevocationList(storage().table(REVOKED), ttl),
+        cache_seconds=ttl,
+    )
+
+
+@singleton
+def accounts() -> Accounts:
+    from shared.identity.accounts import Accounts
+    from shared.identity.throttle import TABLE, LoginThrottle
+
+    settings = get_settings()
+    auth = authenticator()
+    return Accounts(
+        users=auth.users,
+        roles=auth.roles,
+        api_keys=auth.api_keys,
+        tokens=auth.tokens,
+        revocations=auth.revocations,
+        throttle=LoginThrottle(
+            storage().table(TABLE),
+            settings.login_max_failures,
+            settings.login_failure_window_seconds,
+            settings.login_lockout_seconds,
+        ),
+        authenticator=auth,
+        password_min_length=settings.password_min_length,
+        allow_self_registration=settings.allow_self_registration,
+    )
+
+
+@singleton
+def audit_log() -> AuditLog:
+    from shared.audit import TABLE, AuditLog
+
+    return AuditLog(storage().table(TABLE))

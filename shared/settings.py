@@ -1,0 +1,204 @@
+"""Every setting of the platform, in one place.
+
+Precedence (highest first): the process environment (Azure App Settings in Azure),
+then the ``Values`` of ``local.settings.json`` (local runs), then the defaults here.
+Secrets are not settings: settings only name them (see ``shared.secrets``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+AZURITE_KEY = (
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+)
+
+
+def expand_development_storage(conn: str) -> str:
+    """Turn the ``UseDevelopmentStorage=true`` shorthand into Azurite's explicit endpoints.
+
+    Not every Azure SDK (azure-data-tables in particular) understands the shorthand.
+    """
+    if conn.replace(" ", "").lower().rstrip(";") != "usedevelopmentstorage=true":
+        return conn
+    return (
+        "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
+        f"AccountKey={AZURITE_KEY};"
+        "BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;"
+        "QueueEndpoint=http://127.0.0.1:10001/devstoreaccount1;"
+        "TableEndpoint=http://127.0.0.1:10002/devstoreaccount1;"
+    )
+
+
+def local_settings_path() -> Path:
+    return Path(os.environ.get("LOCAL_SETTINGS_PATH", PROJECT_ROOT / "local.settings.json"))
+
+
+def read_local_settings_values(path: Path | None = None) -> dict[str, str]:
+    """The ``Values`` of local.settings.json, or nothing when the file is absent (Azure)."""
+    path = path or local_settings_path()
+    try:
+        values = json.loads(path.read_text(encoding="utf-8")).get("Values", {})
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise RuntimeError(f"{path} is not valid JSON: {exc}") from exc
+    return {str(k): str(v) for k, v in values.items() if v is not None}
+
+
+class _LocalSettingsJson(EnvSettingsSource):
+    """Reads the ``Values`` of local.settings.json with the same alias rules as env vars."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path) -> None:
+        self._path = path
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> dict[str, str | None]:
+        return {k.lower(): v for k, v in read_local_settings_values(self._path).items()}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+
+    # --- runtime identity -------------------------------------------------------------
+    environment: Literal["local", "azure"] = Field(
+        default="local",
+        validation_alias=AliasChoices("APP_ENVIRONMENT"),
+        description="'azure' enforces production rules (Key Vault secrets, no demo users).",
+    )
+    git_metadata: str = Field(
+        default="local",
+        validation_alias=AliasChoices("GIT_METADATA"),
+        description="Build identifier reported by /heartbeat.",
+    )
+    log_level: str = Field(default="INFO", validation_alias=AliasChoices("LOG_LEVEL"))
+
+    # --- storage ------------------------------------------------------------------------
+    storage_connection_string: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("STORAGE_CONNECTION_STRING", "AzureWebJobsStorage"),
+        description="Connection string (Azurite locally). Wins over STORAGE_ACCOUNT_NAME.",
+    )
+    storage_account_name: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("STORAGE_ACCOUNT_NAME", "AzureWebJobsStorage__accountName"),
+        description="Storage account reached with a managed identity in Azure.",
+    )
+    azure_client_id: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("AZURE_CLIENT_ID"),
+        description="Client id of a user-assigned managed identity, if one is used.",
+    )
+    key_vault_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("KEY_VAULT_URL"),
+        description="When set, secrets come from this Key Vault; else from the environment.",
+    )
+
+    # --- identity -------------------------------------------------------------------------
+    jwt_signing_key_secret: str = Field(
+        default="jwt-signing-key",
+        validation_alias=AliasChoices("JWT_SIGNING_KEY_SECRET_NAME"),
+        description="Secret name of the token signing key (env var JWT_SIGNING_KEY locally).",
+    )
+    jwt_issuer: str = Field(default="ml-platform", validation_alias=AliasChoices("JWT_ISSUER"))
+    jwt_audience: str = Field(
+        default="ml-platform-api", validation_alias=AliasChoices("JWT_AUDIENCE")
+    )
+    access_token_ttl_seconds: int = Field(
+        default=3600, ge=60, le=86400, validation_alias=AliasChoices("ACCESS_TOKEN_TTL_SECONDS")
+    )
+    auth_cache_ttl_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        le=25,
+        validation_alias=AliasChoices("AUTH_CACHE_TTL_SECONDS"),
+        description="How long an instance trusts its cached user/revocation state.",
+    )
+    allow_self_registration: bool = Field(
+        default=False, validation_alias=AliasChoices("ALLOW_SELF_REGISTRATION")
+    )
+    password_min_length: int = Field(
+        default=12, ge=8, le=128, validation_alias=AliasChoices("PASSWORD_MIN_LENGTH")
+    )
+    login_max_failures: int = Field(
+        default=5, ge=1, validation_alias=AliasChoices("LOGIN_MAX_FAILURES")
+    )
+    login_failure_window_seconds: int = Field(
+        default=900, ge=1, validation_alias=AliasChoices("LOGIN_FAILURE_WINDOW_SECONDS")
+    )
+    login_lockout_seconds: int = Field(
+        default=900, ge=1, validation_alias=AliasChoices("LOGIN_LOCKOUT_SECONDS")
+    )
+    bootstrap_admin_username: str | None = Field(
+        default=None, validation_alias=AliasChoices("BOOTSTRAP_ADMIN_USERNAME")
+    )
+    bootstrap_admin_password_secret: str = Field(
+        default="bootstrap-admin-password",
+        validation_alias=AliasChoices("BOOTSTRAP_ADMIN_PASSWORD_SECRET_NAME"),
+        description="Secret name of the bootstrap admin password (BOOTSTRAP_ADMIN_PASSWORD).",
+    )
+
+    # --- limits ----------------------------------------------------------------------------
+    max_request_bytes: int = Field(
+        default=1_000_000,
+        ge=1024,
+        validation_alias=AliasChoices("MAX_REQUEST_BYTES"),
+        description="Largest JSON body accepted by non-upload routes.",
+    )
+    max_model_bytes: int = Field(
+        default=200 * 1024 * 1024, ge=1024, validation_alias=AliasChoices("MAX_MODEL_BYTES")
+    )
+    max_dataset_bytes: int = Field(
+        default=200 * 1024 * 1024, ge=1024, validation_alias=AliasChoices("MAX_DATASET_BYTES")
+    )
+    max_predict_records: int = Field(
+        default=10_000, ge=1, validation_alias=AliasChoices("MAX_PREDICT_RECORDS")
+    )
+    health_timeout_seconds: float = Field(
+        default=2.0, gt=0, le=10, validation_alias=AliasChoices("HEALTH_TIMEOUT_SECONDS")
+    )
+    page_size_max: int = Field(default=200, ge=1, validation_alias=AliasChoices("PAGE_SIZE_MAX"))
+
+    # --- training -------------------------------------------------------------------------
+    training_schedule: str = Field(
+        default="0 0 2 1 * *",
+        validation_alias=AliasChoices("TRAINING_SCHEDULE"),
+        description="NCRONTAB of the monthly training timer.",
+    )
+
+    @field_validator("storage_connection_string")
+    @classmethod
+    def _expand(cls, value: str | None) -> str | None:
+        return expand_development_storage(value) if value else None
+
+    @property
+    def is_azure(self) -> bool:
+        return self.environment == "azure"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: Any,
+        env_settings: Any,
+        dotenv_settings: Any,
+        file_secret_settings: Any,
+    ) -> tuple[Any, ...]:
+        local = _LocalSettingsJson(settings_cls, local_settings_path())
+        return (init_settings, env_settings, local)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once (Functions restarts the worker on a change)."""
+    return Settings()
