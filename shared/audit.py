@@ -111,7 +111,7 @@ def after_request(call: Call, op: Operation, status: int, elapsed_ms: float) -> 
                 credential=principal.kind if principal else None,
                 method=method,
                 route=op.route,
-                path=call.req.url.split("?", 1)[0][-500:],
+                path=call.path[:500],
                 status=status,
                 duration_ms=round(elapsed_ms, 2),
                 request_id=call.request_id,

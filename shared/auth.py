@@ -62,7 +62,8 @@ def credentials_of(req: func.HttpRequest) -> tuple[str, str] | None:
     return None
 
 
-def authorize(req: func.HttpRequest, requirement: Requirement) -> Principal | None:
+def authenticate(req: func.HttpRequest, requirement: Requirement) -> Principal | None:
+    """The caller's principal; None on public routes. 401 without valid credentials."""
     if requirement == PUBLIC:
         return None
     creds = credentials_of(req)
@@ -70,17 +71,25 @@ def authorize(req: func.HttpRequest, requirement: Requirement) -> Principal | No
         raise Unauthorized("Sign in: send a bearer token or an X-API-Key.")
     from shared.services import authenticator  # late: the guard must not build services at import
 
-    principal = authenticator().authenticate(*creds)
-    if requirement == SIGNED_IN:
-        return principal
+    return authenticator().authenticate(*creds)
+
+
+def require(principal: Principal | None, requirement: Requirement) -> None:
+    """403 unless the principal meets the requirement."""
+    if requirement in (PUBLIC, SIGNED_IN) or principal is None:
+        return
     if requirement == ADMIN:
         if not principal.is_admin:
             raise Forbidden("This route needs the admin role.", code="ADMIN_REQUIRED")
-        return principal
-    if not principal.has(requirement):
+    elif not principal.has(requirement):
         raise Forbidden(
             f"Missing scope '{requirement}'.",
             code="MISSING_SCOPE",
             extra={"missing_scope": requirement},
         )
+
+
+def authorize(req: func.HttpRequest, requirement: Requirement) -> Principal | None:
+    principal = authenticate(req, requirement)
+    require(principal, requirement)
     return principal

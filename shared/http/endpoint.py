@@ -22,7 +22,7 @@ from azure.core.exceptions import AzureError, HttpResponseError
 from pydantic import BaseModel, ValidationError
 
 from shared import audit
-from shared.auth import Principal, Requirement, authorize
+from shared.auth import Principal, Requirement, authenticate, require
 from shared.errors import (
     AppError,
     PayloadTooLarge,
@@ -70,6 +70,10 @@ class Call:
     def user(self) -> Principal:
         assert self.principal is not None, "route declared auth=public but needs a principal"
         return self.principal
+
+    @property
+    def path(self) -> str:
+        return path_of(self.req)
 
     def param(self, name: str) -> str:
         return self.req.route_params.get(name, "")
@@ -165,7 +169,8 @@ def handle(req: func.HttpRequest, handler: Handler, op: Operation) -> func.HttpR
     call = Call(req=req, request_id=request_id)
     try:
         try:
-            call.principal = authorize(req, op.auth)
+            call.principal = authenticate(req, op.auth)
+            require(call.principal, op.auth)
             response = handler(call)
         except Exception as exc:
             problem = _problem_for(exc)
@@ -175,7 +180,7 @@ def handle(req: func.HttpRequest, handler: Handler, op: Operation) -> func.HttpR
                     exc_info=exc,
                     extra={"route": op.route, "method": req.method, "code": problem.code},
                 )
-            response = problem_response(problem, request_id, instance=_path_of(req))
+            response = problem_response(problem, request_id, instance=path_of(req))
         response.headers["X-Request-ID"] = request_id
         elapsed_ms = (time.perf_counter() - started) * 1000
         audit.after_request(call, op, response.status_code, elapsed_ms)
@@ -191,7 +196,7 @@ def handle(req: func.HttpRequest, handler: Handler, op: Operation) -> func.HttpR
         request_id_var.reset(token)
 
 
-def _path_of(req: func.HttpRequest) -> str:
+def path_of(req: func.HttpRequest) -> str:
     url = req.url or ""
     path = url.split("://", 1)[-1]
     path = "/" + path.split("/", 1)[1] if "/" in path else "/"
