@@ -1,0 +1,114 @@
+"""Shared fixtures: a real Azurite (in memory, free ports) and the app served over HTTP.
+
+Fixtures are lazy: unit tests that use none of them start nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+ADMIN = "admin"
+ADMIN_PASSWORD = "bootstrap-secret-for-tests"
+
+# Settings for the app under test; shortened timings keep lockout/cache tests fast.
+TEST_ENV = {
+    "APP_ENVIRONMENT": "local",
+    "LOCAL_SETTINGS_PATH": os.devnull,
+    "BOOTSTRAP_ADMIN_USERNAME": ADMIN,
+    "BOOTSTRAP_ADMIN_PASSWORD": ADMIN_PASSWORD,
+    "AUTH_CACHE_TTL_SECONDS": "1",
+    "LOGIN_MAX_FAILURES": "3",
+    "LOGIN_LOCKOUT_SECONDS": "3",
+    "LOG_LEVEL": "WARNING",
+}
+
+
+@pytest.fixture(scope="session")
+def azurite() -> Iterator[object]:
+    from devhost.azurite import start_azurite
+
+    server = start_azurite(in_memory=True)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def app_env(azurite: object) -> Iterator[dict[str, str]]:
+    """Point the app's settings at the test Azurite for the whole session."""
+    from shared import services
+
+    env = dict(TEST_ENV)
+    env["STORAGE_CONNECTION_STRING"] = azurite.connection_string  # type: ignore[attr-defined]
+    env["AzureWebJobsStorage"] = env["STORAGE_CONNECTION_STRING"]
+    env["JWT_SIGNING_KEY"] = secrets.token_urlsafe(48)
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    services.reset()
+    try:
+        yield env
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        services.reset()
+
+
+@pytest.fixture(scope="session")
+def host(app_env: dict[str, str]) -> Iterator[object]:
+    """function_app served by the local host on a free port (the real HTTP path)."""
+    import function_app
+    from devhost.server import LocalHost
+
+    server = LocalHost(function_app.app, port=0)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture()
+def client(host: object) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=host.url, timeout=30) as c:  # type: ignore[attr-defined]
+        yield c
+
+
+def login(client: httpx.Client, username: str, password: str) -> str:
+    r = client.post("/auth/jwt/login", data={"username": username, "password": password})
+    assert r.status_code == 200, r.text
+    return r.json()["access_token"]
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture()
+def admin_headers(client: httpx.Client) -> dict[str, str]:
+    return bearer(login(client, ADMIN, ADMIN_PASSWORD))
+
+
+@pytest.fixture()
+def make_user(client: httpx.Client, admin_headers: dict[str, str]):
+    """Create a user with the given roles; returns (id, username, password, headers)."""
+
+    def make(roles: list[str] | None = None) -> tuple[str, str, str, dict[str, str]]:
+        username = f"u{secrets.token_hex(5)}"
+        password = secrets.token_urlsafe(16)
+        body = {"username": username, "password": password}
+        if roles is not None:
+            body["roles"] = roles
+        r = client.post("/auth/register", json=body, headers=admin_headers)
+        assert r.status_code == 201, r.text
+        return r.json()["id"], username, password, bearer(login(client, username, password))
+
+    return make
