@@ -9,16 +9,19 @@ import os
 import secrets
 from collections.abc import Iterator
 
+from pathlib import Path
+
 import httpx
 import pytest
 
+ROOT = Path(__file__).resolve().parent.parent
 ADMIN = "admin"
 ADMIN_PASSWORD = "bootstrap-secret-for-tests"
 
 # Settings for the app under test; shortened timings keep lockout/cache tests fast.
 TEST_ENV = {
     "APP_ENVIRONMENT": "local",
-    "LOCAL_SETTINGS_PATH": os.devnull,
+    "LOCAL_SETTINGS_PATH": str(ROOT / "tests" / "no-local-settings.json"),
     "BOOTSTRAP_ADMIN_USERNAME": ADMIN,
     "BOOTSTRAP_ADMIN_PASSWORD": ADMIN_PASSWORD,
     "AUTH_CACHE_TTL_SECONDS": "1",
@@ -67,8 +70,10 @@ def host(app_env: dict[str, str]) -> Iterator[object]:
     """function_app served by the local host on a free port (the real HTTP path)."""
     import function_app
     from devhost.server import LocalHost
+    from devhost.settings import HostConfig
 
-    server = LocalHost(function_app.app, port=0)
+    config = HostConfig.load(ROOT / "host.json")
+    server = LocalHost(function_app.app, port=0, config=config)
     server.start()
     try:
         yield server

@@ -72,7 +72,10 @@ def test_catch_all_takes_the_rest_and_may_be_empty() -> None:
 
 
 def test_complex_segment() -> None:
-    assert params("files/{name}.{ext}", "/files/report.tar.gz") == {"name": "report", "ext": "tar.gz"}
+    assert params("files/{name}.{ext}", "/files/report.tar.gz") == {
+        "name": "report",
+        "ext": "tar.gz",
+    }
 
 
 def test_literals_match_case_insensitively_and_trailing_slash_is_tolerated() -> None:
