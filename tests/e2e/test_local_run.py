@@ -42,10 +42,11 @@ def devhost(outage_azurite: object, tmp_path: Path) -> Iterator[str]:
         "GIT_METADATA": "e2e-build-1",
         "HEALTH_TIMEOUT_SECONDS": "1",
     }
+    log = (tmp_path / "devhost.log").open("w")  # a file, not a pipe: it never fills up
     proc = subprocess.Popen(
         [sys.executable, "-m", "devhost", "--port", str(port),
          "--settings", str(tmp_path / "absent.json"), "--no-timers"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -57,13 +58,14 @@ def devhost(outage_azurite: object, tmp_path: Path) -> Iterator[str]:
             time.sleep(0.1)
     else:
         proc.kill()
-        pytest.fail("devhost did not start:\n" + (proc.stdout.read() if proc.stdout else ""))
+        pytest.fail("devhost did not start:\n" + (tmp_path / "devhost.log").read_text())
     yield url
     proc.terminate()
     try:
         proc.wait(timeout=10)
     except subprocess.TimeoutExpired:
         proc.kill()
+    log.close()
 
 
 def test_devhost_serves_heartbeat_health_and_docs(devhost: str) -> None:
