@@ -2,9 +2,9 @@
 
 import azure.functions as func
 
-from functions import api_keys, audit, auth, docs, heartbeat, roles, users
+from functions import api_keys, audit, auth, docs, heartbeat, models, roles, users
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
-for area in (heartbeat, docs, auth, users, roles, api_keys, audit):
+for area in (heartbeat, docs, auth, users, roles, api_keys, audit, models):
     app.register_functions(area.bp)

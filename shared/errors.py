@@ -78,6 +78,15 @@ class ValidationFailed(AppError):
     def __init__(self, detail: str | None = None, errors: list[dict[str, Any]] | None = None):
         super().__init__(detail, extra={"errors": errors or []})
 
+    @classmethod
+    def from_pydantic(cls, exc: Any, detail: str = "The data is not valid.") -> ValidationFailed:
+        """Field errors without the offending input (it may be a password)."""
+        errors = [
+            {"loc": [str(p) for p in e["loc"]], "msg": e["msg"], "type": e["type"]}
+            for e in exc.errors(include_url=False, include_input=False, include_context=False)
+        ]
+        return cls(detail, errors)
+
 
 class TooManyRequests(AppError):
     status, code, title = 429, "TOO_MANY_REQUESTS", "Too many requests"

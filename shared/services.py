@@ -18,11 +18,15 @@ from shared.settings import get_settings
 
 if TYPE_CHECKING:
     from shared.audit import AuditLog
+    from shared.idempotency import IdempotencyStore
     from shared.identity.accounts import Accounts
     from shared.identity.authenticator import Authenticator
     from shared.identity.roles import RoleStore
     from shared.identity.tokens import TokenService
     from shared.identity.users import UserStore
+    from shared.registry.loader import ModelLoader
+    from shared.registry.store import ModelRegistry
+    from shared.registry.uploads import ModelUploads
     from shared.secrets import SecretStore
     from shared.storage import Storage
 
@@ -157,3 +161,38 @@ def audit_log() -> AuditLog:
     from shared.audit import TABLE, AuditLog
 
     return AuditLog(storage().table(TABLE))
+
+
+@singleton
+def idempotency_store() -> IdempotencyStore:
+    from shared.idempotency import TABLE, IdempotencyStore
+
+    return IdempotencyStore(storage().table(TABLE))
+
+
+@singleton
+def model_registry() -> ModelRegistry:
+    from shared.registry.store import ALIASES_TABLE, CONTAINER, MODELS_TABLE, ModelRegistry
+
+    s = storage()
+    return ModelRegistry(s.table(MODELS_TABLE), s.table(ALIASES_TABLE), s.container(CONTAINER))
+
+
+@singleton
+def model_uploads() -> ModelUploads:
+    from shared.registry.uploads import ModelUploads
+
+    return ModelUploads(model_registry(), idempotency_store(), get_settings().allow_pickle_models)
+
+
+@singleton
+def model_loader() -> ModelLoader:
+    from shared.registry.loader import ModelLoader
+
+    settings = get_settings()
+    return ModelLoader(
+        model_registry(),
+        max_cache_bytes=settings.model_cache_bytes,
+        alias_ttl_seconds=settings.alias_cache_ttl_seconds,
+        intra_op_threads=settings.onnx_intra_op_threads,
+    )

@@ -169,6 +169,29 @@ class Settings(BaseSettings):
     )
     page_size_max: int = Field(default=200, ge=1, validation_alias=AliasChoices("PAGE_SIZE_MAX"))
 
+    # --- registry -------------------------------------------------------------------------
+    allow_pickle_models: bool = Field(
+        default=False,
+        validation_alias=AliasChoices("ALLOW_PICKLE_MODELS"),
+        description="Accept pickle/joblib uploads (admins only). They run code when loaded.",
+    )
+    model_cache_bytes: int = Field(
+        default=1024 * 1024 * 1024,
+        ge=1024,
+        validation_alias=AliasChoices("MODEL_CACHE_BYTES"),
+        description="Bound of the per-process model cache (serialized size).",
+    )
+    alias_cache_ttl_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        le=60,
+        validation_alias=AliasChoices("ALIAS_CACHE_TTL_SECONDS"),
+        description="How long an instance keeps an alias resolution (promotion delay).",
+    )
+    onnx_intra_op_threads: int = Field(
+        default=1, ge=1, le=64, validation_alias=AliasChoices("ONNX_INTRA_OP_THREADS")
+    )
+
     # --- training -------------------------------------------------------------------------
     training_schedule: str = Field(
         default="0 0 2 1 * *",

@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Iterator
-
 from pathlib import Path
 
 import httpx

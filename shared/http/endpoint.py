@@ -49,14 +49,6 @@ def request_id_for(req: func.HttpRequest) -> str:
     return uuid.uuid4().hex
 
 
-def validation_errors(exc: ValidationError) -> list[dict[str, Any]]:
-    """Pydantic errors without the offending input (it may be a password)."""
-    return [
-        {"loc": [str(p) for p in e["loc"]], "msg": e["msg"], "type": e["type"]}
-        for e in exc.errors(include_url=False, include_input=False, include_context=False)
-    ]
-
-
 @dataclass
 class Call:
     """What a handler gets: the request, its id, the authenticated principal."""
@@ -97,7 +89,7 @@ class Call:
         try:
             return model.model_validate_json(body)
         except ValidationError as exc:
-            raise ValidationFailed("The body is not valid.", validation_errors(exc)) from None
+            raise ValidationFailed.from_pydantic(exc, "The body is not valid.") from None
 
     def form_or_json(self, model: type[M]) -> M:
         """OAuth2-style endpoints accept a urlencoded form (ADF) or JSON."""
@@ -111,16 +103,14 @@ class Call:
             try:
                 return model.model_validate(fields)
             except ValidationError as exc:
-                raise ValidationFailed("The form is not valid.", validation_errors(exc)) from None
+                raise ValidationFailed.from_pydantic(exc, "The form is not valid.") from None
         return self.json(model)
 
     def query(self, model: type[M]) -> M:
         try:
             return model.model_validate(dict(self.req.params))
         except ValidationError as exc:
-            raise ValidationFailed(
-                "The query string is not valid.", validation_errors(exc)
-            ) from None
+            raise ValidationFailed.from_pydantic(exc, "The query string is not valid.") from None
 
 
 @dataclass(frozen=True)
@@ -151,7 +141,7 @@ def _problem_for(exc: Exception) -> AppError:
     if isinstance(exc, AppError):
         return exc
     if isinstance(exc, ValidationError):
-        return ValidationFailed("The data is not valid.", validation_errors(exc))
+        return ValidationFailed.from_pydantic(exc)
     if isinstance(exc, AzureError) and not (
         isinstance(exc, HttpResponseError) and exc.status_code and exc.status_code < 500
     ):

@@ -73,8 +73,10 @@ def parse_multipart(req: func.HttpRequest, limit: int) -> Form:
             )
         )
 
-    headers = {k: v.encode() for k, v in req.headers.items()}
-    headers["Content-Length"] = str(len(body)).encode()
+    headers = {
+        "Content-Type": (req.headers.get("content-type") or "").encode(),
+        "Content-Length": str(len(body)).encode(),
+    }
     try:
         parse_form(headers, io.BytesIO(body), on_field, on_file)
     except Exception as exc:  # noqa: BLE001 - the parser raises several types on bad input

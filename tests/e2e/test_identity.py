@@ -29,9 +29,17 @@ def test_adf_form_login_byte_for_byte(client: httpx.Client) -> None:
 
 def test_form_login_with_swagger_extras_and_url_encoding(client: httpx.Client, make_user) -> None:
     _, username, password, _ = make_user()
-    r = client.post("/auth/jwt/login", data={
-        "username": username, "password": password, "grant_type": "password", "scope": "",
-        "client_id": "adf", "client_secret": ""})
+    r = client.post(
+        "/auth/jwt/login",
+        data={
+            "username": username,
+            "password": password,
+            "grant_type": "password",
+            "scope": "",
+            "client_id": "adf",
+            "client_secret": "",
+        },
+    )
     assert r.status_code == 200
 
 
@@ -40,8 +48,9 @@ def test_json_login(client: httpx.Client) -> None:
     assert r.status_code == 200 and r.json()["access_token"]
 
 
-def test_wrong_password_and_unknown_user_get_the_same_answer(client: httpx.Client,
-                                                              make_user) -> None:
+def test_wrong_password_and_unknown_user_get_the_same_answer(
+    client: httpx.Client, make_user
+) -> None:
     _, username, _, _ = make_user()
     wrong = client.post("/auth/jwt/login", data={"username": username, "password": "nope-nope"})
     unknown = client.post("/auth/jwt/login", data={"username": "ghost-user", "password": "x"})
@@ -70,9 +79,12 @@ def test_lockout_after_failures_and_its_expiry(client: httpx.Client, make_user) 
     assert locked.json()["code"] == "LOGIN_LOCKED"
     assert 1 <= int(locked.headers["retry-after"]) <= 3
     time.sleep(int(locked.headers["retry-after"]) + 0.5)
-    assert client.post(
-        "/auth/jwt/login", data={"username": username, "password": password}
-    ).status_code == 200
+    assert (
+        client.post(
+            "/auth/jwt/login", data={"username": username, "password": password}
+        ).status_code
+        == 200
+    )
 
 
 def forge(client: httpx.Client, **changes) -> str:
@@ -120,8 +132,13 @@ def test_revocation_is_stored_not_only_cached(client: httpx.Client, make_user) -
 def test_user_role_is_confined(client: httpx.Client, make_user) -> None:
     _, _, _, headers = make_user(["user"])
     assert client.get("/users/me", headers=headers).status_code == 200
-    for method, path in [("GET", "/users"), ("GET", "/roles"), ("GET", "/audit"),
-                         ("POST", "/roles"), ("DELETE", "/users/0123")]:
+    for method, path in [
+        ("GET", "/users"),
+        ("GET", "/roles"),
+        ("GET", "/audit"),
+        ("POST", "/roles"),
+        ("DELETE", "/users/0123"),
+    ]:
         r = client.request(method, path, headers=headers, json={})
         assert r.status_code == 403, (method, path, r.text)
         assert r.json()["code"] == "ADMIN_REQUIRED"
@@ -131,8 +148,12 @@ def test_idor_on_users_is_refused(client: httpx.Client, make_user) -> None:
     victim_id, _, _, _ = make_user()
     _, _, _, headers = make_user()
     assert client.get(f"/users/{victim_id}", headers=headers).status_code == 403
-    assert client.patch(f"/users/{victim_id}", headers=headers,
-                        json={"email": "x@evil.io"}).status_code == 403
+    assert (
+        client.patch(
+            f"/users/{victim_id}", headers=headers, json={"email": "x@evil.io"}
+        ).status_code
+        == 403
+    )
     assert client.delete(f"/users/{victim_id}", headers=headers).status_code == 403
 
 
@@ -148,15 +169,22 @@ def test_me_update_email_and_password(client: httpx.Client, make_user) -> None:
     _, username, password, headers = make_user()
     r = client.patch("/users/me", headers=headers, json={"email": "me@example.org"})
     assert r.status_code == 200 and r.json()["email"] == "me@example.org"
-    r = client.patch("/users/me", headers=headers,
-                     json={"password": "new-password-long", "current_password": "wrong"})
+    r = client.patch(
+        "/users/me",
+        headers=headers,
+        json={"password": "new-password-long", "current_password": "wrong"},
+    )
     assert r.status_code == 400 and r.json()["code"] == "BAD_CURRENT_PASSWORD"
-    r = client.patch("/users/me", headers=headers,
-                     json={"password": "short", "current_password": password})
+    r = client.patch(
+        "/users/me", headers=headers, json={"password": "short", "current_password": password}
+    )
     assert r.status_code == 422
     time.sleep(1.05)  # tokens issued before the change (same second) stay valid
-    r = client.patch("/users/me", headers=headers,
-                     json={"password": "new-password-long", "current_password": password})
+    r = client.patch(
+        "/users/me",
+        headers=headers,
+        json={"password": "new-password-long", "current_password": password},
+    )
     assert r.status_code == 200
     assert "password_hash" not in r.text
     time.sleep(1.1)
@@ -172,26 +200,39 @@ def test_register_rules(client: httpx.Client, admin_headers, make_user) -> None:
     r = client.post("/auth/register", json={**body, "roles": ["user"]}, headers=admin_headers)
     assert r.status_code == 201
     user = r.json()
-    assert set(user) == {"id", "username", "email", "roles", "is_active", "created_at",
-                         "updated_at"}
+    assert set(user) == {
+        "id",
+        "username",
+        "email",
+        "roles",
+        "is_active",
+        "created_at",
+        "updated_at",
+    }
     assert r.headers["location"] == f"/users/{user['id']}"
-    dup = client.post("/auth/register", json={**body, "username": "NEWCOMER1"},
-                      headers=admin_headers)
+    dup = client.post(
+        "/auth/register", json={**body, "username": "NEWCOMER1"}, headers=admin_headers
+    )
     assert dup.status_code == 409 and dup.json()["code"] == "USER_ALREADY_EXISTS"
-    weak = client.post("/auth/register", json={"username": "weakling", "password": "short"},
-                       headers=admin_headers)
+    weak = client.post(
+        "/auth/register", json={"username": "weakling", "password": "short"}, headers=admin_headers
+    )
     assert weak.status_code == 422
-    bad_name = client.post("/auth/register", json={"username": "../etc", "password": "x" * 20},
-                           headers=admin_headers)
+    bad_name = client.post(
+        "/auth/register", json={"username": "../etc", "password": "x" * 20}, headers=admin_headers
+    )
     assert bad_name.status_code == 422
-    unknown_role = client.post("/auth/register", json={
-        "username": "roleless", "password": "long-enough-pass", "roles": ["wizard"]},
-        headers=admin_headers)
+    unknown_role = client.post(
+        "/auth/register",
+        json={"username": "roleless", "password": "long-enough-pass", "roles": ["wizard"]},
+        headers=admin_headers,
+    )
     assert unknown_role.status_code == 404
 
 
-def test_admin_manages_users_with_pagination(client: httpx.Client, admin_headers,
-                                             make_user) -> None:
+def test_admin_manages_users_with_pagination(
+    client: httpx.Client, admin_headers, make_user
+) -> None:
     ids = {make_user()[0] for _ in range(3)}
     seen, token = set(), None
     for _ in range(50):
@@ -203,12 +244,17 @@ def test_admin_manages_users_with_pagination(client: httpx.Client, admin_headers
         if not token:
             break
     assert ids <= seen
-    assert client.get("/users", headers=admin_headers,
-                      params={"continuation_token": "!!bad"}).status_code == 422
+    assert (
+        client.get(
+            "/users", headers=admin_headers, params={"continuation_token": "!!bad"}
+        ).status_code
+        == 422
+    )
 
 
-def test_deactivated_and_deleted_users_are_locked_out(client: httpx.Client, admin_headers,
-                                                      make_user) -> None:
+def test_deactivated_and_deleted_users_are_locked_out(
+    client: httpx.Client, admin_headers, make_user
+) -> None:
     uid, _, _, headers = make_user()
     r = client.patch(f"/users/{uid}", headers=admin_headers, json={"is_active": False})
     assert r.status_code == 200 and r.json()["is_active"] is False
@@ -224,24 +270,38 @@ def test_deactivated_and_deleted_users_are_locked_out(client: httpx.Client, admi
 def test_admin_cannot_lock_themselves_out(client: httpx.Client, admin_headers) -> None:
     me = client.get("/users/me", headers=admin_headers).json()
     assert client.delete(f"/users/{me['id']}", headers=admin_headers).status_code == 409
-    assert client.patch(f"/users/{me['id']}", headers=admin_headers,
-                        json={"roles": ["user"]}).status_code == 409
+    assert (
+        client.patch(
+            f"/users/{me['id']}", headers=admin_headers, json={"roles": ["user"]}
+        ).status_code
+        == 409
+    )
 
 
-def test_roles_crud_and_scope_enforcement(client: httpx.Client, admin_headers,
-                                          make_user) -> None:
-    r = client.post("/roles", headers=admin_headers,
-                    json={"name": "auditor", "scopes": ["audit:read"], "description": "reads"})
+def test_roles_crud_and_scope_enforcement(client: httpx.Client, admin_headers, make_user) -> None:
+    r = client.post(
+        "/roles",
+        headers=admin_headers,
+        json={"name": "auditor", "scopes": ["audit:read"], "description": "reads"},
+    )
     assert r.status_code in (201, 409)
     assert client.get("/roles/auditor", headers=admin_headers).json()["scopes"] == ["audit:read"]
     r = client.put("/roles/trainer", headers=admin_headers, json={"scopes": ["train"]})
     assert r.status_code in (200, 201)
-    assert client.post("/roles", headers=admin_headers,
-                       json={"name": "bad", "scopes": ["fly"]}).status_code == 422
+    assert (
+        client.post(
+            "/roles", headers=admin_headers, json={"name": "bad", "scopes": ["fly"]}
+        ).status_code
+        == 422
+    )
     for name in ("admin", "user"):
         assert client.delete(f"/roles/{name}", headers=admin_headers).status_code == 409
-        assert client.put(f"/roles/{name}", headers=admin_headers,
-                          json={"scopes": ["predict"]}).status_code == 409
+        assert (
+            client.put(
+                f"/roles/{name}", headers=admin_headers, json={"scopes": ["predict"]}
+            ).status_code
+            == 409
+        )
     names = {r["name"] for r in client.get("/roles", headers=admin_headers).json()["items"]}
     assert {"admin", "user", "auditor", "trainer"} <= names
     assert client.delete("/roles/auditor", headers=admin_headers).status_code == 204
@@ -273,21 +333,27 @@ def test_api_keys_scopes_and_revocation(client: httpx.Client, make_user) -> None
     assert client.get("/users/me", headers={"X-API-Key": key[:-2] + "zz"}).status_code == 401
 
 
-def test_api_key_cannot_reach_admin_routes_unless_admin(client: httpx.Client,
-                                                        admin_headers, make_user) -> None:
+def test_api_key_cannot_reach_admin_routes_unless_admin(
+    client: httpx.Client, admin_headers, make_user
+) -> None:
     _, _, _, headers = make_user(["user"])
-    key = client.post("/api-keys", headers=headers,
-                      json={"name": "k", "scopes": ["models:read"]}).json()["key"]
+    key = client.post(
+        "/api-keys", headers=headers, json={"name": "k", "scopes": ["models:read"]}
+    ).json()["key"]
     assert client.get("/users", headers={"X-API-Key": key}).status_code == 403
-    admin_key = client.post("/api-keys", headers=admin_headers,
-                            json={"name": "ops", "scopes": ["*"]}).json()["key"]
+    admin_key = client.post(
+        "/api-keys", headers=admin_headers, json={"name": "ops", "scopes": ["*"]}
+    ).json()["key"]
     assert client.get("/users", headers={"X-API-Key": admin_key}).status_code == 200
 
 
 def test_expired_api_key_is_refused(client: httpx.Client, make_user) -> None:
     _, _, _, headers = make_user()
-    past = client.post("/api-keys", headers=headers, json={
-        "name": "old", "scopes": ["predict"], "expires_at": "2020-01-01T00:00:00Z"})
+    past = client.post(
+        "/api-keys",
+        headers=headers,
+        json={"name": "old", "scopes": ["predict"], "expires_at": "2020-01-01T00:00:00Z"},
+    )
     assert past.status_code == 422
 
 
@@ -303,12 +369,14 @@ def test_bootstrap_is_idempotent(client: httpx.Client, admin_headers) -> None:
     assert after["id"] == before["id"] and after["created_at"] == before["created_at"]
 
 
-def test_audit_records_mutations_and_refusals(client: httpx.Client, admin_headers,
-                                              make_user) -> None:
+def test_audit_records_mutations_and_refusals(
+    client: httpx.Client, admin_headers, make_user
+) -> None:
     _, username, _, headers = make_user(["user"])
     client.get("/users", headers=headers)  # refused: 403
-    client.patch("/users/me", headers={**headers, "X-Request-ID": "audit-probe-1"},
-                 json={"email": "a@b.io"})
+    client.patch(
+        "/users/me", headers={**headers, "X-Request-ID": "audit-probe-1"}, json={"email": "a@b.io"}
+    )
     client.get("/users/me", headers=headers)  # a read: not audited
     entries = client.get("/audit", headers=admin_headers, params={"user": username}).json()
     rows = {(e["method"], e["route"], e["status"]) for e in entries["items"]}

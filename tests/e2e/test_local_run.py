@@ -44,9 +44,21 @@ def devhost(outage_azurite: object, tmp_path: Path) -> Iterator[str]:
     }
     log = (tmp_path / "devhost.log").open("w")  # a file, not a pipe: it never fills up
     proc = subprocess.Popen(
-        [sys.executable, "-m", "devhost", "--port", str(port),
-         "--settings", str(tmp_path / "absent.json"), "--no-timers"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "devhost",
+            "--port",
+            str(port),
+            "--settings",
+            str(tmp_path / "absent.json"),
+            "--no-timers",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -104,8 +116,7 @@ def test_a_storage_outage_on_a_data_route_is_a_503_problem(
     devhost: str, outage_azurite: object
 ) -> None:
     outage_azurite.stop()  # type: ignore[attr-defined]
-    r = httpx.post(devhost + "/auth/jwt/login", data={"username": "x", "password": "y"},
-                   timeout=20)
+    r = httpx.post(devhost + "/auth/jwt/login", data={"username": "x", "password": "y"}, timeout=20)
     assert r.status_code == 503
     assert r.headers["content-type"].startswith("application/problem+json")
     assert "Traceback" not in r.text

@@ -26,7 +26,11 @@ def test_health_reports_each_dependency(client: httpx.Client) -> None:
     body = r.json()
     assert body["status"] == "ok" and body["failing"] == []
     assert {k: v["status"] for k, v in body["checks"].items()} == {
-        "blob": "ok", "table": "ok", "queue": "ok", "key_vault": "skipped"}
+        "blob": "ok",
+        "table": "ok",
+        "queue": "ok",
+        "key_vault": "skipped",
+    }
 
 
 def test_openapi_is_valid_and_lists_every_http_route(client: httpx.Client, host) -> None:
@@ -73,6 +77,11 @@ def test_everything_but_public_routes_is_closed(client: httpx.Client) -> None:
             assert r.headers["www-authenticate"].startswith("Bearer")
             assert r.headers["content-type"].startswith("application/problem+json")
     assert public == {
-        "GET /heartbeat", "GET /health", "GET /openapi.json", "GET /docs", "GET /docs/{asset}",
-        "POST /auth/jwt/login", "POST /auth/register",
+        "GET /heartbeat",
+        "GET /health",
+        "GET /openapi.json",
+        "GET /docs",
+        "GET /docs/{asset}",
+        "POST /auth/jwt/login",
+        "POST /auth/register",
     }

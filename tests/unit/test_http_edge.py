@@ -11,8 +11,15 @@ from shared.auth import PUBLIC
 from shared.errors import Conflict, NotFound, TooManyRequests
 from shared.http.endpoint import Call, Operation, handle, request_id_for
 
-OP = Operation(route="things/{id}", method="POST", function_name="t", summary="", tag="t",
-               auth=PUBLIC, audited=False)
+OP = Operation(
+    route="things/{id}",
+    method="POST",
+    function_name="t",
+    summary="",
+    tag="t",
+    auth=PUBLIC,
+    audited=False,
+)
 
 
 class Thing(BaseModel):
@@ -21,8 +28,13 @@ class Thing(BaseModel):
 
 
 def request(body: bytes = b"", headers: dict | None = None) -> func.HttpRequest:
-    return func.HttpRequest("POST", "http://localhost/things/1?x=1", headers=headers or {},
-                            body=body, route_params={"id": "1"})
+    return func.HttpRequest(
+        "POST",
+        "http://localhost/things/1?x=1",
+        headers=headers or {},
+        body=body,
+        route_params={"id": "1"},
+    )
 
 
 def run(handler, req: func.HttpRequest | None = None) -> tuple[func.HttpResponse, dict]:
@@ -86,8 +98,10 @@ def test_invalid_body_is_422_with_field_errors_and_no_echo() -> None:
         call.json(Thing)
         raise AssertionError("unreachable")
 
-    resp, body = run(handler, request(b'{"name": "hunter2-secret", "size": "big"}',
-                                      {"content-type": "application/json"}))
+    resp, body = run(
+        handler,
+        request(b'{"name": "hunter2-secret", "size": "big"}', {"content-type": "application/json"}),
+    )
     assert resp.status_code == 422
     assert body["errors"][0]["loc"] == ["size"]
     assert "hunter2-secret" not in resp.get_body().decode()

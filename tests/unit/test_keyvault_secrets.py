@@ -63,16 +63,28 @@ class RecordedVault(requests.adapters.BaseAdapter):
         name = request.path_url.split("?")[0].rstrip("/").split("/")[2]
         if name in self.secrets:
             resp.status_code = 200
-            resp._content = json.dumps({
-                "value": self.secrets[name],
-                "id": f"{VAULT}/secrets/{name}/0123456789abcdef",
-                "attributes": {"enabled": True, "created": 1700000000, "updated": 1700000000,
-                               "recoveryLevel": "Recoverable+Purgeable"},
-            }).encode()
+            resp._content = json.dumps(
+                {
+                    "value": self.secrets[name],
+                    "id": f"{VAULT}/secrets/{name}/0123456789abcdef",
+                    "attributes": {
+                        "enabled": True,
+                        "created": 1700000000,
+                        "updated": 1700000000,
+                        "recoveryLevel": "Recoverable+Purgeable",
+                    },
+                }
+            ).encode()
         else:
             resp.status_code = 404
-            resp._content = json.dumps({"error": {"code": "SecretNotFound",
-                                                  "message": f"A secret with (name/id) {name} was not found in this key vault."}}).encode()
+            resp._content = json.dumps(
+                {
+                    "error": {
+                        "code": "SecretNotFound",
+                        "message": f"A secret with (name/id) {name} was not found.",
+                    }
+                }
+            ).encode()
         return _finish(resp)
 
     def close(self) -> None:
@@ -81,7 +93,9 @@ class RecordedVault(requests.adapters.BaseAdapter):
 
 def _finish(resp: requests.Response) -> requests.Response:
     resp.raw = urllib3.HTTPResponse(
-        body=io.BytesIO(resp._content), headers=dict(resp.headers), status=resp.status_code,
+        body=io.BytesIO(resp._content),
+        headers=dict(resp.headers),
+        status=resp.status_code,
         preload_content=False,
     )
     return resp
@@ -91,8 +105,9 @@ def vault(secrets: dict[str, str], fail: bool = False) -> tuple[KeyVaultSecrets,
     adapter = RecordedVault(secrets, fail)
     session = requests.Session()
     session.mount("https://", adapter)
-    store = KeyVaultSecrets(VAULT, FakeCredential(), transport=RequestsTransport(session=session),
-                            retry_total=0)
+    store = KeyVaultSecrets(
+        VAULT, FakeCredential(), transport=RequestsTransport(session=session), retry_total=0
+    )
     return store, adapter
 
 

@@ -11,8 +11,13 @@ from shared.settings import Settings, expand_development_storage
 def local_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "local.settings.json"
     monkeypatch.setenv("LOCAL_SETTINGS_PATH", str(path))
-    for name in ("MAX_PREDICT_RECORDS", "GIT_METADATA", "STORAGE_CONNECTION_STRING",
-                 "AzureWebJobsStorage", "APP_ENVIRONMENT"):
+    for name in (
+        "MAX_PREDICT_RECORDS",
+        "GIT_METADATA",
+        "STORAGE_CONNECTION_STRING",
+        "AzureWebJobsStorage",
+        "APP_ENVIRONMENT",
+    ):
         monkeypatch.delenv(name, raising=False)
     return path
 

@@ -20,8 +20,15 @@ def service(**kw) -> TokenService:
 
 def claims(**overrides) -> dict:
     now = int(time.time())
-    base = {"sub": "u1", "iat": now, "nbf": now, "exp": now + 60, "jti": "j1",
-            "iss": "ml-platform", "aud": "ml-platform-api"}
+    base = {
+        "sub": "u1",
+        "iat": now,
+        "nbf": now,
+        "exp": now + 60,
+        "jti": "j1",
+        "iss": "ml-platform",
+        "aud": "ml-platform-api",
+    }
     base.update(overrides)
     return base
 
@@ -48,17 +55,33 @@ def b64(data: dict) -> str:
         (lambda: b64({"alg": "none", "typ": "JWT"}) + "." + b64(claims()) + ".", "TOKEN_INVALID"),
         (lambda: jwt.encode(claims(), b"w" * 32, algorithm="HS256"), "TOKEN_INVALID"),
         (lambda: jwt.encode(claims(), KEY, algorithm="HS512"), "TOKEN_INVALID"),
-        (lambda: jwt.encode(claims(exp=int(time.time()) - 60), KEY, algorithm="HS256"),
-         "TOKEN_EXPIRED"),
+        (
+            lambda: jwt.encode(claims(exp=int(time.time()) - 60), KEY, algorithm="HS256"),
+            "TOKEN_EXPIRED",
+        ),
         (lambda: jwt.encode(claims(aud="someone-else"), KEY, algorithm="HS256"), "TOKEN_INVALID"),
         (lambda: jwt.encode(claims(iss="evil"), KEY, algorithm="HS256"), "TOKEN_INVALID"),
-        (lambda: jwt.encode({k: v for k, v in claims().items() if k != "jti"}, KEY,
-                            algorithm="HS256"), "TOKEN_INVALID"),
-        (lambda: jwt.encode(claims(nbf=int(time.time()) + 600), KEY, algorithm="HS256"),
-         "TOKEN_INVALID"),
+        (
+            lambda: jwt.encode(
+                {k: v for k, v in claims().items() if k != "jti"}, KEY, algorithm="HS256"
+            ),
+            "TOKEN_INVALID",
+        ),
+        (
+            lambda: jwt.encode(claims(nbf=int(time.time()) + 600), KEY, algorithm="HS256"),
+            "TOKEN_INVALID",
+        ),
     ],
-    ids=["alg-none", "wrong-key", "other-alg", "expired", "wrong-aud", "wrong-iss", "no-jti",
-         "not-yet-valid"],
+    ids=[
+        "alg-none",
+        "wrong-key",
+        "other-alg",
+        "expired",
+        "wrong-aud",
+        "wrong-iss",
+        "no-jti",
+        "not-yet-valid",
+    ],
 )
 def test_defective_tokens_are_401(token_factory, code) -> None:
     with pytest.raises(Unauthorized) as err:

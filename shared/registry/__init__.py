@@ -1,0 +1,1 @@
+"""The model registry: versions in Blob, metadata in Table, aliases, integrity."""

@@ -1,0 +1,148 @@
+"""The one model loader predict uses: resolve, download once, verify, load safely, cache.
+
+Cached per process by (name, version, sha256) in an LRU bounded by the bytes of the
+serialized files; aliases resolve through a short TTL so a promotion is seen within
+seconds without a storage read per prediction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+from shared.errors import AppError
+from shared.registry.formats import load_model
+from shared.registry.schemas import StoredFile, VersionInfo
+from shared.registry.store import ModelRegistry
+
+
+class ModelIntegrityFailed(AppError):
+    status, code, title = 409, "MODEL_INTEGRITY_FAILED", "Model integrity check failed"
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    name: str
+    version: int
+    sha256: str
+    format: str
+    model: Any
+    info: VersionInfo
+    size_bytes: int
+
+
+def serving_file(info: VersionInfo) -> StoredFile:
+    """The verified ONNX export when the version has one, else the model file itself."""
+    return next((f for f in info.files if f.role == "serving"), None) or next(
+        f for f in info.files if f.role == "model"
+    )
+
+
+class ModelLoader:
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        max_cache_bytes: int,
+        alias_ttl_seconds: float = 5.0,
+        intra_op_threads: int = 1,
+    ) -> None:
+        self.registry = registry
+        self.max_cache_bytes = max_cache_bytes
+        self.alias_ttl = alias_ttl_seconds
+        self.intra_op_threads = intra_op_threads
+        self._models: OrderedDict[tuple[str, int, str], LoadedModel] = OrderedDict()
+        self._cached_bytes = 0
+        self._resolved: dict[tuple[str, int | None, str | None], tuple[float, int]] = {}
+        self._infos: dict[tuple[str, int], tuple[float, VersionInfo]] = {}
+        self._lock = threading.Lock()
+        self._loading: dict[tuple[str, int, str], threading.Lock] = {}
+
+    def resolve(self, name: str, version: int | None = None, alias: str | None = None) -> int:
+        if version is not None:
+            return version
+        key = (name, version, alias)
+        now = time.monotonic()
+        hit = self._resolved.get(key)
+        if hit and now - hit[0] < self.alias_ttl:
+            return hit[1]
+        resolved = self.registry.resolve(name, version=version, alias=alias)
+        self._resolved[key] = (now, resolved)
+        return resolved
+
+    def info(self, name: str, version: int) -> VersionInfo:
+        now = time.monotonic()
+        hit = self._infos.get((name, version))
+        if hit and now - hit[0] < self.alias_ttl:
+            return hit[1]
+        info = self.registry.get_version(name, version)
+        self._infos[(name, version)] = (now, info)
+        return info
+
+    def load(self, name: str, version: int | None = None, alias: str | None = None) -> LoadedModel:
+        resolved = self.resolve(name, version, alias)
+        info = self.info(name, resolved)
+        stored = serving_file(info)
+        key = (name, resolved, stored.sha256)
+        with self._lock:
+            hit = self._models.get(key)
+            if hit is not None:
+                self._models.move_to_end(key)
+                return hit
+            gate = self._loading.setdefault(key, threading.Lock())
+        with gate:  # one download per model, however many requests arrive at once
+            with self._lock:
+                hit = self._models.get(key)
+            if hit is not None:
+                return hit
+            loaded = self._load(info, stored)
+            with self._lock:
+                self._models[key] = loaded
+                self._cached_bytes += loaded.size_bytes
+                while self._cached_bytes > self.max_cache_bytes and len(self._models) > 1:
+                    _, evicted = self._models.popitem(last=False)
+                    self._cached_bytes -= evicted.size_bytes
+                self._loading.pop(key, None)
+            return loaded
+
+    def read_verified(self, info: VersionInfo, stored: StoredFile) -> bytes:
+        """The file's bytes, refused with 409 unless they match the recorded size and hash."""
+        data = self.registry.read_file(stored)
+        if len(data) != stored.size_bytes or hashlib.sha256(data).hexdigest() != stored.sha256:
+            raise ModelIntegrityFailed(
+                f"The stored file of {info.name} version {info.version} does not match its"
+                " recorded SHA-256; it will not be used.",
+                extra={"path": stored.path},
+            )
+        return data
+
+    def forget_aliases(self, name: str) -> None:
+        """Drop this instance's alias resolutions of a model after a change made here."""
+        for key in [k for k in self._resolved if k[0] == name]:
+            self._resolved.pop(key, None)
+        for key in [k for k in self._infos if k[0] == name]:
+            self._infos.pop(key, None)
+
+    def _load(self, info: VersionInfo, stored: StoredFile) -> LoadedModel:
+        data = self.read_verified(info, stored)
+        fmt = stored.format or info.format
+        model = load_model(fmt, data, self.intra_op_threads)
+        return LoadedModel(
+            name=info.name,
+            version=info.version,
+            sha256=stored.sha256,
+            format=fmt,
+            model=model,
+            info=info,
+            size_bytes=stored.size_bytes,
+        )
+
+    def clear(self) -> None:
+        with self._lock:
+            self._models.clear()
+            self._cached_bytes = 0
+            self._resolved.clear()
+            self._infos.clear()

@@ -1,0 +1,584 @@
+"""Where a model is written to Blob and its metadata to Table Storage.
+
+Layout: blob ``models/{name}/{version}/model.<ext>`` and ``.../artifacts/<file>``;
+Table ``Models`` (PartitionKey = name, RowKey = zero-padded version, plus a ``~meta``
+row holding the version counter) and Table ``Aliases`` (PartitionKey = name, RowKey =
+alias).
+
+Ordering guarantees: a version number is reserved first (ETag-guarded counter, so
+concurrent uploads get distinct numbers and a number is never reused); the blobs are
+written next; the version row is created last, in one transaction with the model's
+``latest_version``. A crash therefore never leaves a row pointing at a missing blob;
+blobs left without a row are removed by :meth:`ModelRegistry.sweep_orphans`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import random
+import re
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import (
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+)
+from azure.data.tables import TableClient, TableTransactionError, UpdateMode
+from azure.storage.blob import ContainerClient
+
+from shared.errors import Conflict, NotFound, ServiceUnavailable, ValidationFailed
+from shared.names import check_alias, check_name
+from shared.registry.schemas import (
+    AliasInfo,
+    BestValue,
+    ComparedModel,
+    CompareResult,
+    Decision,
+    DecisionBody,
+    FileCheck,
+    Lineage,
+    ModelDetail,
+    ModelSummary,
+    StoredFile,
+    VerifyResult,
+    VersionBrief,
+    VersionInfo,
+    VersionMetadata,
+)
+from shared.tables import iso, page, parse_iso, utcnow
+
+MODELS_TABLE = "Models"
+ALIASES_TABLE = "Aliases"
+CONTAINER = "models"
+META = "~meta"  # sorts after every zero-padded version
+ARTIFACT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,127}$")
+LOWER_IS_BETTER = frozenset(
+    {"mae", "mse", "rmse", "log_loss", "mape", "max_error", "median_absolute_error", "brier"}
+)
+
+
+def row_key(version: int) -> str:
+    return f"{version:010d}"
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True)
+class NewFile:
+    """A file of a new version: the model itself, or an artifact kept beside it."""
+
+    filename: str
+    data: bytes
+
+
+class ModelRegistry:
+    def __init__(
+        self, models: TableClient, aliases: TableClient, container: ContainerClient
+    ) -> None:
+        self.models = models
+        self.aliases = aliases
+        self.container = container
+
+    # --- writing a version --------------------------------------------------------------
+    def register(
+        self,
+        name: str,
+        model_format: str,
+        model: NewFile,
+        artifacts: Iterable[NewFile],
+        meta: VersionMetadata,
+        created_by: str,
+        serving: NewFile | None = None,
+        serving_format: str | None = None,
+    ) -> VersionInfo:
+        check_name(name, "model")
+        artifacts = list(artifacts)
+        names = [a.filename for a in artifacts]
+        for filename in names:
+            if not ARTIFACT_NAME.match(filename) or ".." in filename:
+                raise ValidationFailed(f"Invalid artifact file name '{filename[:80]}'.")
+        if len(set(names)) != len(names):
+            raise ValidationFailed("Artifact file names must be unique.")
+        version = self._reserve_version(name)
+        prefix = f"{name}/{version}/"
+        ext = {"onnx": "onnx", "skops": "skops"}.get(model_format, "pkl")
+        planned = [(f"{prefix}model.{ext}", model.data, "model", model_format)]
+        if serving is not None:
+            planned.append((f"{prefix}serving.onnx", serving.data, "serving", serving_format))
+        planned += [
+            (f"{prefix}artifacts/{a.filename}", a.data, "artifact", None) for a in artifacts
+        ]
+        files: list[StoredFile] = []
+        try:
+            for blob_name, data, role, fmt in planned:
+                digest = _sha256(data)
+                self.container.upload_blob(
+                    blob_name, data, overwrite=True, metadata={"sha256": digest}
+                )
+                files.append(
+                    StoredFile(
+                        path=f"{CONTAINER}/{blob_name}",
+                        sha256=digest,
+                        size_bytes=len(data),
+                        role=role,
+                        format=fmt,
+                    )
+                )
+            info = self._create_row(name, version, model_format, files, meta, created_by)
+        except Exception:
+            self._delete_prefix(prefix)  # best effort; the sweeper catches what this misses
+            raise
+        if meta.alias:
+            self.set_alias(name, meta.alias, version, created_by)
+            info.aliases = sorted({*info.aliases, meta.alias})
+        return info
+
+    def _reserve_version(self, name: str) -> int:
+        for attempt in range(200):
+            try:
+                meta = self.models.get_entity(name, META)
+            except ResourceNotFoundError:
+                now = iso(utcnow())
+                try:
+                    self.models.create_entity(
+                        {
+                            "PartitionKey": name,
+                            "RowKey": META,
+                            "next_version": 2,
+                            "latest_version": 0,
+                            "description": "",
+                            "tags": "{}",
+                            "created_at": now,
+                            "updated_at": now,
+                            "deleted": False,
+                        }
+                    )
+                    return 1
+                except ResourceExistsError:
+                    continue
+            version = int(meta["next_version"])
+            try:
+                self.models.update_entity(
+                    {"PartitionKey": name, "RowKey": META, "next_version": version + 1},
+                    mode=UpdateMode.MERGE,
+                    etag=meta.metadata["etag"],
+                    match_condition=MatchConditions.IfNotModified,
+                )
+                return version
+            except ResourceModifiedError:
+                time.sleep(random.uniform(0, 0.01 * min(attempt + 1, 10)))  # noqa: S311
+        raise ServiceUnavailable("The registry is too busy to assign a version; retry.")
+
+    def _create_row(
+        self,
+        name: str,
+        version: int,
+        model_format: str,
+        files: list[StoredFile],
+        meta: VersionMetadata,
+        created_by: str,
+    ) -> VersionInfo:
+        now = utcnow()
+        row = {
+            "PartitionKey": name,
+            "RowKey": row_key(version),
+            "version": version,
+            "status": "ready",
+            "format": model_format,
+            "files": json.dumps([f.model_dump() for f in files]),
+            "created_at": iso(now),
+            "created_by": created_by,
+            "description": meta.description,
+            "metrics": json.dumps(meta.metrics),
+            "params": json.dumps(meta.params),
+            "tags": json.dumps(meta.tags),
+            "features": json.dumps([f.model_dump() for f in meta.features])
+            if meta.features is not None
+            else "",
+            "task": meta.task or "",
+            "lineage": meta.lineage.model_dump_json() if meta.lineage else "",
+            "decision": "",
+        }
+        for _ in range(200):
+            current = self.models.get_entity(name, META)
+            update = {
+                "PartitionKey": name,
+                "RowKey": META,
+                "latest_version": max(int(current.get("latest_version") or 0), version),
+                "updated_at": iso(now),
+                "deleted": False,
+            }
+            if not current.get("description") and meta.description:
+                update["description"] = meta.description
+            try:
+                self.models.submit_transaction(
+                    [
+                        ("create", row),
+                        (
+                            "update",
+                            update,
+                            {
+                                "mode": UpdateMode.MERGE,
+                                "etag": current.metadata["etag"],
+                                "match_condition": MatchConditions.IfNotModified,
+                            },
+                        ),
+                    ]
+                )
+                return self._info(row, aliases=[])
+            except TableTransactionError as exc:
+                if exc.status_code != 412:
+                    raise
+                time.sleep(random.uniform(0, 0.02))  # noqa: S311
+        raise ServiceUnavailable("The registry is too busy to record the version; retry.")
+
+    # --- reading ------------------------------------------------------------------------
+    def _info(self, row: dict[str, Any], aliases: list[str]) -> VersionInfo:
+        files = [StoredFile(**f) for f in json.loads(row["files"])]
+        model_file = next(f for f in files if f.role == "model")
+        return VersionInfo(
+            name=row["PartitionKey"],
+            version=int(row["version"]),
+            model_path=model_file.path,
+            artifact_paths=[f.path for f in files if f.role == "artifact"],
+            sha256=model_file.sha256,
+            size_bytes=model_file.size_bytes,
+            format=row["format"],
+            status=row["status"],
+            created_at=parse_iso(row["created_at"]),
+            created_by=row["created_by"],
+            description=row.get("description", ""),
+            metrics=json.loads(row.get("metrics") or "{}"),
+            params=json.loads(row.get("params") or "{}"),
+            tags=json.loads(row.get("tags") or "{}"),
+            features=json.loads(row["features"]) if row.get("features") else None,
+            task=row.get("task") or None,
+            aliases=aliases,
+            lineage=Lineage.model_validate_json(row["lineage"]) if row.get("lineage") else None,
+            decision=Decision.model_validate_json(row["decision"]) if row.get("decision") else None,
+            files=files,
+        )
+
+    def _meta(self, name: str) -> dict[str, Any]:
+        check_name(name, "model")
+        try:
+            meta = self.models.get_entity(name, META)
+        except ResourceNotFoundError:
+            meta = None
+        if meta is None or meta.get("deleted") or not int(meta.get("latest_version") or 0):
+            raise NotFound(f"No model named '{name}'.", code="MODEL_NOT_FOUND")
+        return meta
+
+    def _row(self, name: str, version: int) -> dict[str, Any]:
+        check_name(name, "model")
+        try:
+            row = self.models.get_entity(name, row_key(version))
+        except ResourceNotFoundError:
+            row = None
+        if row is None or row.get("status") != "ready":
+            raise NotFound(f"Model '{name}' has no version {version}.", code="VERSION_NOT_FOUND")
+        return row
+
+    def alias_map(self, name: str) -> dict[str, int]:
+        return {
+            e["RowKey"]: int(e["version"])
+            for e in self.aliases.query_entities("PartitionKey eq @n", parameters={"n": name})
+        }
+
+    def get_version(self, name: str, version: int) -> VersionInfo:
+        row = self._row(name, version)
+        aliases = sorted(a for a, v in self.alias_map(name).items() if v == version)
+        return self._info(row, aliases)
+
+    def _summary(self, meta: dict[str, Any], aliases: dict[str, int]) -> ModelSummary:
+        return ModelSummary(
+            name=meta["PartitionKey"],
+            description=meta.get("description", ""),
+            latest_version=int(meta.get("latest_version") or 0) or None,
+            aliases=aliases,
+            tags=json.loads(meta.get("tags") or "{}"),
+            updated_at=parse_iso(meta["updated_at"]),
+        )
+
+    def list_models(
+        self, limit: int, continuation: str | None
+    ) -> tuple[list[ModelSummary], str | None]:
+        metas, token = page(
+            self.models,
+            "RowKey eq @meta and deleted eq false and latest_version gt 0",
+            limit,
+            continuation,
+            lambda e: e,
+            parameters={"meta": META},
+        )
+        return [self._summary(m, self.alias_map(m["PartitionKey"])) for m in metas], token
+
+    def get_model(self, name: str) -> ModelDetail:
+        meta = self._meta(name)
+        aliases = self.alias_map(name)
+        by_version: dict[int, list[str]] = {}
+        for alias, v in aliases.items():
+            by_version.setdefault(v, []).append(alias)
+        versions = [
+            VersionBrief(
+                version=int(e["version"]),
+                created_at=parse_iso(e["created_at"]),
+                format=e["format"],
+                status=e["status"],
+                metrics=json.loads(e.get("metrics") or "{}"),
+                aliases=sorted(by_version.get(int(e["version"]), [])),
+            )
+            for e in self.models.query_entities(
+                "PartitionKey eq @n and RowKey lt @meta", parameters={"n": name, "meta": META}
+            )
+            if e.get("status") == "ready"
+        ]
+        return ModelDetail(**self._summary(meta, aliases).model_dump(), versions=versions)
+
+    def resolve(self, name: str, version: int | None = None, alias: str | None = None) -> int:
+        """A version number from an explicit version, an alias, or champion-else-latest."""
+        if version is not None:
+            self._row(name, version)
+            return version
+        if alias is not None:
+            return self.get_alias(name, alias).version
+        meta = self._meta(name)
+        champion = self.alias_map(name).get("champion")
+        return champion if champion is not None else int(meta["latest_version"])
+
+    def read_file(self, stored: StoredFile) -> bytes:
+        blob_name = stored.path.split("/", 1)[1]
+        try:
+            return self.container.download_blob(blob_name).readall()
+        except ResourceNotFoundError:
+            return b""
+
+    # --- integrity ------------------------------------------------------------------------
+    def verify(self, name: str, version: int) -> VerifyResult:
+        info = self.get_version(name, version)
+        checks = []
+        for stored in info.files:
+            blob_name = stored.path.split("/", 1)[1]
+            try:
+                data = self.container.download_blob(blob_name).readall()
+            except ResourceNotFoundError:
+                data = None
+            actual = _sha256(data) if data is not None else None
+            ok = actual == stored.sha256 and data is not None and len(data) == stored.size_bytes
+            status = "valid" if ok else ("missing" if data is None else "corrupt")
+            checks.append(
+                FileCheck(
+                    path=stored.path,
+                    status=status,
+                    expected_sha256=stored.sha256,
+                    actual_sha256=actual,
+                    expected_size=stored.size_bytes,
+                    actual_size=None if data is None else len(data),
+                )
+            )
+        overall = "valid" if all(c.status == "valid" for c in checks) else "corrupt"
+        return VerifyResult(name=name, version=version, status=overall, files=checks)
+
+    # --- aliases ---------------------------------------------------------------------------
+    def get_alias(self, name: str, alias: str) -> AliasInfo:
+        check_name(name, "model")
+        check_alias(alias)
+        try:
+            e = self.aliases.get_entity(name, alias)
+        except ResourceNotFoundError:
+            raise NotFound(
+                f"Model '{name}' has no alias '{alias}'.", code="ALIAS_NOT_FOUND"
+            ) from None
+        return AliasInfo(
+            name=name,
+            alias=alias,
+            version=int(e["version"]),
+            previous_version=int(e["previous_version"]) if e.get("previous_version") else None,
+            updated_at=parse_iso(e["updated_at"]),
+            updated_by=e["updated_by"],
+        )
+
+    def set_alias(self, name: str, alias: str, version: int, by: str) -> AliasInfo:
+        check_alias(alias)
+        self._row(name, version)
+        try:
+            previous: int | None = self.get_alias(name, alias).version
+        except NotFound:
+            previous = None
+        now = utcnow()
+        self.aliases.upsert_entity(
+            {
+                "PartitionKey": name,
+                "RowKey": alias,
+                "version": version,
+                "previous_version": previous or 0,
+                "updated_at": iso(now),
+                "updated_by": by,
+            },
+            mode=UpdateMode.REPLACE,
+        )
+        return AliasInfo(
+            name=name,
+            alias=alias,
+            version=version,
+            previous_version=previous,
+            updated_at=now,
+            updated_by=by,
+        )
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        self.get_alias(name, alias)
+        self.aliases.delete_entity(name, alias)
+
+    # --- decisions and comparisons -------------------------------------------------------------
+    def decide(self, name: str, version: int, body: DecisionBody, by: str) -> VersionInfo:
+        row = self._row(name, version)
+        decision = Decision(**body.model_dump(), decided_by=by, decided_at=utcnow())
+        self.models.update_entity(
+            {
+                "PartitionKey": name,
+                "RowKey": row_key(version),
+                "decision": decision.model_dump_json(),
+            },
+            mode=UpdateMode.MERGE,
+            etag=row.metadata["etag"],
+            match_condition=MatchConditions.IfNotModified,
+        )
+        if body.decision == "approve":
+            self.set_alias(name, "champion", version, by)
+        return self.get_version(name, version)
+
+    def compare(self, refs: list[str], metrics: list[str] | None) -> CompareResult:
+        compared = []
+        for ref in refs:
+            name, _, selector = ref.partition("@")
+            if not selector:
+                raise ValidationFailed(f"'{ref[:80]}' is not name@version or name@alias.")
+            version = (
+                self.resolve(name, version=int(selector))
+                if selector.isdigit()
+                else self.resolve(name, alias=selector)
+            )
+            compared.append((ref, name, version, self.get_version(name, version).metrics))
+        wanted = metrics or sorted({m for *_, ms in compared for m in ms})
+        best: dict[str, BestValue] = {}
+        for metric in wanted:
+            lower = metric.lower() in LOWER_IS_BETTER
+            scored = [(ms[metric], ref) for ref, _, _, ms in compared if metric in ms]
+            if scored:
+                value, ref = (min if lower else max)(scored, key=lambda s: s[0])
+                best[metric] = BestValue(ref=ref, value=value, higher_is_better=not lower)
+        return CompareResult(
+            models=[
+                ComparedModel(ref=ref, name=n, version=v, metrics={m: ms.get(m) for m in wanted})
+                for ref, n, v, ms in compared
+            ],
+            best=best,
+        )
+
+    # --- deletion ---------------------------------------------------------------------------
+    def delete_version(self, name: str, version: int, force: bool = False) -> None:
+        """Resumable: a version marked ``deleting`` is finished by a retry or the sweeper."""
+        check_name(name, "model")
+        try:
+            row = self.models.get_entity(name, row_key(version))
+        except ResourceNotFoundError:
+            raise NotFound(
+                f"Model '{name}' has no version {version}.", code="VERSION_NOT_FOUND"
+            ) from None
+        pointing = sorted(a for a, v in self.alias_map(name).items() if v == version)
+        if pointing and not force:
+            raise Conflict(
+                f"Aliases {', '.join(pointing)} point at version {version}; move them first"
+                " or pass ?force=true.",
+                code="VERSION_ALIASED",
+                extra={"aliases": pointing},
+            )
+        if row.get("status") != "deleting":
+            self.models.update_entity(
+                {"PartitionKey": name, "RowKey": row_key(version), "status": "deleting"},
+                mode=UpdateMode.MERGE,
+            )
+        for alias in pointing:
+            self.aliases.delete_entity(name, alias)
+        self._delete_prefix(f"{name}/{version}/")
+        self.models.delete_entity(name, row_key(version))
+        self._refresh_latest(name)
+
+    def delete_model(self, name: str) -> None:
+        meta = self._meta(name)
+        for e in self.models.query_entities(
+            "PartitionKey eq @n and RowKey lt @meta", parameters={"n": name, "meta": META}
+        ):
+            self.delete_version(name, int(e["version"]), force=True)
+        # The counter survives as a tombstone: a re-created model never reuses a version.
+        self.models.update_entity(
+            {
+                "PartitionKey": name,
+                "RowKey": META,
+                "deleted": True,
+                "latest_version": 0,
+                "updated_at": iso(utcnow()),
+            },
+            mode=UpdateMode.MERGE,
+            etag=self.models.get_entity(name, META).metadata["etag"] if meta else None,
+            match_condition=MatchConditions.IfNotModified,
+        )
+
+    def _refresh_latest(self, name: str) -> None:
+        versions = [
+            int(e["version"])
+            for e in self.models.query_entities(
+                "PartitionKey eq @n and RowKey lt @meta and status eq 'ready'",
+                parameters={"n": name, "meta": META},
+                select=["version"],
+            )
+        ]
+        self.models.update_entity(
+            {
+                "PartitionKey": name,
+                "RowKey": META,
+                "latest_version": max(versions, default=0),
+                "updated_at": iso(utcnow()),
+            },
+            mode=UpdateMode.MERGE,
+        )
+
+    def _delete_prefix(self, prefix: str) -> None:
+        for blob in self.container.list_blobs(name_starts_with=prefix):
+            with contextlib.suppress(ResourceNotFoundError):
+                self.container.delete_blob(blob.name)
+
+    def sweep_orphans(self, older_than: timedelta = timedelta(hours=1)) -> int:
+        """Delete blobs with no version row (a crashed upload) and finish pending deletions."""
+        cutoff = utcnow() - older_than
+        removed = 0
+        known: dict[tuple[str, int], str | None] = {}
+        for blob in self.container.list_blobs():
+            parts = blob.name.split("/")
+            if len(parts) < 3 or not parts[1].isdigit():
+                continue
+            key = (parts[0], int(parts[1]))
+            if key not in known:
+                try:
+                    known[key] = self.models.get_entity(key[0], row_key(key[1])).get("status")
+                except ResourceNotFoundError:
+                    known[key] = None
+            last_modified: datetime = blob.last_modified
+            if known[key] is None and last_modified < cutoff:
+                self.container.delete_blob(blob.name)
+                removed += 1
+        for (name, version), status in known.items():
+            if status == "deleting":
+                self.delete_version(name, version, force=True)
+        return removed
