@@ -2,9 +2,20 @@
 
 import azure.functions as func
 
-from functions import api_keys, audit, auth, docs, heartbeat, models, roles, users
+from functions import (
+    api_keys,
+    audit,
+    auth,
+    datasets,
+    docs,
+    heartbeat,
+    models,
+    roles,
+    training,
+    users,
+)
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
-for area in (heartbeat, docs, auth, users, roles, api_keys, audit, models):
+for area in (heartbeat, docs, auth, users, roles, api_keys, audit, models, datasets, training):
     app.register_functions(area.bp)

@@ -18,6 +18,7 @@ from shared.settings import get_settings
 
 if TYPE_CHECKING:
     from shared.audit import AuditLog
+    from shared.datasets import DatasetStore
     from shared.idempotency import IdempotencyStore
     from shared.identity.accounts import Accounts
     from shared.identity.authenticator import Authenticator
@@ -29,6 +30,9 @@ if TYPE_CHECKING:
     from shared.registry.uploads import ModelUploads
     from shared.secrets import SecretStore
     from shared.storage import Storage
+    from shared.training.jobs import JobStore
+    from shared.training.orchestrator import Trainer
+    from shared.training.specs import SpecStore
 
 T = TypeVar("T")
 _lock = threading.RLock()
@@ -195,4 +199,41 @@ def model_loader() -> ModelLoader:
         max_cache_bytes=settings.model_cache_bytes,
         alias_ttl_seconds=settings.alias_cache_ttl_seconds,
         intra_op_threads=settings.onnx_intra_op_threads,
+    )
+
+
+@singleton
+def dataset_store() -> DatasetStore:
+    from shared.datasets import DatasetStore
+
+    return DatasetStore.from_storage(storage())
+
+
+@singleton
+def spec_store() -> SpecStore:
+    from shared.training.specs import TABLE, SpecStore
+
+    return SpecStore(storage().table(TABLE))
+
+
+@singleton
+def job_store() -> JobStore:
+    from shared.training.jobs import JOBS_TABLE, UNITS_TABLE, JobStore
+
+    return JobStore(storage().table(JOBS_TABLE), storage().table(UNITS_TABLE))
+
+
+@singleton
+def trainer() -> Trainer:
+    from shared.training.orchestrator import STAGING_CONTAINER, Trainer
+
+    return Trainer(
+        specs=spec_store(),
+        jobs=job_store(),
+        datasets=dataset_store(),
+        registry=model_registry(),
+        idempotency=idempotency_store(),
+        queue=storage().queue("training"),
+        staging=storage().container(STAGING_CONTAINER),
+        max_dequeue_count=get_settings().queue_max_dequeue_count,
     )
