@@ -193,6 +193,12 @@ class Settings(BaseSettings):
     )
 
     # --- training -------------------------------------------------------------------------
+    queue_max_dequeue_count: int = Field(
+        default=5,
+        ge=1,
+        validation_alias=AliasChoices("QUEUE_MAX_DEQUEUE_COUNT"),
+        description="Must equal host.json extensions.queues.maxDequeueCount.",
+    )
     training_schedule: str = Field(
         default="0 0 2 1 * *",
         validation_alias=AliasChoices("TRAINING_SCHEDULE"),

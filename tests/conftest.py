@@ -29,6 +29,7 @@ TEST_ENV = {
     "LOG_LEVEL": "WARNING",
     "MAX_DATASET_BYTES": "5000000",
     "MAX_MODEL_BYTES": "5000000",
+    "TRAINING_SCHEDULE": "0 0 2 1 * *",
 }
 
 

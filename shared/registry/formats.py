@@ -8,6 +8,7 @@ The ML libraries are imported lazily, on the first call that needs them.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -156,7 +157,12 @@ def inspect_model(fmt: str, data: bytes) -> Inspection:
             if per_feature
             else None
         )
-        if meta.get("feature_names"):
+        if meta.get("features"):  # written by this platform's export: names and dtypes
+            try:
+                features = [Feature(f["name"], f["dtype"]) for f in json.loads(meta["features"])]
+            except (ValueError, KeyError, TypeError):
+                features = None
+        elif meta.get("feature_names"):
             dtype = _ONNX_DTYPES.get(inputs[0].type, "float32") if inputs else "float32"
             features = [Feature(n, dtype) for n in meta["feature_names"].split(",")]
         return Inspection(

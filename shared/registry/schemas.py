@@ -26,7 +26,7 @@ class StoredFile(BaseModel):
     path: str
     sha256: str
     size_bytes: int
-    role: Literal["model", "artifact", "serving"] = "artifact"
+    role: Literal["model", "artifact", "serving", "partition"] = "artifact"
     format: str | None = None
 
 

@@ -81,6 +81,16 @@ class NewFile:
     data: bytes
 
 
+@dataclass(frozen=True)
+class PlacedFile:
+    """A file the platform itself places in a version (serving export, partition models)."""
+
+    relative_path: str
+    data: bytes
+    role: str  # "serving" or "partition"
+    format: str | None = None
+
+
 class ModelRegistry:
     def __init__(
         self, models: TableClient, aliases: TableClient, container: ContainerClient
@@ -98,8 +108,7 @@ class ModelRegistry:
         artifacts: Iterable[NewFile],
         meta: VersionMetadata,
         created_by: str,
-        serving: NewFile | None = None,
-        serving_format: str | None = None,
+        placed: Iterable[PlacedFile] = (),
     ) -> VersionInfo:
         check_name(name, "model")
         artifacts = list(artifacts)
@@ -111,10 +120,9 @@ class ModelRegistry:
             raise ValidationFailed("Artifact file names must be unique.")
         version = self._reserve_version(name)
         prefix = f"{name}/{version}/"
-        ext = {"onnx": "onnx", "skops": "skops"}.get(model_format, "pkl")
+        ext = {"onnx": "onnx", "skops": "skops", "partitioned": "json"}.get(model_format, "pkl")
         planned = [(f"{prefix}model.{ext}", model.data, "model", model_format)]
-        if serving is not None:
-            planned.append((f"{prefix}serving.onnx", serving.data, "serving", serving_format))
+        planned += [(prefix + p.relative_path, p.data, p.role, p.format) for p in placed]
         planned += [
             (f"{prefix}artifacts/{a.filename}", a.data, "artifact", None) for a in artifacts
         ]

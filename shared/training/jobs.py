@@ -1,0 +1,280 @@
+"""Training jobs and their units in Table Storage.
+
+A job row (Table ``Jobs``) holds the counters of the fan-in; each (spec, partition)
+unit has a row in ``JobUnits`` (PartitionKey = job id). Job ids start with an inverted
+timestamp so listing the partition returns the newest jobs first.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import secrets
+import time
+from datetime import datetime
+from typing import Any, Literal
+
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+from azure.data.tables import TableClient, UpdateMode
+from pydantic import BaseModel
+
+from shared.errors import NotFound, ServiceUnavailable
+from shared.tables import iso, parse_iso, utcnow
+
+JOBS_TABLE = "Jobs"
+UNITS_TABLE = "JobUnits"
+PARTITION = "jobs"
+TERMINAL = frozenset({"succeeded", "failed", "partially_failed"})
+UNIT_TERMINAL = frozenset({"succeeded", "failed", "skipped"})
+
+JobStatus = Literal["queued", "running", "succeeded", "failed", "partially_failed"]
+
+
+class UnitResult(BaseModel):
+    spec: str
+    partition: str | None
+    status: str
+    model: str | None = None
+    version: int | None = None
+    metrics: dict[str, float] = {}
+    promoted: bool = False
+    n_rows: int | None = None
+    onnx: bool | None = None
+    error: str | None = None
+
+
+class Job(BaseModel):
+    job_id: str
+    status: JobStatus
+    trigger: Literal["http", "timer"]
+    created_at: datetime
+    created_by: str
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    specs: list[str]
+    total_units: int | None = None
+    done_units: int = 0
+    results: list[UnitResult] = []
+
+
+class JobPage(BaseModel):
+    items: list[Job]
+
+
+class Unit(BaseModel):
+    job_id: str
+    unit_id: str
+    spec: str
+    partition: str | None
+    partition_key: str | None
+    status: str
+    n_rows: int | None = None
+    metrics: dict[str, float] = {}
+    error: str | None = None
+    outputs: dict[str, Any] = {}
+    etag: str | None = None
+
+
+def new_job_id() -> str:
+    return f"{10**13 - int(time.time() * 1000):013d}{secrets.token_hex(4)}"
+
+
+def _job(e: dict[str, Any], results: list[UnitResult] | None = None) -> Job:
+    return Job(
+        job_id=e["RowKey"],
+        status=e["status"],
+        trigger=e["trigger"],
+        created_at=parse_iso(e["created_at"]),
+        created_by=e["created_by"],
+        started_at=parse_iso(e["started_at"]) if e.get("started_at") else None,
+        finished_at=parse_iso(e["finished_at"]) if e.get("finished_at") else None,
+        specs=json.loads(e["specs"]),
+        total_units=e.get("total_units") if e.get("total_units", -1) >= 0 else None,
+        done_units=int(e.get("done_units") or 0),
+        results=results or [],
+    )
+
+
+def _unit(e: dict[str, Any]) -> Unit:
+    return Unit(
+        job_id=e["PartitionKey"],
+        unit_id=e["RowKey"],
+        spec=e["spec"],
+        partition=e.get("partition") if e.get("has_partition") else None,
+        partition_key=e.get("partition_key") or None,
+        status=e["status"],
+        n_rows=e.get("n_rows"),
+        metrics=json.loads(e.get("metrics") or "{}"),
+        error=e.get("error") or None,
+        outputs=json.loads(e.get("outputs") or "{}"),
+        etag=e.metadata.get("etag") if hasattr(e, "metadata") else None,
+    )
+
+
+class JobStore:
+    def __init__(self, jobs: TableClient, units: TableClient) -> None:
+        self.jobs = jobs
+        self.units = units
+
+    # --- jobs ----------------------------------------------------------------------------
+    def create(self, trigger: str, specs: list[str], snapshot: dict[str, Any], by: str) -> Job:
+        entity = {
+            "PartitionKey": PARTITION,
+            "RowKey": new_job_id(),
+            "status": "queued",
+            "trigger": trigger,
+            "created_at": iso(utcnow()),
+            "created_by": by,
+            "specs": json.dumps(specs),
+            "snapshot": json.dumps(snapshot),
+            "total_units": -1,
+            "done_units": 0,
+            "spec_results": "{}",
+        }
+        self.jobs.create_entity(entity)
+        return _job(entity)
+
+    def raw(self, job_id: str) -> dict[str, Any]:
+        if not job_id.isalnum() or len(job_id) > 40:
+            raise NotFound("No such job.", code="JOB_NOT_FOUND")
+        try:
+            return self.jobs.get_entity(PARTITION, job_id)
+        except ResourceNotFoundError:
+            raise NotFound("No such job.", code="JOB_NOT_FOUND") from None
+
+    def get(self, job_id: str) -> Job:
+        e = self.raw(job_id)
+        spec_results = json.loads(e.get("spec_results") or "{}")
+        results = []
+        for unit in self.list_units(job_id):
+            outcome = spec_results.get(unit.spec, {})
+            results.append(
+                UnitResult(
+                    spec=unit.spec,
+                    partition=unit.partition,
+                    status=unit.status,
+                    model=outcome.get("model") if unit.status == "succeeded" else None,
+                    version=outcome.get("version") if unit.status == "succeeded" else None,
+                    metrics=unit.metrics,
+                    promoted=bool(outcome.get("promoted")) and unit.status == "succeeded",
+                    n_rows=unit.n_rows,
+                    onnx=unit.outputs.get("onnx"),
+                    error=unit.error or outcome.get("error"),
+                )
+            )
+        return _job(e, results)
+
+    def recent(self, limit: int) -> list[Job]:
+        found = self.jobs.query_entities(
+            "PartitionKey eq @pk", parameters={"pk": PARTITION}, results_per_page=limit
+        )
+        out = []
+        for e in found:
+            out.append(_job(e))
+            if len(out) >= limit:
+                break
+        return out
+
+    def active(self, trigger: str) -> list[Job]:
+        query = (
+            "PartitionKey eq @pk and trigger eq @t and (status eq 'queued' or status eq 'running')"
+        )
+        return [
+            _job(e)
+            for e in self.jobs.query_entities(query, parameters={"pk": PARTITION, "t": trigger})
+        ]
+
+    def update(self, job_id: str, **fields: Any) -> None:
+        self.jobs.update_entity(
+            {"PartitionKey": PARTITION, "RowKey": job_id, **fields}, mode=UpdateMode.MERGE
+        )
+
+    def add_done(self, job_id: str, count: int = 1) -> tuple[int, int]:
+        """Atomically add finished units; returns (done, total). ETag-guarded for fan-in."""
+        for attempt in range(500):
+            e = self.raw(job_id)
+            done = int(e.get("done_units") or 0) + count
+            try:
+                self.jobs.update_entity(
+                    {"PartitionKey": PARTITION, "RowKey": job_id, "done_units": done},
+                    mode=UpdateMode.MERGE,
+                    etag=e.metadata["etag"],
+                    match_condition=MatchConditions.IfNotModified,
+                )
+                return done, int(e.get("total_units", -1))
+            except ResourceModifiedError:
+                time.sleep(random.uniform(0, 0.005 * min(attempt + 1, 20)))  # noqa: S311
+        raise ServiceUnavailable("Could not record a finished training unit; it will retry.")
+
+    def record_spec_result(self, job_id: str, spec: str, outcome: dict[str, Any]) -> None:
+        for _ in range(100):
+            e = self.raw(job_id)
+            results = json.loads(e.get("spec_results") or "{}")
+            results[spec] = outcome
+            try:
+                self.jobs.update_entity(
+                    {
+                        "PartitionKey": PARTITION,
+                        "RowKey": job_id,
+                        "spec_results": json.dumps(results),
+                    },
+                    mode=UpdateMode.MERGE,
+                    etag=e.metadata["etag"],
+                    match_condition=MatchConditions.IfNotModified,
+                )
+                return
+            except ResourceModifiedError:
+                time.sleep(random.uniform(0, 0.01))  # noqa: S311
+        raise ServiceUnavailable("Could not record the training result; it will retry.")
+
+    # --- units ---------------------------------------------------------------------------
+    def add_units(self, job_id: str, units: list[dict[str, Any]]) -> None:
+        """Insert unit rows in entity-group batches (same partition, 100 per batch)."""
+        rows = [
+            {
+                "PartitionKey": job_id,
+                "RowKey": u["unit_id"],
+                "spec": u["spec"],
+                "partition": "" if u.get("partition") is None else str(u["partition"]),
+                "has_partition": u.get("partition") is not None,
+                "partition_key": u.get("partition_key") or "",
+                "status": u["status"],
+                "n_rows": u.get("n_rows"),
+                "error": u.get("error") or "",
+                "metrics": "{}",
+                # Units that end at planning are counted in the job's done_units there.
+                "outputs": json.dumps({"counted": u["status"] in UNIT_TERMINAL}),
+            }
+            for u in units
+        ]
+        for start in range(0, len(rows), 100):
+            self.units.submit_transaction([("upsert", r) for r in rows[start : start + 100]])
+
+    def unit(self, job_id: str, unit_id: str) -> Unit:
+        return _unit(self.units.get_entity(job_id, unit_id))
+
+    def list_units(self, job_id: str) -> list[Unit]:
+        return [
+            _unit(e)
+            for e in self.units.query_entities("PartitionKey eq @j", parameters={"j": job_id})
+        ]
+
+    def set_unit(self, unit: Unit, *, etag_guard: bool = True, **fields: Any) -> bool:
+        """Update a unit; False when another delivery of the same message changed it first."""
+        entity: dict[str, Any] = {"PartitionKey": unit.job_id, "RowKey": unit.unit_id}
+        for key, value in fields.items():
+            entity[key] = json.dumps(value) if key in ("metrics", "outputs") else value
+        try:
+            meta = self.units.update_entity(
+                entity,
+                mode=UpdateMode.MERGE,
+                etag=unit.etag if etag_guard else None,
+                match_condition=MatchConditions.IfNotModified
+                if etag_guard
+                else MatchConditions.Unconditionally,
+            )
+            unit.etag = meta.get("etag")
+            return True
+        except ResourceModifiedError:
+            return False

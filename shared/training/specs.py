@@ -1,0 +1,118 @@
+"""Training specs: what to train, from which dataset, how, and how to promote it."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any, Literal
+
+from azure.core.exceptions import ResourceNotFoundError
+from azure.data.tables import TableClient, UpdateMode
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.errors import NotFound
+from shared.names import NAME_PATTERN, check_name
+from shared.tables import iso, parse_iso, utcnow
+
+TABLE = "TrainingSpecs"
+PARTITION = "specs"
+
+Algorithm = Literal[
+    "random_forest",
+    "gradient_boosting",
+    "hist_gradient_boosting",
+    "logistic_regression",
+    "linear_regression",
+    "ridge",
+    "isolation_forest",
+]
+
+
+class TrainingSpecBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    dataset: str = Field(pattern=NAME_PATTERN, description="Dataset name (see /datasets).")
+    target: str | None = Field(
+        default=None, max_length=200, description="Label column; null = anomaly detection."
+    )
+    features: list[str] | None = Field(
+        default=None, max_length=2000, description="null = every column but target/partition."
+    )
+    task: Literal["classification", "regression", "anomaly"] | None = None
+    algorithm: Algorithm
+    params: dict[str, Any] = Field(default_factory=dict, max_length=50)
+    partition_by: str | None = Field(
+        default=None, max_length=200, description="One sub-model per value (e.g. per room)."
+    )
+    min_rows: int = Field(default=50, ge=10, le=10_000_000)
+    enabled: bool = True
+    promote: Literal["if_better", "always", "manual"] = "if_better"
+    seed: int = Field(default=42, ge=0, le=2**31 - 1)
+    holdout_fraction: float = Field(default=0.2, gt=0.0, lt=0.9)
+
+
+class TrainingSpec(TrainingSpecBody):
+    name: str
+    model: str = Field(description="The registry model this spec's versions go to.")
+    created_at: datetime
+    updated_at: datetime
+    updated_by: str
+
+
+class SpecList(BaseModel):
+    items: list[TrainingSpec]
+
+
+def _from_entity(e: dict[str, Any]) -> TrainingSpec:
+    body = json.loads(e["spec"])
+    return TrainingSpec(
+        **body,
+        name=e["RowKey"],
+        model=e["RowKey"],
+        created_at=parse_iso(e["created_at"]),
+        updated_at=parse_iso(e["updated_at"]),
+        updated_by=e["updated_by"],
+    )
+
+
+class SpecStore:
+    def __init__(self, table: TableClient) -> None:
+        self.table = table
+
+    def put(self, name: str, body: TrainingSpecBody, by: str) -> tuple[TrainingSpec, bool]:
+        check_name(name, "spec")
+        now = iso(utcnow())
+        try:
+            created_at = self.table.get_entity(PARTITION, name)["created_at"]
+            created = False
+        except ResourceNotFoundError:
+            created_at, created = now, True
+        entity = {
+            "PartitionKey": PARTITION,
+            "RowKey": name,
+            "spec": body.model_dump_json(),
+            "enabled": body.enabled,
+            "created_at": created_at,
+            "updated_at": now,
+            "updated_by": by,
+        }
+        self.table.upsert_entity(entity, mode=UpdateMode.REPLACE)
+        return _from_entity(entity), created
+
+    def get(self, name: str) -> TrainingSpec:
+        check_name(name, "spec")
+        try:
+            return _from_entity(self.table.get_entity(PARTITION, name))
+        except ResourceNotFoundError:
+            raise NotFound(f"No training spec named '{name}'.", code="SPEC_NOT_FOUND") from None
+
+    def all(self, enabled_only: bool = False) -> list[TrainingSpec]:
+        query = "PartitionKey eq @pk" + (" and enabled eq true" if enabled_only else "")
+        specs = [
+            _from_entity(e) for e in self.table.query_entities(query, parameters={"pk": PARTITION})
+        ]
+        return sorted(specs, key=lambda s: s.name)
+
+    def delete(self, name: str) -> None:
+        self.get(name)
+        self.table.delete_entity(PARTITION, name)
