@@ -10,6 +10,7 @@ from functions import (
     docs,
     heartbeat,
     models,
+    predict,
     roles,
     training,
     users,
@@ -17,5 +18,17 @@ from functions import (
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
-for area in (heartbeat, docs, auth, users, roles, api_keys, audit, models, datasets, training):
+for area in (
+    heartbeat,
+    docs,
+    auth,
+    users,
+    roles,
+    api_keys,
+    audit,
+    models,
+    datasets,
+    training,
+    predict,
+):
     app.register_functions(area.bp)

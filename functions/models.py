@@ -131,19 +131,18 @@ def get_version(call: Call) -> func.HttpResponse:
     audited=False,
 )
 def download_version(call: Call) -> func.HttpResponse:
-    """The model file, or one artifact with ?artifact=<path>; verified before sending."""
+    """The model file, or another file of the version with ?artifact=<path>; verified first."""
     name, version = _version(call)
     q = call.query(DownloadQuery)
     registry = services.model_registry()
     info = registry.get_version(name, version)
     if q.artifact:
-        wanted = q.artifact.removeprefix(f"models/{name}/{version}/")
-        wanted = wanted if wanted.startswith("artifacts/") else f"artifacts/{wanted}"
-        stored = next(
-            (f for f in info.files if f.path == f"models/{name}/{version}/{wanted}"), None
-        )
+        prefix = f"models/{name}/{version}/"
+        wanted = q.artifact.removeprefix(prefix)
+        paths = {prefix + wanted, prefix + "artifacts/" + wanted}
+        stored = next((f for f in info.files if f.path in paths and f.role != "model"), None)
         if stored is None:
-            raise NotFound("No such artifact in this version.", code="ARTIFACT_NOT_FOUND")
+            raise NotFound("No such file in this version.", code="ARTIFACT_NOT_FOUND")
     else:
         stored = next(f for f in info.files if f.role == "model")
     data = services.model_loader().read_verified(info, stored)

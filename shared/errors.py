@@ -82,7 +82,11 @@ class ValidationFailed(AppError):
     def from_pydantic(cls, exc: Any, detail: str = "The data is not valid.") -> ValidationFailed:
         """Field errors without the offending input (it may be a password)."""
         errors = [
-            {"loc": [str(p) for p in e["loc"]], "msg": e["msg"], "type": e["type"]}
+            {
+                "loc": [p if isinstance(p, int) else str(p) for p in e["loc"]],
+                "msg": e["msg"],
+                "type": e["type"],
+            }
             for e in exc.errors(include_url=False, include_input=False, include_context=False)
         ]
         return cls(detail, errors)

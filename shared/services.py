@@ -25,6 +25,10 @@ if TYPE_CHECKING:
     from shared.identity.roles import RoleStore
     from shared.identity.tokens import TokenService
     from shared.identity.users import UserStore
+    from shared.prediction.engine import Predictor
+    from shared.prediction.log import PredictionLog
+    from shared.prediction.service import PredictionService
+    from shared.prediction.traffic import TrafficRouter
     from shared.registry.loader import ModelLoader
     from shared.registry.store import ModelRegistry
     from shared.registry.uploads import ModelUploads
@@ -237,3 +241,35 @@ def trainer() -> Trainer:
         staging=storage().container(STAGING_CONTAINER),
         max_dequeue_count=get_settings().queue_max_dequeue_count,
     )
+
+
+@singleton
+def predictor() -> Predictor:
+    from shared.prediction.engine import Predictor
+
+    return Predictor(model_loader(), get_settings().max_predict_records)
+
+
+@singleton
+def traffic_router() -> TrafficRouter:
+    from shared.prediction.traffic import STATS_TABLE, TRAFFIC_TABLE, TrafficRouter
+
+    return TrafficRouter(
+        storage().table(TRAFFIC_TABLE),
+        storage().table(STATS_TABLE),
+        get_settings().alias_cache_ttl_seconds,
+    )
+
+
+@singleton
+def prediction_log() -> PredictionLog:
+    from shared.prediction.log import TABLE, PredictionLog
+
+    return PredictionLog(storage().table(TABLE), get_settings().prediction_log_sample_rate)
+
+
+@singleton
+def prediction_service() -> PredictionService:
+    from shared.prediction.service import PredictionService
+
+    return PredictionService(predictor(), traffic_router(), prediction_log())

@@ -164,6 +164,19 @@ class Settings(BaseSettings):
     max_predict_records: int = Field(
         default=10_000, ge=1, validation_alias=AliasChoices("MAX_PREDICT_RECORDS")
     )
+    max_predict_body_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        ge=1024,
+        validation_alias=AliasChoices("MAX_PREDICT_BODY_BYTES"),
+        description="Largest body of POST /predict/{model} and the V2 infer routes.",
+    )
+    prediction_log_sample_rate: float = Field(
+        default=0.1,
+        ge=0,
+        le=1,
+        validation_alias=AliasChoices("PREDICTION_LOG_SAMPLE_RATE"),
+        description="Share of online predictions logged (inputs, outputs, latency).",
+    )
     health_timeout_seconds: float = Field(
         default=2.0, gt=0, le=10, validation_alias=AliasChoices("HEALTH_TIMEOUT_SECONDS")
     )

@@ -77,8 +77,8 @@ class Call:
             raise PayloadTooLarge(f"The body is larger than {limit} bytes.")
         return body
 
-    def json(self, model: type[M], *, allow_empty: bool = False) -> M:
-        body = self._limited_body()
+    def json(self, model: type[M], *, allow_empty: bool = False, limit: int | None = None) -> M:
+        body = self._limited_body(limit)
         ctype = (self.req.headers.get("content-type") or "").split(";")[0].strip().lower()
         if ctype and ctype != "application/json" and not ctype.endswith("+json"):
             raise UnsupportedMediaType("Send the body as application/json.")

@@ -8,13 +8,14 @@ seconds without a storage read per prediction.
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-from shared.errors import AppError
+from shared.errors import AppError, NotFound
 from shared.registry.formats import load_model
 from shared.registry.schemas import StoredFile, VersionInfo
 from shared.registry.store import ModelRegistry
@@ -100,11 +101,7 @@ class ModelLoader:
                 return hit
             loaded = self._load(info, stored)
             with self._lock:
-                self._models[key] = loaded
-                self._cached_bytes += loaded.size_bytes
-                while self._cached_bytes > self.max_cache_bytes and len(self._models) > 1:
-                    _, evicted = self._models.popitem(last=False)
-                    self._cached_bytes -= evicted.size_bytes
+                self._remember(key, loaded)
                 self._loading.pop(key, None)
             return loaded
 
@@ -126,10 +123,45 @@ class ModelLoader:
         for key in [k for k in self._infos if k[0] == name]:
             self._infos.pop(key, None)
 
+    def load_partition(self, parent: LoadedModel, partition: str) -> LoadedModel:
+        """The sub-model of one partition of a partitioned version (cached like any model)."""
+        entry = parent.model["partitions"].get(partition)
+        if entry is None:
+            raise NotFound(
+                f"{parent.name} version {parent.version} has no partition '{partition[:100]}'.",
+                code="PARTITION_NOT_FOUND",
+            )
+        relative = entry.get("onnx") or entry["skops"]
+        path = f"models/{parent.name}/{parent.version}/{relative}"
+        stored = next((f for f in parent.info.files if f.path == path), None)
+        if stored is None:
+            raise ModelIntegrityFailed(f"The partition file {path} is not recorded.")
+        key = (parent.name, parent.version, stored.sha256)
+        with self._lock:
+            hit = self._models.get(key)
+            if hit is not None:
+                self._models.move_to_end(key)
+                return hit
+        loaded = self._load(parent.info, stored)
+        with self._lock:
+            self._remember(key, loaded)
+        return loaded
+
+    def _remember(self, key: tuple[str, int, str], loaded: LoadedModel) -> None:
+        self._models[key] = loaded
+        self._cached_bytes += loaded.size_bytes
+        while self._cached_bytes > self.max_cache_bytes and len(self._models) > 1:
+            _, evicted = self._models.popitem(last=False)
+            self._cached_bytes -= evicted.size_bytes
+
     def _load(self, info: VersionInfo, stored: StoredFile) -> LoadedModel:
         data = self.read_verified(info, stored)
         fmt = stored.format or info.format
-        model = load_model(fmt, data, self.intra_op_threads)
+        model = (
+            json.loads(data)
+            if fmt == "partitioned"
+            else load_model(fmt, data, self.intra_op_threads)
+        )
         return LoadedModel(
             name=info.name,
             version=info.version,

@@ -1,0 +1,116 @@
+"""Online prediction (the hot path), traffic splits between aliases, feedback."""
+
+import azure.functions as func
+
+from shared import services
+from shared.http import Call, Routes, empty_response, json_response
+from shared.names import check_name
+from shared.prediction.log import FeedbackAccepted, FeedbackBody
+from shared.prediction.schemas import PredictRequest, PredictResponse
+from shared.prediction.traffic import AbResults, Traffic, TrafficBody
+from shared.settings import get_settings
+
+bp = func.Blueprint()
+routes = Routes(bp, tag="predict")
+
+
+@routes.post(
+    "predict/{model}",
+    auth="predict",
+    body=PredictRequest,
+    response=PredictResponse,
+    errors=(404, 409, 413),
+    audited=False,
+)
+def predict(call: Call) -> func.HttpResponse:
+    """Predict for records with the champion (default), an alias, or a version."""
+    body = call.json(PredictRequest, limit=get_settings().max_predict_body_bytes)
+    result, logged = services.prediction_service().predict(
+        call.param("model"),
+        body.records,
+        version=body.version,
+        alias=body.alias,
+        partition=None if body.partition is None else str(body.partition),
+        return_probabilities=body.return_probabilities,
+        routing_key=call.req.headers.get("x-routing-key"),
+        request_id=call.request_id,
+    )
+    response = PredictResponse(
+        model=result.model,
+        version=result.version,
+        partition=result.partition,
+        predictions=result.predictions,
+        probabilities=result.probabilities,
+        classes=result.classes,
+        scores=result.scores,
+        ignored_fields=result.ignored_fields,
+        variant=result.variant,
+        request_id=call.request_id,
+    )
+    return json_response(
+        response.model_dump(exclude_none=True),
+        headers={
+            "X-Model-Version": str(result.version),
+            "X-Prediction-Logged": "true" if logged else "false",
+        },
+    )
+
+
+@routes.put("models/{name}/traffic", auth="models:write", body=TrafficBody, response=Traffic)
+def put_traffic(call: Call) -> func.HttpResponse:
+    """Split online traffic between aliases by weight; optionally shadow-score one alias."""
+    name = check_name(call.param("name"), "model")
+    body = call.json(TrafficBody)
+    registry = services.model_registry()
+    for alias in {*body.weights, *([body.shadow] if body.shadow else [])}:
+        registry.get_alias(name, alias)  # 404 before a split to nowhere is stored
+    return json_response(services.traffic_router().put(name, body, call.user.username))
+
+
+@routes.get(
+    "models/{name}/traffic", auth="models:read", response=Traffic, errors=(404,), audited=False
+)
+def get_traffic(call: Call) -> func.HttpResponse:
+    """The current split, 404 when all traffic goes to the champion."""
+    from shared.errors import NotFound
+
+    traffic = services.traffic_router().get(check_name(call.param("name"), "model"))
+    if traffic is None:
+        raise NotFound(
+            "No traffic split: the champion answers everything.", code="NO_TRAFFIC_SPLIT"
+        )
+    return json_response(traffic)
+
+
+@routes.delete("models/{name}/traffic", auth="models:write", status=204)
+def delete_traffic(call: Call) -> func.HttpResponse:
+    """Remove the split: the champion answers everything again."""
+    services.traffic_router().delete(check_name(call.param("name"), "model"))
+    return empty_response(204)
+
+
+@routes.get("models/{name}/ab-results", auth="models:read", response=AbResults, audited=False)
+def ab_results(call: Call) -> func.HttpResponse:
+    """Per-variant requests and latency, shadow agreement, feedback metrics per version."""
+    name = check_name(call.param("name"), "model")
+    task = None
+    try:
+        registry = services.model_registry()
+        task = registry.get_version(name, registry.resolve(name)).task
+    except Exception:  # noqa: BLE001 - results stay readable after the model is gone
+        task = None
+    return json_response(services.prediction_service().ab_results(name, task))
+
+
+@routes.post(
+    "predictions/{request_id}/feedback",
+    auth="predict",
+    body=FeedbackBody,
+    response=FeedbackAccepted,
+    status=202,
+    errors=(404,),
+)
+def feedback(call: Call) -> func.HttpResponse:
+    """Ground truth for a logged prediction (its X-Request-ID)."""
+    accepted = services.prediction_log().feedback(call.param("request_id"), call.json(FeedbackBody))
+    return json_response(accepted, status=202)

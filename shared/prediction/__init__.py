@@ -1,0 +1,1 @@
+"""Online and batch prediction, the Open Inference Protocol, traffic splits, logs."""
