@@ -9,9 +9,12 @@ from functions import (
     datasets,
     docs,
     heartbeat,
+    inference,
     models,
+    monitoring,
     predict,
     roles,
+    scoring,
     training,
     users,
 )
@@ -30,5 +33,8 @@ for area in (
     datasets,
     training,
     predict,
+    scoring,
+    inference,
+    monitoring,
 ):
     app.register_functions(area.bp)
