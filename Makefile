@@ -7,7 +7,7 @@ PY     := $(BIN)/python
 .PHONY: run test lint format install clean
 
 run: install local.settings.json ## Azurite + the functions on http://127.0.0.1:$${PORT:-7071}
-	$(PY) -m devhost --azurite .azurite
+	$(PY) scripts/run_local.py
 
 test: install ## unit + integration + e2e (starts its own in-memory Azurite on free ports)
 	$(PY) -m pytest
