@@ -20,6 +20,14 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_MODEL = "demo-iris"
+EXAMPLE = json.dumps(
+    {
+        "records": [
+            {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
+        ]
+    },
+    separators=(",", ":"),
+)
 
 
 def settings_value(name: str, default: str) -> str:
@@ -118,8 +126,7 @@ Ready on {url}  (Ctrl-C stops the host and Azurite)
   login:   curl -s -X POST {url}/auth/jwt/login -d 'username={user}&password=...'
   predict: curl -s -X POST {url}/predict/{DEMO_MODEL} -H "Authorization: Bearer $TOKEN" \\
              -H 'Content-Type: application/json' \\
-             -d '{{"records":[{{"sepal_length":5.1,"sepal_width":3.5,\
-                                "petal_length":1.4,"petal_width":0.2}}]}}'
+             -d '{EXAMPLE}'
 """,
             flush=True,
         )
