@@ -25,6 +25,7 @@ from shared import audit
 from shared.auth import Principal, Requirement, authenticate, require
 from shared.errors import (
     AppError,
+    Conflict,
     PayloadTooLarge,
     ServiceUnavailable,
     UnsupportedMediaType,
@@ -142,6 +143,9 @@ def _problem_for(exc: Exception) -> AppError:
         return exc
     if isinstance(exc, ValidationError):
         return ValidationFailed.from_pydantic(exc)
+    if isinstance(exc, HttpResponseError) and exc.status_code in (409, 412):
+        # Two writers met on a row a service did not expect to be contended: retryable.
+        return Conflict("A concurrent change got there first; retry.", code="CONCURRENT_UPDATE")
     if isinstance(exc, AzureError) and not (
         isinstance(exc, HttpResponseError) and exc.status_code and exc.status_code < 500
     ):

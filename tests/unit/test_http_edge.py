@@ -133,3 +133,13 @@ def test_unsafe_request_ids_are_replaced() -> None:
     for bad in ("a" * 200, "x\r\nSet-Cookie: y", "<script>"):
         rid = request_id_for(request(headers={"x-request-id": bad}))
         assert rid != bad and len(rid) == 32
+
+
+def test_unexpected_storage_conflicts_are_409() -> None:
+    def handler(call: Call) -> func.HttpResponse:
+        err = HttpResponseError(message="precondition failed")
+        err.status_code = 412
+        raise err
+
+    resp, body = run(handler)
+    assert resp.status_code == 409 and body["code"] == "CONCURRENT_UPDATE"
