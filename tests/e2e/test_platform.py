@@ -86,4 +86,7 @@ def test_everything_but_public_routes_is_closed(client: httpx.Client) -> None:
         "GET /docs/{asset}",
         "POST /auth/jwt/login",
         "POST /auth/register",
+        "GET /v2",
+        "GET /v2/health/live",
+        "GET /v2/health/ready",
     }
