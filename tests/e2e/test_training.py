@@ -156,7 +156,7 @@ def test_partitioned_anomaly_spec_per_room(client, admin_headers, rooms) -> None
         "dataset": name,
         "target": None,
         "algorithm": "isolation_forest",
-        "params": {"n_estimators": 50},
+        "params": {"n_estimators": 20},
         "partition_by": "room",
         "min_rows": 50,
         "enabled": False,
