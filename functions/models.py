@@ -24,7 +24,7 @@ from shared.registry.schemas import (
     VersionCreated,
     VersionInfo,
 )
-from shared.registry.store import NewFile
+from shared.registry.store import NewFile, find_file
 from shared.settings import get_settings
 
 bp = func.Blueprint()
@@ -137,11 +137,14 @@ def download_version(call: Call) -> func.HttpResponse:
     registry = services.model_registry()
     info = registry.get_version(name, version)
     if q.artifact:
-        prefix = f"models/{name}/{version}/"
-        wanted = q.artifact.removeprefix(prefix)
-        paths = {prefix + wanted, prefix + "artifacts/" + wanted}
-        stored = next((f for f in info.files if f.path in paths and f.role != "model"), None)
-        if stored is None:
+        wanted = q.artifact.removeprefix(f"models/{name}/{version}/")
+        manifest = (
+            services.model_loader().load(name, version=version).model
+            if info.format == "partitioned"
+            else None
+        )
+        stored = find_file(info, wanted, manifest) or find_file(info, f"artifacts/{wanted}")
+        if stored is None or stored.role == "model":
             raise NotFound("No such file in this version.", code="ARTIFACT_NOT_FOUND")
     else:
         stored = next(f for f in info.files if f.role == "model")

@@ -63,6 +63,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.monitoring import partition_labels, version_info
 from shared.names import check_name
+from shared.registry.store import find_file
 
 if TYPE_CHECKING:
     import numpy as np
@@ -516,9 +517,10 @@ def _parse_profile(data: bytes, where: str) -> dict[str, Any]:
     return profile
 
 
-def _stored(info: VersionInfo, relative: str) -> StoredFile | None:
-    path = f"models/{info.name}/{info.version}/{relative}"
-    return next((f for f in info.files if f.path == path), None)
+def _stored(
+    info: VersionInfo, relative: str, manifest: dict[str, Any] | None = None
+) -> StoredFile | None:
+    return find_file(info, relative, manifest)
 
 
 class DriftMonitor:
@@ -559,7 +561,7 @@ class DriftMonitor:
                     code="PARTITION_NOT_FOUND",
                 )
             relative = entry.get("profile")
-            stored = _stored(info, relative) if relative else None
+            stored = _stored(info, relative, manifest) if relative else None
         else:
             partition = None  # a partition means nothing to an unpartitioned model
             stored = _stored(info, "artifacts/profile.json")

@@ -18,7 +18,7 @@ from typing import Any
 from shared.errors import AppError, NotFound
 from shared.registry.formats import load_model
 from shared.registry.schemas import StoredFile, VersionInfo
-from shared.registry.store import ModelRegistry
+from shared.registry.store import ModelRegistry, find_file
 
 
 class ModelIntegrityFailed(AppError):
@@ -34,6 +34,7 @@ class LoadedModel:
     model: Any
     info: VersionInfo
     size_bytes: int
+    stored: StoredFile  # the file it was loaded from (a sub-model's, for partitions)
 
 
 def serving_file(info: VersionInfo) -> StoredFile:
@@ -132,10 +133,9 @@ class ModelLoader:
                 code="PARTITION_NOT_FOUND",
             )
         relative = entry.get("onnx") or entry["skops"]
-        path = f"models/{parent.name}/{parent.version}/{relative}"
-        stored = next((f for f in parent.info.files if f.path == path), None)
+        stored = find_file(parent.info, relative, parent.model)
         if stored is None:
-            raise ModelIntegrityFailed(f"The partition file {path} is not recorded.")
+            raise ModelIntegrityFailed(f"The partition file {relative} is not recorded.")
         key = (parent.name, parent.version, stored.sha256)
         with self._lock:
             hit = self._models.get(key)
@@ -170,6 +170,7 @@ class ModelLoader:
             model=model,
             info=info,
             size_bytes=stored.size_bytes,
+            stored=stored,
         )
 
     def clear(self) -> None:

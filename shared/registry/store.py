@@ -21,6 +21,7 @@ import random
 import re
 import time
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -91,6 +92,40 @@ class PlacedFile:
     format: str | None = None
 
 
+def partition_files(info: VersionInfo, manifest: dict[str, Any]) -> list[StoredFile]:
+    """The files a partitioned version's manifest lists, with their recorded hashes."""
+    prefix = f"{CONTAINER}/{info.name}/{info.version}/"
+    return [
+        StoredFile(
+            path=prefix + relative,
+            sha256=f["sha256"],
+            size_bytes=f["size_bytes"],
+            role="partition",
+            format=f.get("format"),
+        )
+        for relative, f in sorted(manifest.get("files", {}).items())
+    ]
+
+
+def find_file(
+    info: VersionInfo, relative: str, manifest: dict[str, Any] | None = None
+) -> StoredFile | None:
+    """A file of the version by its path relative to the version folder."""
+    path = f"{CONTAINER}/{info.name}/{info.version}/{relative}"
+    found = next((f for f in info.files if f.path == path), None)
+    if found is None and manifest is not None:
+        recorded = manifest.get("files", {}).get(relative)
+        if recorded:
+            found = StoredFile(
+                path=path,
+                sha256=recorded["sha256"],
+                size_bytes=recorded["size_bytes"],
+                role="partition",
+                format=recorded.get("format"),
+            )
+    return found
+
+
 class ModelRegistry:
     def __init__(
         self, models: TableClient, aliases: TableClient, container: ContainerClient
@@ -126,22 +161,12 @@ class ModelRegistry:
         planned += [
             (f"{prefix}artifacts/{a.filename}", a.data, "artifact", None) for a in artifacts
         ]
-        files: list[StoredFile] = []
         try:
-            for blob_name, data, role, fmt in planned:
-                digest = _sha256(data)
-                self.container.upload_blob(
-                    blob_name, data, overwrite=True, metadata={"sha256": digest}
-                )
-                files.append(
-                    StoredFile(
-                        path=f"{CONTAINER}/{blob_name}",
-                        sha256=digest,
-                        size_bytes=len(data),
-                        role=role,
-                        format=fmt,
-                    )
-                )
+            with ThreadPoolExecutor(max_workers=8, thread_name_prefix="upload") as pool:
+                files = list(pool.map(lambda item: self._upload(*item), planned))
+            # Partition files are described (with their hashes) by the manifest, which is
+            # itself hashed here: the row stays small whatever the number of partitions.
+            files = [f for f in files if f.role != "partition"]
             info = self._create_row(name, version, model_format, files, meta, created_by)
         except Exception:
             self._delete_prefix(prefix)  # best effort; the sweeper catches what this misses
@@ -150,6 +175,17 @@ class ModelRegistry:
             self.set_alias(name, meta.alias, version, created_by)
             info.aliases = sorted({*info.aliases, meta.alias})
         return info
+
+    def _upload(self, blob_name: str, data: bytes, role: str, fmt: str | None) -> StoredFile:
+        digest = _sha256(data)
+        self.container.upload_blob(blob_name, data, overwrite=True, metadata={"sha256": digest})
+        return StoredFile(
+            path=f"{CONTAINER}/{blob_name}",
+            sha256=digest,
+            size_bytes=len(data),
+            role=role,
+            format=fmt,
+        )
 
     def _reserve_version(self, name: str) -> int:
         for attempt in range(200):
@@ -374,8 +410,16 @@ class ModelRegistry:
     # --- integrity ------------------------------------------------------------------------
     def verify(self, name: str, version: int) -> VerifyResult:
         info = self.get_version(name, version)
+        stored_files = list(info.files)
+        if info.format == "partitioned":
+            manifest_file = next(f for f in info.files if f.role == "model")
+            try:
+                manifest = json.loads(self.read_file(manifest_file))
+                stored_files += partition_files(info, manifest)
+            except ValueError:
+                pass  # a corrupt manifest already fails its own check below
         checks = []
-        for stored in info.files:
+        for stored in stored_files:
             blob_name = stored.path.split("/", 1)[1]
             try:
                 data = self.container.download_blob(blob_name).readall()

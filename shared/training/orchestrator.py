@@ -25,7 +25,13 @@ from shared.errors import NotFound, ValidationFailed
 from shared.idempotency import IdempotencyStore
 from shared.observability import get_logger
 from shared.registry.schemas import Lineage, VersionMetadata
-from shared.registry.store import LOWER_IS_BETTER, ModelRegistry, NewFile, PlacedFile
+from shared.registry.store import (
+    LOWER_IS_BETTER,
+    ModelRegistry,
+    NewFile,
+    PlacedFile,
+    find_file,
+)
 from shared.tables import iso, utcnow
 from shared.training.jobs import UNIT_TERMINAL, Job, JobStore, Unit
 from shared.training.specs import SpecStore, TrainingSpec
@@ -500,6 +506,15 @@ class Trainer:
             "task": meta.task,
             "features": [f.model_dump() for f in meta.features or []],
             "partitions": partitions,
+            # Hashes of the partition files: the registry row records only the manifest's.
+            "files": {
+                p.relative_path: {
+                    "sha256": hashlib.sha256(p.data).hexdigest(),
+                    "size_bytes": len(p.data),
+                    "format": p.format,
+                }
+                for p in placed
+            },
         }
         return self.registry.register(
             spec.name,
@@ -523,8 +538,9 @@ class Trainer:
             return {}
         if previous.format != "partitioned":
             return {}
-        files = {f.path.split(f"/{previous.version}/", 1)[1]: f for f in previous.files}
-        old = json.loads(self.registry.read_file(files["model.json"]))["partitions"]
+        manifest_file = next(f for f in previous.files if f.role == "model")
+        previous_manifest = json.loads(self.registry.read_file(manifest_file))
+        old = previous_manifest["partitions"]
         carried = {}
         for unit in failed:
             entry = old.get(str(unit.partition))
@@ -536,7 +552,9 @@ class Trainer:
             }
             for field in ("skops", "onnx", "profile"):
                 if entry.get(field):
-                    stored = files[entry[field]]
+                    stored = find_file(previous, entry[field], previous_manifest)
+                    if stored is None:
+                        raise ValueError(f"version {previous.version} lacks {entry[field]}")
                     placed.append(
                         PlacedFile(
                             entry[field],
