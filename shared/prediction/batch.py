@@ -11,8 +11,8 @@ Feature typing is the online one (``shared.prediction.inputs``): numbers become 
 (missing: NaN), strings ``str`` (missing: ``""``), booleans 0/1 (missing: NaN). A row that
 cannot be typed, or whose partition has no sub-model, is counted as failed with a reason
 and left out of the output; it never fails the batch. Because CSV has no types, a text
-column feeding a number (bool) feature is parsed per value: numbers ("3.5") (the usual
-true/false spellings) are accepted, anything else fails its row.
+column feeding a number feature is parsed per value ("3.5" is accepted, "lots" fails its
+row), and one feeding a bool feature accepts the usual true/false/yes/no/1/0 spellings.
 
 Output columns: the key columns of the input (default: every column that is not a
 feature, e.g. room and timestamp ids), then ``prediction``; ``score`` for anomaly models
@@ -46,8 +46,9 @@ if TYPE_CHECKING:
 
 # Rows per queue message (one parallel unit of work); Parquet chunks are whole row groups.
 CHUNK_ROWS = 250_000
-# Rows scored at once: bounds memory (~50k x features x 8 bytes, a few MB) whatever the
-# chunk, row group or file size.
+# Rows scored at once: what bounds memory whatever the chunk, row group or file size
+# (50k x 30 float features is 12 MB a copy; read-ahead, typing and onnxruntime's buffers
+# make it ~200 MB at peak, measured, on top of the model).
 BATCH_ROWS = 50_000
 MAX_REASONS = 20
 PARQUET_BUFFER = 1024 * 1024

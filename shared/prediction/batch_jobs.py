@@ -225,7 +225,7 @@ class ScoringJobStore:
                 "status": "queued",
                 "created_at": iso(utcnow()),
                 "created_by": by,
-                "request": json.dumps(request),
+                **_split_text("request", json.dumps(request)),
                 "targets_total": len(targets),
                 "targets_done": 0,
                 "error": "",
@@ -258,7 +258,7 @@ class ScoringJobStore:
             raise NotFound("No such scoring job.", code="SCORING_JOB_NOT_FOUND") from None
 
     def request(self, job_id: str) -> dict[str, Any]:
-        return json.loads(self.raw(job_id).get("request") or "{}")
+        return json.loads(_join_text(self.raw(job_id), "request") or "{}")
 
     def get(self, job_id: str) -> ScoringJob:
         e = self.raw(job_id)

@@ -221,9 +221,8 @@ class RegistryModel:
         loaded: LoadedModel = servable.loaded
         if loaded.format != "onnx":
             return Scorable(servable.features, servable.task, servable.classes, servable=servable)
-        stored = next(f for f in loaded.info.files if f.sha256 == loaded.sha256)
         return Scorable.from_onnx(
-            self.loader.read_verified(loaded.info, stored),
+            self.loader.read_verified(loaded.info, loaded.stored),
             servable.features,
             servable.task,
             servable.classes,
@@ -278,7 +277,12 @@ def _deterministic(exc: BaseException) -> bool:
         return exc.status < 500
     return isinstance(
         exc,
-        ValueError | KeyError | TypeError | pa.ArrowException | ResourceModifiedError,
+        ValueError
+        | KeyError
+        | TypeError
+        | pa.ArrowException
+        | ResourceModifiedError
+        | ResourceNotFoundError,
     )
 
 
@@ -306,6 +310,7 @@ class BatchScorer:
         self.max_dequeue_count = max_dequeue_count
         self._models: OrderedDict[tuple[str, int], RegistryModel] = OrderedDict()
         self._models_lock = threading.Lock()
+        self._building: dict[tuple[str, int], threading.Lock] = {}
 
     # --- start -------------------------------------------------------------------------------
     def start(
@@ -386,12 +391,20 @@ class BatchScorer:
             if hit is not None:
                 self._models.move_to_end(key)
                 return hit
-        model = RegistryModel(self.predictor, self.loader, name, version)
-        with self._models_lock:
-            self._models[key] = model
-            while len(self._models) > CACHED_MODELS:
-                self._models.popitem(last=False)
-        return model
+            gate = self._building.setdefault(key, threading.Lock())
+        # One build per model: the chunks of a job arrive together, on several threads.
+        with gate:
+            with self._models_lock:
+                hit = self._models.get(key)
+            if hit is not None:
+                return hit
+            model = RegistryModel(self.predictor, self.loader, name, version)
+            with self._models_lock:
+                self._models[key] = model
+                self._building.pop(key, None)
+                while len(self._models) > CACHED_MODELS:
+                    self._models.popitem(last=False)
+            return model
 
     # --- dispatch of queue messages ------------------------------------------------------------
     def handle(self, message: dict[str, Any], dequeue_count: int = 1) -> None:
@@ -420,6 +433,9 @@ class BatchScorer:
             self._delete_parts(target)
             self._count_target(target)
         else:
+            for target in self.jobs.list_targets(job_id):
+                if target.status not in TERMINAL:
+                    self.jobs.set_target(target, status="failed", error=f"planning: {reason}")
             self.jobs.update(
                 job_id, status="failed", error=f"planning: {reason}", finished_at=iso(utcnow())
             )
@@ -429,8 +445,7 @@ class BatchScorer:
         raw = self.jobs.raw(job_id)
         if raw["status"] != "queued" and raw.get("dispatched"):
             return  # planned and dispatched already (a redelivered message)
-        request = json.loads(raw.get("request") or "{}")
-        chunks: list[dict[str, Any]] = []
+        request = self.jobs.request(job_id)
         messages: list[dict[str, Any]] = []
         ended: list[Target] = []
         for target in self.jobs.list_targets(job_id):
@@ -459,7 +474,6 @@ class BatchScorer:
                 continue
             self.jobs.add_chunks(job_id, mine)
             self.jobs.set_target(target, plan=plan, total_chunks=len(mine), status="running")
-            chunks += mine
             messages += self._messages(job_id, target, len(mine))
         if raw["status"] == "queued":
             self.jobs.update(job_id, status="running", started_at=iso(utcnow()))
@@ -702,6 +716,11 @@ class BatchScorer:
             try:
                 outputs = self._write_outputs(target, [c.part for c in ok if c.part])
             except Exception as exc:
+                current = self.jobs.target(job_id, index)
+                if current.status in TERMINAL:
+                    # A duplicate finalize finished first and removed the parts: its result stands.
+                    self._count_target(current)
+                    return
                 if not _deterministic(exc) and dequeue_count < self.max_dequeue_count:
                     raise  # transient: the host retries the finalize message
                 status, error = "failed", f"writing the output failed: {exc}"[:1000]

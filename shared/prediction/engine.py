@@ -74,6 +74,7 @@ class Predictor:
     def __init__(self, loader: ModelLoader, max_records: int) -> None:
         self.loader = loader
         self.max_records = max_records
+        self._servables: dict[tuple[str, int, str], Servable] = {}
 
     def servable(
         self,
@@ -85,7 +86,7 @@ class Predictor:
         """The model that answers, and the partition it answers for."""
         check_name(name, "model")
         loaded = self.loader.load(name, version=version, alias=alias)
-        manifest = None
+        parent = manifest = None
         if loaded.format == "partitioned":
             manifest = loaded.model
             if partition is None:
@@ -94,13 +95,19 @@ class Predictor:
                     [{"loc": ["partition"], "msg": "required for this model", "type": "missing"}],
                 )
             parent, loaded = loaded, self.loader.load_partition(loaded, str(partition))
-            features = _features_of(parent, manifest)
-            task = manifest.get("task") or parent.info.task
         else:
             partition = None  # a partition means nothing to an unpartitioned model
-            features = _features_of(loaded, None)
-            task = loaded.info.task
-        return Servable(loaded, features, task, _classes_of(loaded)), partition
+        # The schema of a loaded model never changes: build it once, not per request.
+        key = (loaded.name, loaded.version, loaded.sha256)
+        servable = self._servables.get(key)
+        if servable is None or servable.loaded is not loaded:
+            owner = parent or loaded
+            task = (manifest or {}).get("task") or owner.info.task
+            servable = Servable(loaded, _features_of(owner, manifest), task, _classes_of(loaded))
+            if len(self._servables) > 10_000:
+                self._servables.clear()
+            self._servables[key] = servable
+        return servable, partition
 
     def predict(
         self,

@@ -25,6 +25,7 @@ from shared.tables import iso, parse_iso, utcnow
 
 TABLE = "Predictions"
 ROW = "p"
+WRITERS = 4
 MAX_FIELD_CHARS = 30_000  # Table properties hold 64 KiB; JSON text is UTF-16 there
 log = get_logger("prediction-log")
 
@@ -73,7 +74,7 @@ class PredictionLog:
         self.table = table
         self.sample_rate = sample_rate
         self._queue: queue.Queue[dict[str, Any]] = queue.Queue(maxsize=capacity)
-        self._writer: threading.Thread | None = None
+        self._writers: list[threading.Thread] = []
         self._lock = threading.Lock()
         self.dropped = 0
 

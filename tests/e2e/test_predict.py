@@ -358,7 +358,7 @@ def test_feedback_metrics_per_version(client, admin_headers, onnx_models) -> Non
     predicted = r.json()["predictions"]
     from shared import services
 
-    services.prediction_log().drain()
+    services.prediction_log().drain(timeout=60)  # earlier tests queued thousands
     truth = [predicted[0], predicted[1], 1 - predicted[2], 1 - predicted[3]]
     fb = client.post(
         f"/predictions/{r.headers['x-request-id']}/feedback",
