@@ -135,7 +135,7 @@ class PredictionLog:
             finally:
                 self._queue.task_done()
 
-    def drain(self, timeout: float = 5.0) -> None:
+    def drain(self, timeout: float = 30.0) -> None:
         """Wait until queued entries are written (tests, shutdown)."""
         deadline = threading.Event()
         timer = threading.Timer(timeout, deadline.set)
