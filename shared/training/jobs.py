@@ -55,6 +55,7 @@ class Job(BaseModel):
     specs: list[str]
     total_units: int | None = None
     done_units: int = 0
+    error: str | None = None
     results: list[UnitResult] = []
 
 
@@ -92,6 +93,7 @@ def _job(e: dict[str, Any], results: list[UnitResult] | None = None) -> Job:
         specs=json.loads(e["specs"]),
         total_units=e.get("total_units") if e.get("total_units", -1) >= 0 else None,
         done_units=int(e.get("done_units") or 0),
+        error=e.get("error") or None,
         results=results or [],
     )
 

@@ -165,7 +165,13 @@ class Trainer:
                 self.jobs.set_unit(unit, etag_guard=False, status="failed", error=reason)
             self._count(unit)
         else:
-            self.jobs.update(job_id, status="failed", finished_at=iso(utcnow()))
+            stage = message.get("kind", "a step")
+            self.jobs.update(
+                job_id,
+                status="failed",
+                finished_at=iso(utcnow()),
+                error=f"{stage} failed: {reason}",
+            )
 
     # --- plan ------------------------------------------------------------------------------
     def plan(self, job_id: str) -> None:
@@ -379,9 +385,16 @@ class Trainer:
             else ("partially_failed")
         )
         self.jobs.update(job_id, status=status, finished_at=iso(utcnow()))
-        for blob in self.staging.list_blobs(name_starts_with=f"{job_id}/"):
+        self._delete_staging(job_id)
+
+    def _delete_staging(self, job_id: str) -> None:
+        def delete(name: str) -> None:
             with contextlib.suppress(ResourceNotFoundError):
-                self.staging.delete_blob(blob.name)
+                self.staging.delete_blob(name)
+
+        names = [b.name for b in self.staging.list_blobs(name_starts_with=f"{job_id}/")]
+        with ThreadPoolExecutor(max_workers=8, thread_name_prefix="cleanup") as pool:
+            list(pool.map(delete, names))
 
     def _read(self, path: str) -> bytes:
         return self.staging.download_blob(path).readall()
