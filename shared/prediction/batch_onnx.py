@@ -44,8 +44,13 @@ _TREE_OPS = ("TreeEnsembleClassifier", "TreeEnsembleRegressor")
 
 
 def _value(attribute: Any) -> Any:
-    from onnx import helper, numpy_helper
+    from onnx import AttributeProto, helper, numpy_helper
 
+    # Large repeated fields straight into numpy: no list of 400k Python numbers to keep.
+    if attribute.type == AttributeProto.FLOATS:
+        return np.fromiter(attribute.floats, dtype=np.float32, count=len(attribute.floats))
+    if attribute.type == AttributeProto.INTS:
+        return np.fromiter(attribute.ints, dtype=np.int64, count=len(attribute.ints))
     value = helper.get_attribute_value(attribute)
     if hasattr(value, "dims"):  # a *_as_tensor attribute
         return numpy_helper.to_array(value)

@@ -118,12 +118,16 @@ class PredictionLog:
         return True
 
     def _ensure_writer(self) -> None:
+        # A few writers: one Table round trip per entry caps a single thread at a few
+        # hundred entries a second.
         with self._lock:
-            if self._writer is None or not self._writer.is_alive():
-                self._writer = threading.Thread(
+            self._writers = [w for w in self._writers if w.is_alive()]
+            while len(self._writers) < WRITERS:
+                writer = threading.Thread(
                     target=self._write_forever, name="prediction-log", daemon=True
                 )
-                self._writer.start()
+                writer.start()
+                self._writers.append(writer)
 
     def _write_forever(self) -> None:
         while True:
