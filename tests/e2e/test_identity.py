@@ -112,6 +112,25 @@ def test_forged_tokens_are_refused(client: httpx.Client) -> None:
         assert r.headers["www-authenticate"].startswith("Bearer")
 
 
+def test_validly_signed_tokens_with_bad_claims_are_refused(client: httpx.Client, app_env) -> None:
+    # Signed with the server's own key: only the claims are wrong.
+    key = app_env["JWT_SIGNING_KEY"].encode()
+    claims = jwt.decode(login(client, ADMIN, ADMIN_PASSWORD), options={"verify_signature": False})
+    now = int(time.time())
+    cases = {
+        "expired": {"iat": now - 7200, "nbf": now - 7200, "exp": now - 3600},
+        "wrong-audience": {"aud": "another-api"},
+        "wrong-issuer": {"iss": "someone-else"},
+        "no-jti": {"jti": None},
+    }
+    for name, change in cases.items():
+        forged = {k: v for k, v in {**claims, **change}.items() if v is not None}
+        r = client.get("/users/me", headers=bearer(jwt.encode(forged, key, algorithm="HS256")))
+        assert r.status_code == 401, name
+    good = jwt.encode(claims, key, algorithm="HS256")
+    assert client.get("/users/me", headers=bearer(good)).status_code == 200
+
+
 def test_logout_revokes_the_token(client: httpx.Client, make_user) -> None:
     _, _, _, headers = make_user()
     assert client.get("/users/me", headers=headers).status_code == 200
