@@ -1,13 +1,11 @@
 """Training: specs, POST /train (ADF's async pattern), jobs, the monthly timer, the queue."""
 
-import json
-
 import azure.functions as func
 from pydantic import BaseModel, Field
 
 from shared import services
-from shared.errors import ValidationFailed
 from shared.http import Call, Routes, empty_response, json_response
+from shared.http.async_jobs import JobAccepted, accepted, job_status, queue_json
 from shared.names import check_name
 from shared.observability import get_logger
 from shared.training.jobs import TERMINAL, Job, JobPage
@@ -16,17 +14,10 @@ from shared.training.specs import SpecList, TrainingSpec, TrainingSpecBody
 bp = func.Blueprint()
 routes = Routes(bp, tag="training")
 log = get_logger("training")
-POLL_SECONDS = "10"
 
 
 class TrainRequest(BaseModel):
     specs: list[str] | None = Field(default=None, max_length=500)
-
-
-class TrainAccepted(BaseModel):
-    job_id: str
-    status: str
-    status_url: str
 
 
 class JobsQuery(BaseModel):
@@ -71,7 +62,7 @@ def delete_spec(call: Call) -> func.HttpResponse:
 
 
 @routes.post(
-    "train", auth="train", body=TrainRequest, response=TrainAccepted, status=202, errors=(404, 409)
+    "train", auth="train", body=TrainRequest, response=JobAccepted, status=202, errors=(404, 409)
 )
 def train(call: Call) -> func.HttpResponse:
     """Train every enabled spec (or those named): 202 + Location to poll (ADF async pattern)."""
@@ -84,28 +75,14 @@ def train(call: Call) -> func.HttpResponse:
         by=call.user.username,
         idempotency_key=call.req.headers.get("idempotency-key"),
     )
-    url = f"/train/jobs/{job.job_id}"
-    headers = {"Location": url, "Retry-After": POLL_SECONDS}
-    if replayed:
-        headers["Idempotent-Replayed"] = "true"
-    return json_response(
-        TrainAccepted(job_id=job.job_id, status=job.status, status_url=url),
-        status=202,
-        headers=headers,
-    )
+    return accepted(job.job_id, job.status, f"/train/jobs/{job.job_id}", replayed)
 
 
 @routes.get("train/jobs/{id}", auth="train", response=Job, errors=(404,), audited=False)
 def get_job(call: Call) -> func.HttpResponse:
     """A job with per-unit results: 202 while queued/running, 200 once finished."""
     job = services.job_store().get(call.param("id"))
-    if job.status in TERMINAL:
-        return json_response(job)
-    return json_response(
-        job,
-        status=202,
-        headers={"Retry-After": POLL_SECONDS, "Location": f"/train/jobs/{job.job_id}"},
-    )
+    return job_status(job, job.status in TERMINAL, f"/train/jobs/{job.job_id}")
 
 
 @routes.get("train/jobs", auth="train", query=JobsQuery, response=JobPage, audited=False)
@@ -128,21 +105,11 @@ def monthly_training(timer: func.TimerRequest) -> None:
 @bp.queue_trigger(arg_name="msg", queue_name="training", connection="AzureWebJobsStorage")
 def training_worker(msg: func.QueueMessage) -> None:
     """Plan a job, train one (spec, partition) unit, or finalize a job."""
-    services.trainer().handle(_message(msg), msg.dequeue_count or 1)
+    services.trainer().handle(queue_json(msg), msg.dequeue_count or 1)
 
 
 @bp.function_name("training_poison")
 @bp.queue_trigger(arg_name="msg", queue_name="training-poison", connection="AzureWebJobsStorage")
 def training_poison(msg: func.QueueMessage) -> None:
     """A message that failed every retry: mark its unit (or job) failed so the job ends."""
-    services.trainer().give_up(_message(msg), "gave up after repeated failures")
-
-
-def _message(msg: func.QueueMessage) -> dict:
-    try:
-        body = json.loads(msg.get_body())
-    except ValueError:
-        raise ValidationFailed("A training message is not JSON.") from None
-    if not isinstance(body, dict):
-        raise ValidationFailed("A training message is not an object.")
-    return body
+    services.trainer().give_up(queue_json(msg), "gave up after repeated failures")

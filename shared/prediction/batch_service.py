@@ -111,12 +111,6 @@ class BatchScoreRequest(BaseModel):
         return self
 
 
-class ScoringAccepted(BaseModel):
-    job_id: str
-    status: str
-    status_url: str
-
-
 # --- blob I/O ------------------------------------------------------------------------------
 
 
