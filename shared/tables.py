@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import base64
 import json
+import random
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from azure.data.tables import TableClient
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceModifiedError
+from azure.data.tables import TableClient, UpdateMode
 
-from shared.errors import ValidationFailed
+from shared.errors import ServiceUnavailable, ValidationFailed
 
 T = TypeVar("T")
 
@@ -67,3 +71,42 @@ def page(
     page_iter: Iterator[dict[str, Any]] = next(pager, iter(()))
     items = [convert(e) for e in page_iter]
     return items, encode_continuation(pager.continuation_token)
+
+
+def increment(
+    table: TableClient, pk: str, rk: str, counter: str, total: str, by: int = 1
+) -> tuple[int, int]:
+    """Add to ``counter`` under an ETag guard (a fan-in counter); (new value, ``total``).
+
+    ``total`` is -1 while unset. Raises ServiceUnavailable when the row stays contended.
+    """
+    for attempt in range(500):
+        e = table.get_entity(pk, rk)
+        value = int(e.get(counter) or 0) + by
+        try:
+            table.update_entity(
+                {"PartitionKey": pk, "RowKey": rk, counter: value},
+                mode=UpdateMode.MERGE,
+                etag=e.metadata["etag"],
+                match_condition=MatchConditions.IfNotModified,
+            )
+            return value, int(e.get(total, -1))
+        except ResourceModifiedError:
+            time.sleep(random.uniform(0, 0.005 * min(attempt + 1, 20)))  # noqa: S311
+    raise ServiceUnavailable("A fan-in counter stayed contended; the step will retry.")
+
+
+def merge(table: TableClient, entity: dict[str, Any], etag: str | None) -> str | None:
+    """Merge ``entity``; guarded by ``etag`` when given. The new ETag, or None on a lost race."""
+    try:
+        meta = table.update_entity(
+            entity,
+            mode=UpdateMode.MERGE,
+            etag=etag,
+            match_condition=MatchConditions.IfNotModified
+            if etag
+            else MatchConditions.Unconditionally,
+        )
+    except ResourceModifiedError:
+        return None
+    return meta.get("etag")

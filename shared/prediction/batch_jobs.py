@@ -11,18 +11,15 @@ workers finish at once. No ML imports here: the HTTP edge reads jobs cold.
 from __future__ import annotations
 
 import json
-import random
-import time
 from datetime import datetime
 from typing import Any, Literal
 
-from azure.core import MatchConditions
-from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 from pydantic import BaseModel, Field
 
-from shared.errors import NotFound, ServiceUnavailable
-from shared.tables import iso, parse_iso, utcnow
+from shared.errors import NotFound
+from shared.tables import increment, iso, merge, parse_iso, utcnow
 from shared.training.jobs import new_job_id
 
 JOBS_TABLE = "ScoringJobs"
@@ -316,27 +313,8 @@ class ScoringJobStore:
             {"PartitionKey": PARTITION, "RowKey": job_id, **fields}, mode=UpdateMode.MERGE
         )
 
-    def _increment(
-        self, table: TableClient, pk: str, rk: str, counter: str, total: str
-    ) -> tuple[int, int]:
-        """Add one to ``counter`` under an ETag guard; (new value, ``total``)."""
-        for attempt in range(500):
-            e = table.get_entity(pk, rk)
-            value = int(e.get(counter) or 0) + 1
-            try:
-                table.update_entity(
-                    {"PartitionKey": pk, "RowKey": rk, counter: value},
-                    mode=UpdateMode.MERGE,
-                    etag=e.metadata["etag"],
-                    match_condition=MatchConditions.IfNotModified,
-                )
-                return value, int(e.get(total, -1))
-            except ResourceModifiedError:
-                time.sleep(random.uniform(0, 0.005 * min(attempt + 1, 20)))  # noqa: S311
-        raise ServiceUnavailable("Could not record a finished scoring step; it will retry.")
-
     def add_done_target(self, job_id: str) -> tuple[int, int]:
-        return self._increment(self.jobs, PARTITION, job_id, "targets_done", "targets_total")
+        return increment(self.jobs, PARTITION, job_id, "targets_done", "targets_total")
 
     # --- targets ---------------------------------------------------------------------------
     def target(self, job_id: str, index: int) -> Target:
@@ -356,24 +334,14 @@ class ScoringJobStore:
                 entity[key] = json.dumps(value)
             else:
                 entity[key] = value
-        try:
-            meta = self.targets.update_entity(
-                entity,
-                mode=UpdateMode.MERGE,
-                etag=target.etag if etag_guard else None,
-                match_condition=MatchConditions.IfNotModified
-                if etag_guard
-                else MatchConditions.Unconditionally,
-            )
-        except ResourceModifiedError:
+        etag = merge(self.targets, entity, target.etag if etag_guard else None)
+        if etag is None:
             return False
-        target.etag = meta.get("etag")
+        target.etag = etag
         return True
 
     def add_done_chunk(self, job_id: str, index: int) -> tuple[int, int]:
-        return self._increment(
-            self.targets, job_id, target_key(index), "done_chunks", "total_chunks"
-        )
+        return increment(self.targets, job_id, target_key(index), "done_chunks", "total_chunks")
 
     # --- chunks ----------------------------------------------------------------------------
     def add_chunks(self, job_id: str, chunks: list[dict[str, Any]]) -> None:
@@ -417,16 +385,8 @@ class ScoringJobStore:
         entity: dict[str, Any] = {"PartitionKey": chunk.job_id, "RowKey": chunk.chunk_id}
         for key, value in fields.items():
             entity[key] = json.dumps(value) if key == "reasons" else value
-        try:
-            meta = self.chunks.update_entity(
-                entity,
-                mode=UpdateMode.MERGE,
-                etag=chunk.etag if etag_guard else None,
-                match_condition=MatchConditions.IfNotModified
-                if etag_guard
-                else MatchConditions.Unconditionally,
-            )
-        except ResourceModifiedError:
+        etag = merge(self.chunks, entity, chunk.etag if etag_guard else None)
+        if etag is None:
             return False
-        chunk.etag = meta.get("etag")
+        chunk.etag = etag
         return True

@@ -20,7 +20,7 @@ from azure.data.tables import TableClient, UpdateMode
 from pydantic import BaseModel
 
 from shared.errors import NotFound, ServiceUnavailable
-from shared.tables import iso, parse_iso, utcnow
+from shared.tables import increment, iso, merge, parse_iso, utcnow
 
 JOBS_TABLE = "Jobs"
 UNITS_TABLE = "JobUnits"
@@ -194,20 +194,9 @@ class JobStore:
 
     def add_done(self, job_id: str, count: int = 1) -> tuple[int, int]:
         """Atomically add finished units; returns (done, total). ETag-guarded for fan-in."""
-        for attempt in range(500):
-            e = self.raw(job_id)
-            done = int(e.get("done_units") or 0) + count
-            try:
-                self.jobs.update_entity(
-                    {"PartitionKey": PARTITION, "RowKey": job_id, "done_units": done},
-                    mode=UpdateMode.MERGE,
-                    etag=e.metadata["etag"],
-                    match_condition=MatchConditions.IfNotModified,
-                )
-                return done, int(e.get("total_units", -1))
-            except ResourceModifiedError:
-                time.sleep(random.uniform(0, 0.005 * min(attempt + 1, 20)))  # noqa: S311
-        raise ServiceUnavailable("Could not record a finished training unit; it will retry.")
+        if not job_id.isalnum() or len(job_id) > 40:
+            raise NotFound("No such job.", code="JOB_NOT_FOUND")
+        return increment(self.jobs, PARTITION, job_id, "done_units", "total_units", count)
 
     def record_spec_result(self, job_id: str, spec: str, outcome: dict[str, Any]) -> None:
         for _ in range(100):
@@ -267,16 +256,8 @@ class JobStore:
         entity: dict[str, Any] = {"PartitionKey": unit.job_id, "RowKey": unit.unit_id}
         for key, value in fields.items():
             entity[key] = json.dumps(value) if key in ("metrics", "outputs") else value
-        try:
-            meta = self.units.update_entity(
-                entity,
-                mode=UpdateMode.MERGE,
-                etag=unit.etag if etag_guard else None,
-                match_condition=MatchConditions.IfNotModified
-                if etag_guard
-                else MatchConditions.Unconditionally,
-            )
-            unit.etag = meta.get("etag")
-            return True
-        except ResourceModifiedError:
+        etag = merge(self.units, entity, unit.etag if etag_guard else None)
+        if etag is None:
             return False
+        unit.etag = etag
+        return True
