@@ -50,7 +50,38 @@ def _version(call: Call) -> int | None:
     return version
 
 
-def _infer(call: Call) -> func.HttpResponse:
+def _each_version(
+    method: str, suffix: str, name: str, **doc: object
+) -> Callable[[Handler], Handler]:
+    """Register one handler on ``v2/models/{model}{suffix}`` and on its per-version twin."""
+
+    def register(handler: Handler) -> Handler:
+        common = {"auth": "predict", "audited": False, **doc}
+        handler = v2(handler)
+        routes.route(method, f"v2/models/{{model}}{suffix}", name=name, **common)(handler)
+        routes.route(
+            method,
+            f"v2/models/{{model}}/versions/{{version:int}}{suffix}",
+            name=name.replace("v2_model", "v2_model_version", 1)
+            if name.startswith("v2_model")
+            else f"{name}_version",
+            **common,
+        )(handler)
+        return handler
+
+    return register
+
+
+@_each_version(
+    "POST",
+    "/infer",
+    "v2_infer",
+    body=oip.V2InferRequest,
+    response=oip.V2InferResponse,
+    errors=(400, 404, 413),
+)
+def v2_infer(call: Call) -> func.HttpResponse:
+    """V2 inference: the version in the URL, else parameters.alias, else champion-else-latest."""
     oip.refuse_binary(call.req.headers.get("inference-header-content-length"))
     body = call.json(oip.V2InferRequest, limit=get_settings().max_predict_body_bytes)
     result = _service().infer(call.param("model"), body, _version(call), call.request_id)
@@ -59,92 +90,16 @@ def _infer(call: Call) -> func.HttpResponse:
     )
 
 
-@routes.post(
-    "v2/models/{model}/infer",
-    auth="predict",
-    body=oip.V2InferRequest,
-    response=oip.V2InferResponse,
-    errors=(400, 404, 413),
-    audited=False,
-)
-@v2
-def v2_infer(call: Call) -> func.HttpResponse:
-    """V2 inference with the alias in parameters.alias, else champion-else-latest."""
-    return _infer(call)
-
-
-@routes.post(
-    "v2/models/{model}/versions/{version:int}/infer",
-    auth="predict",
-    body=oip.V2InferRequest,
-    response=oip.V2InferResponse,
-    errors=(400, 404, 413),
-    audited=False,
-)
-@v2
-def v2_infer_version(call: Call) -> func.HttpResponse:
-    """V2 inference with one version."""
-    return _infer(call)
-
-
-def _metadata(call: Call) -> func.HttpResponse:
+@_each_version("GET", "", "v2_model_metadata", response=oip.V2ModelMetadata, errors=(400, 404))
+def v2_model_metadata(call: Call) -> func.HttpResponse:
+    """V2 model metadata: inputs in feature order, outputs, versions."""
     return json_response(_service().metadata(call.param("model"), _version(call)))
 
 
-@routes.get(
-    "v2/models/{model}",
-    auth="predict",
-    response=oip.V2ModelMetadata,
-    errors=(400, 404),
-    audited=False,
-)
-@v2
-def v2_model_metadata(call: Call) -> func.HttpResponse:
-    """V2 model metadata (champion-else-latest): inputs in feature order, outputs, versions."""
-    return _metadata(call)
-
-
-@routes.get(
-    "v2/models/{model}/versions/{version:int}",
-    auth="predict",
-    response=oip.V2ModelMetadata,
-    errors=(400, 404),
-    audited=False,
-)
-@v2
-def v2_model_version_metadata(call: Call) -> func.HttpResponse:
-    """V2 metadata of one version."""
-    return _metadata(call)
-
-
-def _ready(call: Call) -> func.HttpResponse:
-    return json_response(_service().ready(call.param("model"), _version(call)))
-
-
-@routes.get(
-    "v2/models/{model}/ready",
-    auth="predict",
-    response=oip.V2ModelReady,
-    errors=(400, 404),
-    audited=False,
-)
-@v2
+@_each_version("GET", "/ready", "v2_model_ready", response=oip.V2ModelReady, errors=(400, 404))
 def v2_model_ready(call: Call) -> func.HttpResponse:
-    """Loads (warms) the default version; 404 unknown, 503 when it cannot be loaded."""
-    return _ready(call)
-
-
-@routes.get(
-    "v2/models/{model}/versions/{version:int}/ready",
-    auth="predict",
-    response=oip.V2ModelReady,
-    errors=(400, 404),
-    audited=False,
-)
-@v2
-def v2_model_version_ready(call: Call) -> func.HttpResponse:
-    """Loads (warms) one version; 404 unknown, 503 when it cannot be loaded."""
-    return _ready(call)
+    """Loads (warms) the version; 404 unknown, 503 when it cannot be loaded."""
+    return json_response(_service().ready(call.param("model"), _version(call)))
 
 
 @routes.get("v2", auth=PUBLIC, response=oip.V2ServerMetadata, audited=False)
