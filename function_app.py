@@ -1,4 +1,8 @@
-"""The Function App: composes one blueprint per area, nothing else."""
+"""The Function App: builds the service container, hands it to the edge, registers blueprints.
+
+Nothing is built here but the container itself (its services are built on first use),
+so indexing the app and serving /heartbeat stay light.
+"""
 
 import azure.functions as func
 
@@ -18,6 +22,13 @@ from functions import (
     training,
     users,
 )
+from shared.container import Services
+from shared.http import use_services
+from shared.settings import get_settings
+
+services = Services(get_settings())
+services.bootstrap()
+use_services(services)
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 

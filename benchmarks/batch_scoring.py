@@ -223,9 +223,9 @@ def local_platform() -> Iterator[tuple[str, str]]:
             "MAX_MODEL_BYTES": str(500 * 1024 * 1024),
         }
     )
-    from shared import services
+    from shared.settings import get_settings
 
-    services.reset()
+    get_settings.cache_clear()  # the app's container reads the settings set above
     import function_app
     from devhost.server import LocalHost
     from devhost.settings import HostConfig
@@ -237,14 +237,14 @@ def local_platform() -> Iterator[tuple[str, str]]:
         yield host.url, password
     finally:
         host.stop()
-        services.reset()
+        function_app.services.close()
         azurite.stop()
 
 
 def measure_e2e(workdir: Path, rows: int) -> dict[str, Any]:
     import httpx
 
-    from shared import services
+    from shared.http import current_services
 
     source = _head(workdir / "scoring-e2e.parquet", rows)
     with local_platform() as (url, password), httpx.Client(base_url=url, timeout=600) as client:
@@ -268,7 +268,7 @@ def measure_e2e(workdir: Path, rows: int) -> dict[str, Any]:
         if r.status_code != 201:
             raise SystemExit(f"model upload failed: {r.status_code} {r.text}")
         with source.open("rb") as data:  # as ADF's Copy activity: straight into Blob
-            services.storage().container("scoring").upload_blob(
+            current_services().storage.container("scoring").upload_blob(
                 f"{name}/part-0001.parquet", data, overwrite=True
             )
         before = _rss_mb()

@@ -2,9 +2,9 @@
 
 import azure.functions as func
 
-from shared import services
-from shared.auth import PUBLIC, SIGNED_IN, authorize, credentials_of
 from shared.http import Call, Routes, empty_response, json_response
+from shared.http.guard import authorize, credentials_of
+from shared.identity.principal import PUBLIC, SIGNED_IN
 from shared.identity.schemas import LoginRequest, RegisterRequest, TokenResponse
 from shared.identity.users import UserView
 
@@ -24,14 +24,14 @@ def login(call: Call) -> func.HttpResponse:
     """Exchange a username and password for a bearer token (OAuth2 password grant)."""
     body = call.form_or_json(LoginRequest)
     call.audit_detail["username"] = body.username[:64]
-    token = services.accounts().login(body.username, body.password)
+    token = call.services.accounts.login(body.username, body.password)
     return json_response(token, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
 
 
 @routes.post("auth/jwt/logout", auth=SIGNED_IN, status=204, errors=(400,))
 def logout(call: Call) -> func.HttpResponse:
     """Revoke the bearer token this request carries, on every instance."""
-    services.accounts().logout(call.user)
+    call.services.accounts.logout(call.user)
     return empty_response(204)
 
 
@@ -46,7 +46,11 @@ def logout(call: Call) -> func.HttpResponse:
 def register(call: Call) -> func.HttpResponse:
     """Create a user: admins only, unless ALLOW_SELF_REGISTRATION is on."""
     # Public route, so self-registration can work; an admin's credentials are still read.
-    caller = authorize(call.req, SIGNED_IN) if credentials_of(call.req) else None
+    caller = (
+        authorize(call.req, SIGNED_IN, lambda: call.services.authenticator)
+        if credentials_of(call.req)
+        else None
+    )
     call.principal = caller
-    user = services.accounts().register(call.json(RegisterRequest), caller)
+    user = call.services.accounts.register(call.json(RegisterRequest), caller)
     return json_response(user.view(), status=201, headers={"Location": f"/users/{user.id}"})

@@ -2,15 +2,13 @@
 
 import azure.functions as func
 
-from shared import services
-from shared.auth import ADMIN
 from shared.datasets import DatasetView
 from shared.errors import ValidationFailed
 from shared.http import Call, Routes, empty_response, json_response
 from shared.http.uploads import bounded_body, media_type, parse_multipart
+from shared.identity.principal import ADMIN
 from shared.identity.schemas import Page, PageQuery
 from shared.names import check_name
-from shared.settings import get_settings
 
 bp = func.Blueprint()
 routes = Routes(bp, tag="datasets")
@@ -46,7 +44,7 @@ class DatasetPage(Page[DatasetView]):
 def put_dataset(call: Call) -> func.HttpResponse:
     """Upload or replace a dataset: raw CSV/Parquet, or multipart with a `file` part."""
     name = check_name(call.param("name"), "dataset")  # before the body or storage is touched
-    limit = get_settings().max_dataset_bytes
+    limit = call.settings.max_dataset_bytes
     if media_type(call.req) == "multipart/form-data":
         upload = parse_multipart(call.req, limit).file("file")
         if upload is None:
@@ -54,7 +52,7 @@ def put_dataset(call: Call) -> func.HttpResponse:
         data, ctype, filename = upload.data, upload.content_type, upload.filename
     else:
         data, ctype, filename = bounded_body(call.req, limit), media_type(call.req), None
-    view, created = services.dataset_store().put(name, data, media_type=ctype, filename=filename)
+    view, created = call.services.dataset_store.put(name, data, media_type=ctype, filename=filename)
     return json_response(
         view, status=201 if created else 200, headers={"Location": f"/datasets/{name}"}
     )
@@ -64,7 +62,7 @@ def put_dataset(call: Call) -> func.HttpResponse:
 def list_datasets(call: Call) -> func.HttpResponse:
     """All datasets in Blob, a page at a time (pass continuation_token for the next page)."""
     q = call.query(PageQuery)
-    items, token = services.dataset_store().list_datasets(q.limit, q.continuation_token)
+    items, token = call.services.dataset_store.list_datasets(q.limit, q.continuation_token)
     return json_response(DatasetPage(items=items, continuation_token=token))
 
 
@@ -74,11 +72,11 @@ def list_datasets(call: Call) -> func.HttpResponse:
 def get_dataset(call: Call) -> func.HttpResponse:
     """One dataset: format, columns and dtypes, rows, size, sha256, files."""
     name = check_name(call.param("name"), "dataset")
-    return json_response(services.dataset_store().get(name))
+    return json_response(call.services.dataset_store.get(name))
 
 
 @routes.delete("datasets/{name}", auth=ADMIN, status=204, errors=(404, 422))
 def delete_dataset(call: Call) -> func.HttpResponse:
     """Delete a dataset: every blob under its folder and its cached metadata."""
-    services.dataset_store().delete(check_name(call.param("name"), "dataset"))
+    call.services.dataset_store.delete(check_name(call.param("name"), "dataset"))
     return empty_response(204)

@@ -2,13 +2,11 @@
 
 import azure.functions as func
 
-from shared import services
 from shared.http import Call, Routes, empty_response, json_response
 from shared.names import check_name
 from shared.prediction.log import FeedbackAccepted, FeedbackBody
 from shared.prediction.schemas import PredictRequest, PredictResponse
 from shared.prediction.traffic import AbResults, Traffic, TrafficBody
-from shared.settings import get_settings
 
 bp = func.Blueprint()
 routes = Routes(bp, tag="predict")
@@ -24,8 +22,8 @@ routes = Routes(bp, tag="predict")
 )
 def predict(call: Call) -> func.HttpResponse:
     """Predict for records with the champion (default), an alias, or a version."""
-    body = call.json(PredictRequest, limit=get_settings().max_predict_body_bytes)
-    result, logged = services.prediction_service().predict(
+    body = call.json(PredictRequest, limit=call.settings.max_predict_body_bytes)
+    result, logged = call.services.prediction_service.predict(
         call.param("model"),
         body.records,
         version=body.version,
@@ -61,10 +59,10 @@ def put_traffic(call: Call) -> func.HttpResponse:
     """Split online traffic between aliases by weight; optionally shadow-score one alias."""
     name = check_name(call.param("name"), "model")
     body = call.json(TrafficBody)
-    registry = services.model_registry()
+    registry = call.services.model_registry
     for alias in {*body.weights, *([body.shadow] if body.shadow else [])}:
         registry.get_alias(name, alias)  # 404 before a split to nowhere is stored
-    return json_response(services.traffic_router().put(name, body, call.user.username))
+    return json_response(call.services.traffic_router.put(name, body, call.user.username))
 
 
 @routes.get(
@@ -74,7 +72,7 @@ def get_traffic(call: Call) -> func.HttpResponse:
     """The current split, 404 when all traffic goes to the champion."""
     from shared.errors import NotFound
 
-    traffic = services.traffic_router().get(check_name(call.param("name"), "model"))
+    traffic = call.services.traffic_router.get(check_name(call.param("name"), "model"))
     if traffic is None:
         raise NotFound(
             "No traffic split: the champion answers everything.", code="NO_TRAFFIC_SPLIT"
@@ -85,7 +83,7 @@ def get_traffic(call: Call) -> func.HttpResponse:
 @routes.delete("models/{name}/traffic", auth="models:write", status=204)
 def delete_traffic(call: Call) -> func.HttpResponse:
     """Remove the split: the champion answers everything again."""
-    services.traffic_router().delete(check_name(call.param("name"), "model"))
+    call.services.traffic_router.delete(check_name(call.param("name"), "model"))
     return empty_response(204)
 
 
@@ -95,11 +93,11 @@ def ab_results(call: Call) -> func.HttpResponse:
     name = check_name(call.param("name"), "model")
     task = None
     try:
-        registry = services.model_registry()
+        registry = call.services.model_registry
         task = registry.get_version(name, registry.resolve(name)).task
     except Exception:  # noqa: BLE001 - results stay readable after the model is gone
         task = None
-    return json_response(services.prediction_service().ab_results(name, task))
+    return json_response(call.services.prediction_service.ab_results(name, task))
 
 
 @routes.post(
@@ -112,5 +110,7 @@ def ab_results(call: Call) -> func.HttpResponse:
 )
 def feedback(call: Call) -> func.HttpResponse:
     """Ground truth for a logged prediction (its X-Request-ID)."""
-    accepted = services.prediction_log().feedback(call.param("request_id"), call.json(FeedbackBody))
+    accepted = call.services.prediction_log.feedback(
+        call.param("request_id"), call.json(FeedbackBody)
+    )
     return json_response(accepted, status=202)

@@ -3,9 +3,8 @@
 import azure.functions as func
 from pydantic import BaseModel
 
-from shared import services
-from shared.auth import ADMIN
 from shared.http import Call, Routes, empty_response, json_response
+from shared.identity.principal import ADMIN
 from shared.identity.roles import Role, RoleBody, RoleCreate
 
 bp = func.Blueprint()
@@ -19,21 +18,21 @@ class RoleList(BaseModel):
 @routes.get("roles", auth=ADMIN, response=RoleList, audited=False)
 def list_roles(call: Call) -> func.HttpResponse:
     """Every role with its scopes."""
-    roles = services.role_store().all(fresh=True)
+    roles = call.services.roles.all(fresh=True)
     return json_response(RoleList(items=sorted(roles.values(), key=lambda r: r.name)))
 
 
 @routes.post("roles", auth=ADMIN, body=RoleCreate, response=Role, status=201, errors=(409,))
 def create_role(call: Call) -> func.HttpResponse:
     """Create a role."""
-    role = services.role_store().create(call.json(RoleCreate))
+    role = call.services.roles.create(call.json(RoleCreate))
     return json_response(role, status=201, headers={"Location": f"/roles/{role.name}"})
 
 
 @routes.get("roles/{name}", auth=ADMIN, response=Role, errors=(404,), audited=False)
 def get_role(call: Call) -> func.HttpResponse:
     """One role."""
-    return json_response(services.role_store().get(call.param("name")))
+    return json_response(call.services.roles.get(call.param("name")))
 
 
 @routes.put("roles/{name}", auth=ADMIN, body=RoleBody, response=Role, errors=(409,))
@@ -41,12 +40,12 @@ def put_role(call: Call) -> func.HttpResponse:
     """Create or replace a role (built-in roles are read-only)."""
     name = call.param("name")
     RoleCreate(name=name, scopes=["predict"])  # validates the name from the URL
-    role, created = services.role_store().put(name, call.json(RoleBody))
+    role, created = call.services.roles.put(name, call.json(RoleBody))
     return json_response(role, status=201 if created else 200)
 
 
 @routes.delete("roles/{name}", auth=ADMIN, status=204, errors=(409,))
 def delete_role(call: Call) -> func.HttpResponse:
     """Delete a role; users keep the name but it grants nothing."""
-    services.role_store().delete(call.param("name"))
+    call.services.roles.delete(call.param("name"))
     return empty_response(204)

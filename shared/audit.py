@@ -1,4 +1,6 @@
-"""The audit trail: every mutating request and every refused one, written before replying.
+"""The audit trail store: every mutating request and every refused one.
+
+What is recorded, and when, is the HTTP edge's decision (``shared/http/audit_hook.py``).
 
 Rows are keyed newest-first (inverted day partition, inverted millisecond row key) so
 ``GET /audit`` pages from the most recent entry without sorting.
@@ -6,23 +8,12 @@ Rows are keyed newest-first (inverted day partition, inverted millisecond row ke
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import BaseModel, Field
 
-from shared.observability import get_logger
 from shared.tables import page, utcnow
-
-if TYPE_CHECKING:
-    from shared.http.endpoint import Call, Operation
-
-TABLE = "Audit"
-MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-REFUSED = frozenset({401, 403, 429})
-
-log = get_logger("audit")
 
 
 class AuditEntry(BaseModel):
@@ -90,32 +81,3 @@ class AuditLog:
             ),
             parameters=params,
         )
-
-
-def after_request(call: Call, op: Operation, status: int, elapsed_ms: float) -> None:
-    """Record the request if it changed something or was refused; never fail the response."""
-    method = call.req.method.upper()
-    if not ((method in MUTATING and op.audited) or status in REFUSED):
-        return
-    principal = call.principal
-    try:
-        from shared.services import audit_log
-
-        audit_log().record(
-            AuditEntry(
-                at=datetime.fromtimestamp(time.time(), UTC),
-                principal=principal.username
-                if principal
-                else call.audit_detail.get("username", "anonymous"),
-                principal_id=principal.user_id if principal else None,
-                credential=principal.kind if principal else None,
-                method=method,
-                route=op.route,
-                path=call.path[:500],
-                status=status,
-                duration_ms=round(elapsed_ms, 2),
-                request_id=call.request_id,
-            )
-        )
-    except Exception:
-        log.exception("audit record could not be written", extra={"route": op.route})

@@ -50,10 +50,7 @@ if TYPE_CHECKING:
     from azure.data.tables import TableClient
     from azure.storage.blob import ContainerClient
 
-    from shared.storage import Storage
 
-CONTAINER = "datasets"
-TABLE = "Datasets"
 PARTITION = "datasets"
 
 Format = Literal["csv", "parquet"]
@@ -525,10 +522,6 @@ class DatasetStore:
         self.container = container
         self.table = table
         self.chunk_rows = chunk_rows
-
-    @classmethod
-    def from_storage(cls, storage: Storage) -> DatasetStore:
-        return cls(storage.container(CONTAINER), storage.table(TABLE))
 
     # -- writes --
 

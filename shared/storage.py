@@ -31,9 +31,6 @@ CLIENT_OPTIONS: dict[str, Any] = {
     "read_timeout": 60,
 }
 
-CONTAINERS = ("models", "datasets", "scoring", "scored")
-QUEUES = ("training", "scoring")
-
 
 class StorageNotConfigured(RuntimeError):
     pass

@@ -5,6 +5,11 @@ handler with the Functions blueprint *and* records it for the OpenAPI document, 
 the docs cannot drift from the routes. The wrapper assigns the request id, runs the
 authorization guard (an ``auth`` requirement is mandatory: closed by default),
 turns every error into problem+json, writes the audit record and logs one line.
+
+Handlers reach the services through ``call.services``: the one container that
+``function_app`` built and handed over with :func:`use_services`. Queue and timer
+handlers registered with :meth:`Routes.queue` / :meth:`Routes.timer` get it as their
+first argument.
 """
 
 from __future__ import annotations
@@ -14,15 +19,13 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qsl
 
 import azure.functions as func
 from azure.core.exceptions import AzureError, HttpResponseError
 from pydantic import BaseModel, ValidationError
 
-from shared import audit
-from shared.auth import Principal, Requirement, authenticate, require
 from shared.errors import (
     AppError,
     Conflict,
@@ -31,15 +34,35 @@ from shared.errors import (
     UnsupportedMediaType,
     ValidationFailed,
 )
+from shared.http.audit_hook import after_request
+from shared.http.guard import authenticate, require
 from shared.http.responses import problem_response
+from shared.identity.principal import Principal, Requirement
 from shared.observability import get_logger, request_id_var
-from shared.settings import get_settings
+
+if TYPE_CHECKING:
+    from shared.container import Services
+    from shared.settings import Settings
 
 M = TypeVar("M", bound=BaseModel)
 Handler = Callable[["Call"], func.HttpResponse]
 
 log = get_logger("http")
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+_services: Services | None = None
+
+
+def use_services(services: Services | None) -> Services | None:
+    """Hand the app's container to the edge (once, at start-up); returns the previous one."""
+    global _services
+    previous, _services = _services, services
+    return previous
+
+
+def current_services() -> Services:
+    if _services is None:
+        raise RuntimeError("No service container: function_app must call use_services() first.")
+    return _services
 
 
 def request_id_for(req: func.HttpRequest) -> str:
@@ -56,6 +79,7 @@ class Call:
 
     req: func.HttpRequest
     request_id: str
+    services: Services
     principal: Principal | None = None
     audit_detail: dict[str, Any] = field(default_factory=dict)
 
@@ -63,6 +87,10 @@ class Call:
     def user(self) -> Principal:
         assert self.principal is not None, "route declared auth=public but needs a principal"
         return self.principal
+
+    @property
+    def settings(self) -> Settings:
+        return self.services.settings
 
     @property
     def path(self) -> str:
@@ -73,7 +101,7 @@ class Call:
 
     def _limited_body(self, limit: int | None = None) -> bytes:
         body = self.req.get_body() or b""
-        limit = limit or get_settings().max_request_bytes
+        limit = limit or self.settings.max_request_bytes
         if len(body) > limit:
             raise PayloadTooLarge(f"The body is larger than {limit} bytes.")
         return body
@@ -155,15 +183,17 @@ def _problem_for(exc: Exception) -> AppError:
     return AppError("An unexpected error occurred; it has been logged.")
 
 
-def handle(req: func.HttpRequest, handler: Handler, op: Operation) -> func.HttpResponse:
+def handle(
+    req: func.HttpRequest, handler: Handler, op: Operation, services: Services
+) -> func.HttpResponse:
     """Run one request through request id, guard, handler, error mapping and audit."""
     started = time.perf_counter()
     request_id = request_id_for(req)
     token = request_id_var.set(request_id)
-    call = Call(req=req, request_id=request_id)
+    call = Call(req=req, request_id=request_id, services=services)
     try:
         try:
-            call.principal = authenticate(req, op.auth)
+            call.principal = authenticate(req, op.auth, lambda: services.authenticator)
             require(call.principal, op.auth)
             response = handler(call)
         except Exception as exc:
@@ -177,7 +207,7 @@ def handle(req: func.HttpRequest, handler: Handler, op: Operation) -> func.HttpR
             response = problem_response(problem, request_id, instance=path_of(req))
         response.headers["X-Request-ID"] = request_id
         elapsed_ms = (time.perf_counter() - started) * 1000
-        audit.after_request(call, op, response.status_code, elapsed_ms)
+        after_request(call, op, response.status_code, elapsed_ms, lambda: services.audit_log)
         log.info(
             "%s %s %s",
             req.method,
@@ -230,7 +260,7 @@ class Routes:
             # The Functions worker binds parameters by name and annotation, so the
             # registered callable must literally be ``(req: HttpRequest) -> HttpResponse``.
             def entry(req: func.HttpRequest) -> func.HttpResponse:
-                return handle(req, handler, op)
+                return handle(req, handler, op, current_services())
 
             entry.__name__ = entry.__qualname__ = fname
             entry.__doc__ = handler.__doc__
@@ -238,6 +268,46 @@ class Routes:
                 self.bp.route(route=route, methods=[method], auth_level=func.AuthLevel.ANONYMOUS)(
                     entry
                 )
+            )
+            return handler
+
+        return register
+
+    def queue(
+        self, name: str, queue: str
+    ) -> Callable[[Callable[[Services, func.QueueMessage], None]], Callable[..., None]]:
+        """Register a queue trigger on ``queue``; the handler gets (services, message)."""
+
+        def register(handler: Callable[[Services, func.QueueMessage], None]) -> Callable[..., None]:
+            def entry(msg: func.QueueMessage) -> None:
+                handler(current_services(), msg)
+
+            entry.__name__ = entry.__qualname__ = name
+            entry.__doc__ = handler.__doc__
+            self.bp.function_name(name)(
+                self.bp.queue_trigger(
+                    arg_name="msg", queue_name=queue, connection="AzureWebJobsStorage"
+                )(entry)
+            )
+            return handler
+
+        return register
+
+    def timer(
+        self, name: str, schedule: str
+    ) -> Callable[[Callable[[Services, func.TimerRequest], None]], Callable[..., None]]:
+        """Register a timer trigger (NCRONTAB ``schedule``); the handler gets (services, timer)."""
+
+        def register(handler: Callable[[Services, func.TimerRequest], None]) -> Callable[..., None]:
+            def entry(timer: func.TimerRequest) -> None:
+                handler(current_services(), timer)
+
+            entry.__name__ = entry.__qualname__ = name
+            entry.__doc__ = handler.__doc__
+            self.bp.function_name(name)(
+                self.bp.timer_trigger(
+                    arg_name="timer", schedule=schedule, run_on_startup=False, use_monitor=True
+                )(entry)
             )
             return handler
 

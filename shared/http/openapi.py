@@ -12,8 +12,8 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from shared.auth import ADMIN, PUBLIC, SIGNED_IN
 from shared.http.endpoint import OPERATIONS, Operation
+from shared.identity.principal import ADMIN, PUBLIC, SIGNED_IN
 
 _PARAM = re.compile(r"\{(\*?)([A-Za-z_][A-Za-z0-9_]*)(?::([a-z]+)[^}]*)?(\?)?\}")
 _REF = "#/components/schemas/{model}"

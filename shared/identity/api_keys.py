@@ -21,7 +21,6 @@ from pydantic import BaseModel, Field
 
 from shared.tables import iso, page, parse_iso, quote, utcnow
 
-TABLE = "ApiKeys"
 PARTITION = "keys"
 _KEY_RE = re.compile(r"^mlp_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$")
 

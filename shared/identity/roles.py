@@ -12,11 +12,10 @@ from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 from pydantic import BaseModel, Field, field_validator
 
-from shared.auth import ALL_SCOPES, KNOWN_SCOPES
 from shared.errors import Conflict, NotFound
+from shared.identity.principal import ALL_SCOPES, KNOWN_SCOPES
 from shared.tables import iso, utcnow
 
-TABLE = "Roles"
 PARTITION = "roles"
 ROLE_NAME_PATTERN = r"^[a-z][a-z0-9_-]{1,39}$"
 

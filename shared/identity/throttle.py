@@ -16,7 +16,6 @@ from azure.data.tables import TableClient, UpdateMode
 
 from shared.errors import TooManyRequests
 
-TABLE = "LoginAttempts"
 PARTITION = "login"
 
 

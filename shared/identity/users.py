@@ -23,7 +23,6 @@ from pydantic import BaseModel
 from shared.errors import Conflict
 from shared.tables import iso, page, parse_iso, utcnow
 
-TABLE = "Users"
 PARTITION = "users"
 USERNAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]{2,63}$"
 USERNAME_RE = re.compile(USERNAME_PATTERN)

@@ -22,9 +22,6 @@ from shared.errors import NotFound
 from shared.tables import increment, iso, merge, parse_iso, utcnow
 from shared.training.jobs import new_job_id
 
-JOBS_TABLE = "ScoringJobs"
-TARGETS_TABLE = "ScoringTargets"
-CHUNKS_TABLE = "ScoringChunks"
 PARTITION = "scoring"
 TERMINAL = frozenset({"succeeded", "failed", "partially_failed"})
 CHUNK_TERMINAL = frozenset({"succeeded", "failed"})

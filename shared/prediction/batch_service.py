@@ -33,23 +33,19 @@ from typing import TYPE_CHECKING, Any, Literal
 from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 from pydantic import BaseModel, Field, model_validator
 
-from shared import services
 from shared.datasets import READ_BLOCK, BlobRangeReader, DatasetBlob, DatasetStore
 from shared.errors import AppError, Conflict, NotFound, ValidationFailed
 from shared.names import ALIAS_PATTERN, check_alias, check_name
 from shared.observability import get_logger
 from shared.prediction.batch_jobs import (
     CHUNK_TERMINAL,
-    CHUNKS_TABLE,
-    JOBS_TABLE,
-    TARGETS_TABLE,
     TERMINAL,
     Chunk,
     ScoringJob,
     ScoringJobStore,
     Target,
 )
-from shared.settings import get_settings
+from shared.resources import Containers
 from shared.tables import iso, utcnow
 
 if TYPE_CHECKING:
@@ -62,10 +58,8 @@ if TYPE_CHECKING:
     from shared.registry.loader import LoadedModel, ModelLoader
     from shared.registry.store import ModelRegistry
 
-INPUT_CONTAINER = "scoring"
-OUTPUT_CONTAINER = "scored"
-SCORING_DATASETS_TABLE = "ScoringDatasets"
-QUEUE = "scoring"
+INPUT_CONTAINER = Containers.SCORING
+OUTPUT_CONTAINER = Containers.SCORED
 # Mirrors shared.prediction.batch.CHUNK_ROWS (that module loads numpy; this one must not).
 CHUNK_ROWS = 250_000
 MAX_TARGETS = 500
@@ -221,7 +215,7 @@ class RegistryModel:
             servable.task,
             servable.classes,
             session=loaded.model,
-            threads=get_settings().onnx_intra_op_threads,
+            threads=self.loader.intra_op_threads,
             label=f"{self.name}:{self.version}",
         )
 
@@ -782,24 +776,3 @@ class BatchScorer:
         else:
             status = "partially_failed"
         self.jobs.update(job_id, status=status, finished_at=iso(utcnow()))
-
-
-@services.singleton
-def batch_scorer() -> BatchScorer:
-    """The process-wide batch scorer (built on first use, dropped by ``services.reset``)."""
-    storage = services.storage()
-    return BatchScorer(
-        jobs=ScoringJobStore(
-            storage.table(JOBS_TABLE), storage.table(TARGETS_TABLE), storage.table(CHUNKS_TABLE)
-        ),
-        registry=services.model_registry(),
-        loader=services.model_loader(),
-        predictor=services.predictor(),
-        inputs=DatasetStore(
-            storage.container(INPUT_CONTAINER), storage.table(SCORING_DATASETS_TABLE)
-        ),
-        outputs=storage.container(OUTPUT_CONTAINER),
-        queue=storage.queue(QUEUE),
-        idempotency=services.idempotency_store(),
-        max_dequeue_count=get_settings().queue_max_dequeue_count,
-    )

@@ -24,6 +24,10 @@ class PredictionService:
         self.log = log_
         self._shadow_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="shadow")
 
+    def close(self) -> None:
+        """Let running shadow scorings finish and stop the pool's threads."""
+        self._shadow_pool.shutdown(wait=True, cancel_futures=True)
+
     def predict(
         self,
         name: str,

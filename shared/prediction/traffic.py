@@ -27,8 +27,6 @@ from pydantic import BaseModel, Field, model_validator
 from shared.names import ALIAS_PATTERN, check_alias, check_name
 from shared.observability import get_logger
 
-TRAFFIC_TABLE = "Traffic"
-STATS_TABLE = "AbStats"
 INSTANCE = os.environ.get("WEBSITE_INSTANCE_ID", "")[:16] or uuid.uuid4().hex[:12]
 log = get_logger("traffic")
 
@@ -113,6 +111,7 @@ class TrafficRouter:
         self._agreement: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
         self._dirty: set[str] = set()
         self._flusher: threading.Thread | None = None
+        self._closed = threading.Event()
 
     # --- configuration -----------------------------------------------------------------------
     def put(self, model: str, body: TrafficBody, by: str) -> Traffic:
@@ -206,6 +205,8 @@ class TrafficRouter:
         self._ensure_flusher()
 
     def _ensure_flusher(self) -> None:
+        if self._closed.is_set():
+            return
         if self._flusher is None or not self._flusher.is_alive():
             with self._lock:
                 if self._flusher is None or not self._flusher.is_alive():
@@ -215,12 +216,21 @@ class TrafficRouter:
                     self._flusher.start()
 
     def _flush_forever(self) -> None:
-        while True:
-            time.sleep(5)
+        while not self._closed.wait(5):
             try:
                 self.flush()
             except Exception:
                 log.warning("could not write A/B counters", exc_info=True)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop the flusher thread and write what is still counted (shutdown, tests)."""
+        self._closed.set()
+        if self._flusher is not None:
+            self._flusher.join(timeout)
+        try:
+            self.flush()
+        except Exception:
+            log.warning("could not write A/B counters on close", exc_info=True)
 
     def flush(self, model: str | None = None) -> None:
         """Write this instance's counters (absolute values: a retry never double counts)."""

@@ -54,11 +54,10 @@ from shared.registry.schemas import (
     VersionInfo,
     VersionMetadata,
 )
+from shared.resources import Containers
 from shared.tables import iso, page, parse_iso, utcnow
 
-MODELS_TABLE = "Models"
-ALIASES_TABLE = "Aliases"
-CONTAINER = "models"
+CONTAINER = Containers.MODELS  # blob paths are recorded as "<container>/<name>"
 META = "~meta"  # sorts after every zero-padded version
 ARTIFACT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,127}$")
 LOWER_IS_BETTER = frozenset(

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 
-from shared.auth import Principal
 from shared.errors import Forbidden, ValidationFailed
 from shared.idempotency import IdempotencyStore
+from shared.identity.principal import Principal
 from shared.registry.formats import PICKLE, detect_format, inspect_model, refuse_pickle
 from shared.registry.schemas import FeatureSpec, VersionCreated, VersionMetadata
 from shared.registry.store import ModelRegistry, NewFile

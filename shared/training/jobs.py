@@ -22,8 +22,6 @@ from pydantic import BaseModel
 from shared.errors import NotFound, ServiceUnavailable
 from shared.tables import increment, iso, merge, parse_iso, utcnow
 
-JOBS_TABLE = "Jobs"
-UNITS_TABLE = "JobUnits"
 PARTITION = "jobs"
 TERMINAL = frozenset({"succeeded", "failed", "partially_failed"})
 UNIT_TERMINAL = frozenset({"succeeded", "failed", "skipped"})

@@ -36,7 +36,6 @@ from shared.tables import iso, utcnow
 from shared.training.jobs import UNIT_TERMINAL, Job, JobStore, Unit
 from shared.training.specs import SpecStore, TrainingSpec
 
-STAGING_CONTAINER = "training-staging"
 CHUNK_ROWS = 100_000
 log = get_logger("training")
 

@@ -14,7 +14,6 @@ from shared.errors import NotFound
 from shared.names import NAME_PATTERN, check_name
 from shared.tables import iso, parse_iso, utcnow
 
-TABLE = "TrainingSpecs"
 PARTITION = "specs"
 
 Algorithm = Literal[

@@ -21,15 +21,15 @@ UNKNOWN_ROOM_ROWS = 2_000
 
 
 def scoring_container():
-    from shared import services
+    from shared.http import current_services as services
 
-    return services.storage().container("scoring")
+    return services().storage.container("scoring")
 
 
 def scored_container():
-    from shared import services
+    from shared.http import current_services as services
 
-    return services.storage().container("scored")
+    return services().storage.container("scored")
 
 
 def read_parquet(path: str):
@@ -286,9 +286,8 @@ def test_all_models_with_a_scoring_dataset_and_idempotency(
 
 
 def test_a_chunk_that_fails_every_retry_ends_the_job_partially_failed(
-    client, admin_headers, rooms_model, scoring_input, small_chunks, monkeypatch
+    client, admin_headers, rooms_model, scoring_input, small_chunks, monkeypatch, services
 ) -> None:
-    from shared import services
     from shared.prediction import batch_service
 
     original = batch_service.BatchScorer._score_chunk
@@ -312,7 +311,7 @@ def test_a_chunk_that_fails_every_retry_ends_the_job_partially_failed(
         time.sleep(0.3)
     assert job["chunks"]["succeeded"] == 3 and job["status"] == "running", job
     # What the host does after maxDequeueCount failures: the message goes to the poison queue.
-    poison = services.storage().queue("scoring-poison")
+    poison = services.storage.queue("scoring-poison")
     poison.send_message(json.dumps({"kind": "chunk", "job_id": job_id, "chunk_id": "000-000001"}))
     job, _ = poll(client, admin_headers, location, timeout=60)
     assert job["status"] == "partially_failed", job

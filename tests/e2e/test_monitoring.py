@@ -146,8 +146,7 @@ def test_drift_on_a_dataset(client, admin_headers, trained) -> None:
     assert missing.status_code == 404 and missing.json()["code"] == "DATASET_NOT_FOUND"
 
 
-def test_drift_of_recent_predictions(client, admin_headers, trained) -> None:
-    from shared import services
+def test_drift_of_recent_predictions(client, admin_headers, trained, services) -> None:
 
     name, _ = trained["clf"]
     url = f"/models/{name}/drift/recent"
@@ -159,7 +158,7 @@ def test_drift_of_recent_predictions(client, admin_headers, trained) -> None:
         batch = features_of(shifted.iloc[start : start + 100])
         r = client.post(f"/predict/{name}", headers=admin_headers, json={"records": batch})
         assert r.status_code == 200 and r.headers["x-prediction-logged"] == "true"
-    services.prediction_log().drain()
+    services.prediction_log.drain()
     r = client.get(url, headers=admin_headers, params={"hours": 1})
     assert r.status_code == 200, r.text
     body = r.json()

@@ -348,7 +348,7 @@ def test_traffic_split_honours_weights_and_shadow_changes_nothing(
     )
 
 
-def test_feedback_metrics_per_version(client, admin_headers, onnx_models) -> None:
+def test_feedback_metrics_per_version(client, admin_headers, onnx_models, services) -> None:
     name = f"fb-{secrets.token_hex(3)}"
     first, _, X = onnx_models
     upload(client, admin_headers, name, first, alias="champion")
@@ -356,9 +356,8 @@ def test_feedback_metrics_per_version(client, admin_headers, onnx_models) -> Non
     r = client.post(f"/predict/{name}", headers=admin_headers, json={"records": rec})
     assert r.headers["x-prediction-logged"] == "true"
     predicted = r.json()["predictions"]
-    from shared import services
 
-    services.prediction_log().drain(timeout=60)  # earlier tests queued thousands
+    services.prediction_log.drain(timeout=60)  # earlier tests queued thousands
     truth = [predicted[0], predicted[1], 1 - predicted[2], 1 - predicted[3]]
     fb = client.post(
         f"/predictions/{r.headers['x-request-id']}/feedback",

@@ -278,8 +278,7 @@ def test_spec_validation_names_the_missing_column(client, admin_headers, breast_
     assert r.status_code == 422 and "n_trees" in r.json()["detail"]
 
 
-def test_timer_function_starts_one_job(client, admin_headers, breast_cancer) -> None:
-    from shared import services
+def test_timer_function_starts_one_job(client, admin_headers, breast_cancer, services) -> None:
 
     name = f"timer-{secrets.token_hex(3)}"
     put_dataset(client, admin_headers, name, breast_cancer.iloc[:200])
@@ -307,7 +306,7 @@ def test_timer_function_starts_one_job(client, admin_headers, breast_cancer) -> 
     assert len(new) == 1
     job = wait_for(client, admin_headers, f"/train/jobs/{new[0]['job_id']}")
     assert job["trigger"] == "timer" and name in job["specs"]
-    assert services.trainer().start_scheduled().job_id == job["job_id"]  # same hour, same job
+    assert services.trainer.start_scheduled().job_id == job["job_id"]  # same hour, same job
 
 
 def test_training_routes_need_the_train_scope(client, make_user) -> None:
