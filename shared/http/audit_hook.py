@@ -11,7 +11,7 @@ from shared.audit import AuditEntry, AuditLog
 from shared.observability import get_logger
 
 if TYPE_CHECKING:
-    from shared.http.endpoint import Call, Operation
+    from shared.http.call import Call, Operation
 
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 REFUSED = frozenset({401, 403, 429})
