@@ -25,28 +25,12 @@ def predict(call: Call) -> func.HttpResponse:
     body = call.json(PredictRequest, limit=call.settings.max_predict_body_bytes)
     result, logged = call.services.prediction_service.predict(
         call.param("model"),
-        body.records,
-        version=body.version,
-        alias=body.alias,
-        partition=None if body.partition is None else str(body.partition),
-        return_probabilities=body.return_probabilities,
+        body,
         routing_key=call.req.headers.get("x-routing-key"),
         request_id=call.request_id,
     )
-    response = PredictResponse(
-        model=result.model,
-        version=result.version,
-        partition=result.partition,
-        predictions=result.predictions,
-        probabilities=result.probabilities,
-        classes=result.classes,
-        scores=result.scores,
-        ignored_fields=result.ignored_fields,
-        variant=result.variant,
-        request_id=call.request_id,
-    )
     return json_response(
-        response.model_dump(exclude_none=True),
+        result.model_dump(exclude_none=True),
         headers={
             "X-Model-Version": str(result.version),
             "X-Prediction-Logged": "true" if logged else "false",

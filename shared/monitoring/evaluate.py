@@ -37,7 +37,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from shared.datasets import DatasetStore
-    from shared.prediction.engine import Predictor, Servable
+    from shared.prediction.engine import Predictor
+    from shared.prediction.runtime import Servable
     from shared.registry.store import ModelRegistry
 
 CHUNK_ROWS = 20_000
@@ -330,7 +331,7 @@ class Evaluator:
         self.datasets = datasets
 
     def evaluate(self, name: str, version: int, body: EvaluateRequest) -> EvaluationReport:
-        from shared.prediction.inputs import kind
+        from shared.prediction.runtime import kind
 
         check_name(name, "model")
         check_name(body.dataset, "dataset")
@@ -577,8 +578,7 @@ def _groups(labels: np.ndarray) -> list[tuple[str, np.ndarray]]:
 def _score(servable: Servable, rows: pd.DataFrame, features: list[dict[str, str]]) -> dict:
     """The prediction path on a chunk: canonical columns (as check_records makes them) + run."""
     from shared.ml.pipeline import prepare_frame
-    from shared.prediction.engine import run
-    from shared.prediction.inputs import Columns
+    from shared.prediction.runtime import Columns
 
     frame = prepare_frame(rows, features)
     cols = Columns(
@@ -589,7 +589,7 @@ def _score(servable: Servable, rows: pd.DataFrame, features: list[dict[str, str]
         ignored_fields=[],
     )
     try:
-        return run(servable, cols, with_probabilities=True)
+        return servable.run(cols, with_probabilities=True).as_lists()
     except AppError:
         raise
     except Exception as exc:  # noqa: BLE001 - the model runtime's errors are the data's fault

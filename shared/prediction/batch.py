@@ -7,7 +7,8 @@ into an output table, and an :class:`OutputWriter` streams the tables into Parqu
 CSV) row group by row group. Nothing ever holds more than a few batches, whatever the
 input size.
 
-Feature typing is the online one (``shared.prediction.inputs``): numbers become floats
+Feature typing is the online one (``shared.prediction.inputs``; the feed and the outputs
+are ``shared.prediction.runtime``'s, as online): numbers become floats
 (missing: NaN), strings ``str`` (missing: ``""``), booleans 0/1 (missing: NaN). A row that
 cannot be typed, or whose partition has no sub-model, is counted as failed with a reason
 and left out of the output; it never fails the batch. Because CSV has no types, a text
@@ -37,12 +38,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from shared.prediction.inputs import NUMBER, STRING, Columns, kind
+from shared.prediction.runtime import NUMBER, STRING, Columns, Outputs, Servable, kind
 
 if TYPE_CHECKING:
     import pandas as pd
-
-    from shared.prediction.engine import Servable
 
 # Rows per queue message (one parallel unit of work); Parquet chunks are whole row groups.
 CHUNK_ROWS = 250_000
@@ -61,7 +60,6 @@ Probabilities = Literal["predicted", "per_class"]
 
 _TRUE = frozenset({"true", "t", "yes", "y", "1", "1.0"})
 _FALSE = frozenset({"false", "f", "no", "n", "0", "0.0"})
-_ONNX_NUMPY = {"tensor(double)": np.float64, "tensor(int64)": np.int64, "tensor(int32)": np.int32}
 
 
 # --- typing one batch ------------------------------------------------------------------
@@ -174,111 +172,7 @@ def take(cols: Columns, rows: np.ndarray) -> Columns:
 # --- inference -------------------------------------------------------------------------
 
 
-@dataclass
-class Inference:
-    """One sub-batch's outputs as numpy arrays (row order of the input)."""
-
-    predictions: np.ndarray
-    probabilities: np.ndarray | None = None
-    classes: list[Any] | None = None
-    scores: np.ndarray | None = None
-
-
-def onnx_batch_feed(session: Any, cols: Columns) -> dict[str, np.ndarray]:
-    """``shared.prediction.inputs.onnx_feed`` for numpy columns, without per-value loops."""
-    inputs = session.get_inputs()
-    if len(inputs) == len(cols.names):
-        feed = {}
-        for spec, values, k in zip(inputs, cols.values, cols.kinds, strict=True):
-            if k == STRING or spec.type == "tensor(string)":
-                array = values if values.dtype == object else values.astype(str).astype(object)
-            else:
-                array = np.asarray(values, dtype=_ONNX_NUMPY.get(spec.type, np.float32))
-            feed[spec.name] = array.reshape(-1, 1)
-        return feed
-    if len(inputs) == 1:
-        dtype = _ONNX_NUMPY.get(inputs[0].type, np.float32)
-        matrix = np.empty((cols.n_rows, len(cols.names)), dtype=dtype)
-        for position, values in enumerate(cols.values):
-            matrix[:, position] = values
-        return {inputs[0].name: matrix}
-    raise ValueError("the model's inputs do not match its recorded features")
-
-
-class Scorable:
-    """One model (or one partition's sub-model) ready for batch inference."""
-
-    def __init__(
-        self,
-        features: list[dict[str, str]],
-        task: str | None,
-        classes: list[Any] | None,
-        *,
-        session: Any | None = None,
-        servable: Servable | None = None,
-    ) -> None:
-        if (session is None) == (servable is None):
-            raise ValueError("give an ONNX session or a scikit-learn servable")
-        self.features = features
-        self.task = task
-        self.classes = classes
-        self.session = session
-        self.servable = servable
-
-    @classmethod
-    def from_onnx(
-        cls,
-        onnx_bytes: bytes,
-        features: list[dict[str, str]],
-        task: str | None,
-        classes: list[Any] | None = None,
-        *,
-        session: Any | None = None,
-        threads: int = 1,
-        label: str = "",
-    ) -> Scorable:
-        from shared.prediction.batch_onnx import BatchSession
-
-        batch = BatchSession.from_bytes(onnx_bytes, session, threads, label)
-        return cls(features, task, classes, session=batch)
-
-    def infer(self, cols: Columns, with_probabilities: bool) -> Inference:
-        if self.session is None:
-            return self._sklearn(cols, with_probabilities)
-        outputs = self.session.run(None, onnx_batch_feed(self.session, cols))
-        labels = np.asarray(outputs[0]).ravel()
-        second = outputs[1] if len(outputs) > 1 else None
-        if self.task == "anomaly":
-            return Inference(labels, scores=np.asarray(second, dtype=np.float64).ravel())
-        if self.task == "classification" or (self.task is None and second is not None):
-            if not with_probabilities or second is None:
-                return Inference(labels)
-            if isinstance(second, list):  # a ZipMap output: one {class: p} per row
-                classes = sorted(second[0]) if second else []
-                proba = np.array([[row[c] for c in classes] for row in second], dtype=np.float64)
-                return Inference(labels, proba, classes)
-            return Inference(labels, np.asarray(second, dtype=np.float64), self.classes)
-        return Inference(labels)
-
-    def _sklearn(self, cols: Columns, with_probabilities: bool) -> Inference:
-        from shared.prediction.engine import run  # the online fallback, same semantics
-
-        assert self.servable is not None
-        out = run(self.servable, cols, with_probabilities)
-        predictions = np.asarray(out["predictions"])
-        if predictions.dtype.kind == "U":
-            predictions = predictions.astype(object)
-        proba = out.get("probabilities")
-        scores = out.get("scores")
-        return Inference(
-            predictions,
-            None if proba is None else np.asarray(proba, dtype=np.float64),
-            out.get("classes"),
-            None if scores is None else np.asarray(scores, dtype=np.float64),
-        )
-
-
-class BatchModel(Protocol):
+class ServableVersion(Protocol):
     """What scoring needs from a model version (the registry, or a bare ONNX in a test)."""
 
     name: str
@@ -287,18 +181,18 @@ class BatchModel(Protocol):
     task: str | None
     partition_by: str | None
 
-    def scorable(self, partition: str | None) -> Scorable | None:
+    def servable(self, partition: str | None) -> Servable | None:
         """The (sub-)model for a partition; None when the version has no such partition."""
         ...
 
 
 @dataclass
-class SingleModel:
-    """An unpartitioned model around one :class:`Scorable`."""
+class SingleVersion:
+    """An unpartitioned version around one :class:`Servable`."""
 
     name: str
     version: int
-    model: Scorable
+    model: Servable
     partition_by: str | None = None
 
     @property
@@ -309,7 +203,7 @@ class SingleModel:
     def task(self) -> str | None:
         return self.model.task
 
-    def scorable(self, partition: str | None) -> Scorable | None:
+    def servable(self, partition: str | None) -> Servable | None:
         return self.model
 
 
@@ -364,7 +258,7 @@ def _groups(table: pa.Table, column: str, rows: np.ndarray) -> Iterator[tuple[An
 
 def score_table(
     table: pa.Table,
-    model: BatchModel,
+    model: ServableVersion,
     key_columns: Sequence[str],
     probabilities: Probabilities = "predicted",
     classes: Sequence[Any] | None = None,
@@ -382,18 +276,18 @@ def score_table(
     else:
         groups = [(None, usable)]
     positions: list[np.ndarray] = []
-    outputs: list[Inference] = []
+    outputs: list[Outputs] = []
     for value, rows in groups:
         if not len(rows):
             continue
         if model.partition_by and value is None:
             reasons[f"no '{model.partition_by}' value"] += len(rows)
             continue
-        sub = model.scorable(partition_label(value) if model.partition_by else None)
+        sub = model.servable(partition_label(value) if model.partition_by else None)
         if sub is None:
             reasons[f"unknown partition '{partition_label(value)[:60]}'"] += len(rows)
             continue
-        outputs.append(sub.infer(take(typed.columns, rows), with_probabilities=True))
+        outputs.append(sub.run(take(typed.columns, rows), with_probabilities=True))
         positions.append(rows)
     scored = sum(len(p) for p in positions)
     failed = table.num_rows - scored
@@ -414,7 +308,7 @@ def score_table(
 
 
 def _probabilities(
-    outputs: list[Inference],
+    outputs: list[Outputs],
     order: np.ndarray,
     mode: Probabilities,
     classes: Sequence[Any] | None,
@@ -569,7 +463,7 @@ def merge_reasons(into: Counter[str], more: Counter[str] | dict[str, int]) -> Co
     return into
 
 
-def default_keys(columns: Sequence[str], model: BatchModel) -> list[str]:
+def default_keys(columns: Sequence[str], model: ServableVersion) -> list[str]:
     """Every input column that is not a feature and not an output column's name."""
     features = {f["name"] for f in model.features}
     return [c for c in columns if c not in features and c not in OUTPUT_COLUMNS]
@@ -577,7 +471,7 @@ def default_keys(columns: Sequence[str], model: BatchModel) -> list[str]:
 
 def score_batches(
     batches: Iterable[pa.Table | pa.RecordBatch],
-    model: BatchModel,
+    model: ServableVersion,
     writer: OutputWriter,
     key_columns: Sequence[str],
     probabilities: Probabilities = "predicted",
@@ -594,7 +488,9 @@ def score_batches(
     return stats
 
 
-def input_columns(available: Sequence[str], model: BatchModel, keys: Sequence[str]) -> list[str]:
+def input_columns(
+    available: Sequence[str], model: ServableVersion, keys: Sequence[str]
+) -> list[str]:
     """The columns to read: features, keys and the partition column, in file order."""
     wanted = {f["name"] for f in model.features} | set(keys)
     if model.partition_by:
@@ -623,7 +519,7 @@ def parquet_batches(
 
 def score_parquet(
     source: Any,
-    model: BatchModel,
+    model: ServableVersion,
     writer: OutputWriter,
     *,
     key_columns: Sequence[str] | None = None,
@@ -683,7 +579,7 @@ def csv_frames(
 def score_csv(
     stream: IO[bytes],
     dtypes: dict[str, str],
-    model: BatchModel,
+    model: ServableVersion,
     writer: OutputWriter,
     *,
     key_columns: Sequence[str] | None = None,

@@ -26,7 +26,6 @@ import csv
 import io
 import json
 import threading
-from collections import OrderedDict
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -53,8 +52,9 @@ if TYPE_CHECKING:
     from azure.storage.queue import QueueClient
 
     from shared.idempotency import IdempotencyStore
-    from shared.prediction.batch import OutputWriter, Scorable
-    from shared.prediction.engine import Predictor, Servable
+    from shared.prediction.batch import OutputWriter
+    from shared.prediction.engine import Predictor
+    from shared.prediction.runtime import Servable
     from shared.registry.loader import LoadedModel, ModelLoader
     from shared.registry.store import ModelRegistry
 
@@ -65,7 +65,6 @@ CHUNK_ROWS = 250_000
 MAX_TARGETS = 500
 # Staged block size of the output blobs: the memory one open output costs.
 BLOCK_BYTES = 8 * 1024 * 1024
-CACHED_MODELS = 16
 CONTENT_TYPES = {"parquet": "application/vnd.apache.parquet", "csv": "text/csv"}
 
 log = get_logger("batch")
@@ -172,17 +171,20 @@ def _reader(container: ContainerClient, blob: DatasetBlob) -> io.BufferedReader:
 # --- models --------------------------------------------------------------------------------
 
 
-class RegistryModel:
-    """A registered version as the engine's ``BatchModel``; sub-models load on first use."""
+class RegistryVersion:
+    """A registered version as the engine's ``ServableVersion``; sub-models load on first use.
 
-    def __init__(self, predictor: Predictor, loader: ModelLoader, name: str, version: int):
+    Built once per loaded version and kept by the model loader (``ModelLoader.derived``),
+    so the chunks of a job share its batch sessions and leave with the model.
+    """
+
+    def __init__(self, predictor: Predictor, loader: ModelLoader, parent: LoadedModel) -> None:
         self.predictor = predictor
         self.loader = loader
-        self.name = name
-        self.version = version
+        self.name = name = parent.name
+        self.version = version = parent.version
         self._lock = threading.Lock()
-        self._subs: dict[str, Scorable | None] = {}
-        parent = loader.load(name, version=version)
+        self._subs: dict[str, Servable | None] = {}
         self.partitions: set[str] | None = None
         if parent.format == "partitioned":
             manifest = parent.model
@@ -195,31 +197,32 @@ class RegistryModel:
                 raise ValidationFailed(f"{name} version {version} has no feature schema.")
             self.features: list[dict[str, str]] = features
             self.task: str | None = manifest.get("task") or parent.info.task
-            self._single: Scorable | None = None
+            self._single: Servable | None = None
         else:
             self.partition_by = None
             servable, _ = predictor.servable(name, version)
-            self._single = self._scorable(servable)
+            self._single = self._for_batch(servable)
             self.features = servable.features
             self.task = servable.task
 
-    def _scorable(self, servable: Servable) -> Scorable:
-        from shared.prediction.batch import Scorable
+    def _for_batch(self, servable: Servable) -> Servable:
+        """The online servable, with a batch session (blocked trees) when it runs ONNX."""
+        from shared.prediction.batch_onnx import batch_servable
 
-        loaded: LoadedModel = servable.loaded
-        if loaded.format != "onnx":
-            return Scorable(servable.features, servable.task, servable.classes, servable=servable)
-        return Scorable.from_onnx(
+        loaded = servable.loaded
+        if loaded is None or servable.session is None:
+            return servable
+        return batch_servable(
             self.loader.read_verified(loaded.info, loaded.stored),
             servable.features,
             servable.task,
             servable.classes,
-            session=loaded.model,
+            session=servable.session,
             threads=self.loader.intra_op_threads,
             label=f"{self.name}:{self.version}",
         )
 
-    def scorable(self, partition: str | None) -> Scorable | None:
+    def servable(self, partition: str | None) -> Servable | None:
         if self.partitions is None:
             return self._single
         if partition not in self.partitions:
@@ -228,7 +231,7 @@ class RegistryModel:
             if partition in self._subs:
                 return self._subs[partition]
         servable, _ = self.predictor.servable(self.name, self.version, partition=partition)
-        sub = self._scorable(servable)
+        sub = self._for_batch(servable)
         with self._lock:
             self._subs[partition] = sub
         return sub
@@ -239,7 +242,7 @@ class RegistryModel:
             return self._single.classes if self._single else None
         seen: list[Any] = []
         for partition in sorted(self.partitions):
-            sub = self.scorable(partition)
+            sub = self.servable(partition)
             for c in (sub.classes if sub else None) or []:
                 if c not in seen:
                     seen.append(c)
@@ -296,9 +299,6 @@ class BatchScorer:
         self.queue = queue
         self.idempotency = idempotency
         self.max_dequeue_count = max_dequeue_count
-        self._models: OrderedDict[tuple[str, int], RegistryModel] = OrderedDict()
-        self._models_lock = threading.Lock()
-        self._building: dict[tuple[str, int], threading.Lock] = {}
 
     # --- start -------------------------------------------------------------------------------
     def start(
@@ -372,27 +372,12 @@ class BatchScorer:
     def _send(self, message: dict[str, Any]) -> None:
         self.queue.send_message(json.dumps(message))
 
-    def _model(self, name: str, version: int) -> RegistryModel:
-        key = (name, version)
-        with self._models_lock:
-            hit = self._models.get(key)
-            if hit is not None:
-                self._models.move_to_end(key)
-                return hit
-            gate = self._building.setdefault(key, threading.Lock())
-        # One build per model: the chunks of a job arrive together, on several threads.
-        with gate:
-            with self._models_lock:
-                hit = self._models.get(key)
-            if hit is not None:
-                return hit
-            model = RegistryModel(self.predictor, self.loader, name, version)
-            with self._models_lock:
-                self._models[key] = model
-                self._building.pop(key, None)
-                while len(self._models) > CACHED_MODELS:
-                    self._models.popitem(last=False)
-            return model
+    def _model(self, name: str, version: int) -> RegistryVersion:
+        # One build per version, however many chunks arrive at once (the loader's cache).
+        parent = self.loader.load(name, version=version)
+        return self.loader.derived(
+            parent, "batch", lambda: RegistryVersion(self.predictor, self.loader, parent)
+        )
 
     # --- dispatch of queue messages ------------------------------------------------------------
     def handle(self, message: dict[str, Any], dequeue_count: int = 1) -> None:

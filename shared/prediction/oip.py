@@ -41,8 +41,8 @@ from shared.errors import AppError, BadRequest, NotFound, PayloadTooLarge, Valid
 from shared.names import ALIAS_PATTERN
 
 if TYPE_CHECKING:
-    from shared.prediction.engine import Predictor, Servable
-    from shared.prediction.inputs import Columns
+    from shared.prediction.engine import Predictor
+    from shared.prediction.runtime import Columns, Servable
     from shared.registry.loader import LoadedModel
     from shared.registry.store import ModelRegistry
     from shared.secrets import SecretStore
@@ -409,7 +409,7 @@ def to_columns(
     inputs: Sequence[V2RequestInput], features: Sequence[dict[str, str]], max_rows: int
 ) -> Columns:
     """Per-feature tensors or one [n, k] tensor -> the Columns POST /predict would build."""
-    from shared.prediction.inputs import Columns, kind
+    from shared.prediction.runtime import Columns, kind
 
     names = [f["name"] for f in features]
     kinds = [kind(f.get("dtype", "number")) for f in features]
@@ -660,9 +660,7 @@ class InferenceService:
             partition = None
         else:
             cols = to_columns(request.inputs, servable.features, self.predictor.max_records)
-            from shared.prediction.engine import run
-
-            result = run(servable, cols, with_probabilities=True)
+            result = servable.run(cols, with_probabilities=True).as_lists()
             outputs = select_outputs(
                 outputs_of(result, servable.task, servable.classes), request.outputs
             )
@@ -741,7 +739,7 @@ class InferenceService:
                 inputs = _onnx_tensors(loaded.model.get_inputs())
                 outputs = _onnx_tensors(loaded.model.get_outputs())
         if inputs is None:
-            from shared.prediction.inputs import kind
+            from shared.prediction.runtime import kind
 
             inputs = [
                 V2TensorMetadata(

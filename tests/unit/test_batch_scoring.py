@@ -14,11 +14,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from shared.prediction.batch import (
-    Inference,
     OutputWriter,
     RangeReader,
-    Scorable,
-    SingleModel,
+    SingleVersion,
     concat_parquet,
     csv_chunks,
     csv_frames,
@@ -29,6 +27,8 @@ from shared.prediction.batch import (
     score_table,
     typed_frame,
 )
+from shared.prediction.batch_onnx import batch_servable
+from shared.prediction.runtime import Outputs, Servable
 
 FEATURES = [
     {"name": "co2", "dtype": "number"},
@@ -104,17 +104,17 @@ class Constant:
         self.features = FEATURES[:1]
         self.seen: list[np.ndarray] = []
 
-    def infer(self, cols: Any, with_probabilities: bool) -> Inference:
+    def run(self, cols: Any, with_probabilities: bool) -> Outputs:
         self.seen.append(cols.values[0])
         n = cols.n_rows
         labels = np.array([self.label] * n, dtype=object if isinstance(self.label, str) else None)
         if self.task == "anomaly":
-            return Inference(labels, scores=np.full(n, self.p))
+            return Outputs(labels, scores=np.full(n, self.p))
         if self.task == "regression":
-            return Inference(np.full(n, self.p))
+            return Outputs(np.full(n, self.p))
         classes = self.classes or ["no", "yes"]
         proba = np.tile([1 - self.p, self.p][: len(classes)], (n, 1))
-        return Inference(labels, proba, classes)
+        return Outputs(labels, proba, classes)
 
 
 class Partitioned:
@@ -125,7 +125,7 @@ class Partitioned:
         self.features = FEATURES[:1]
         self.subs = subs
 
-    def scorable(self, partition: str | None) -> Any:
+    def servable(self, partition: str | None) -> Any:
         return self.subs.get(partition or "")
 
 
@@ -256,8 +256,8 @@ def test_score_parquet_streams_batches_and_matches_scikit_learn(forest) -> None:
     )
     source = io.BytesIO()
     pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), source, row_group_size=1_500)
-    model = SingleModel(
-        "m", 3, Scorable.from_onnx(onnx_bytes, FEATURES, "classification", ["busy", "calm"])
+    model = SingleVersion(
+        "m", 3, batch_servable(onnx_bytes, FEATURES, "classification", ["busy", "calm"])
     )
     sink = io.BytesIO()
     writer = OutputWriter(sink)
@@ -279,14 +279,9 @@ def test_score_parquet_streams_batches_and_matches_scikit_learn(forest) -> None:
 
 
 def test_a_sklearn_fallback_scores_the_same(forest) -> None:
-    from shared.prediction.engine import Servable
-
     pipeline, _ = forest
-    loaded = type("Loaded", (), {"model": pipeline, "format": "skops"})()
-    servable = Servable(loaded, FEATURES, "classification", ["busy", "calm"])  # type: ignore[arg-type]
-    model = SingleModel(
-        "m", 1, Scorable(FEATURES, "classification", ["busy", "calm"], servable=servable)
-    )
+    servable = Servable(FEATURES, "classification", ["busy", "calm"], estimator=pipeline)
+    model = SingleVersion("m", 1, servable)
     table = pa.table({"co2": [500.0, 700.0], "kind": ["a", "c"], "open": [True, None]})
     out = score_table(table, model, []).table
     assert (
