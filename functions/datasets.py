@@ -2,7 +2,7 @@
 
 import azure.functions as func
 
-from shared.datasets import DatasetView
+from shared.datasets.schemas import DatasetView
 from shared.errors import ValidationFailed
 from shared.http import Call, Routes, empty_response, json_response
 from shared.http.uploads import bounded_body, media_type, parse_multipart

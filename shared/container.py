@@ -24,7 +24,7 @@ from shared.settings import Settings
 
 if TYPE_CHECKING:
     from shared.audit import AuditLog
-    from shared.datasets import DatasetStore
+    from shared.datasets.store import DatasetStore
     from shared.idempotency import IdempotencyStore
     from shared.identity.accounts import Accounts
     from shared.identity.authenticator import Authenticator
@@ -248,7 +248,7 @@ class Services:
 
     @service
     def dataset_store(self) -> DatasetStore:
-        from shared.datasets import DatasetStore
+        from shared.datasets.store import DatasetStore
 
         s = self.storage
         return DatasetStore(s.container(Containers.DATASETS), s.table(Tables.DATASETS))
@@ -320,7 +320,7 @@ class Services:
 
     @service
     def batch_scorer(self) -> BatchScorer:
-        from shared.datasets import DatasetStore
+        from shared.datasets.store import DatasetStore
         from shared.prediction.batch_jobs import ScoringJobStore
         from shared.prediction.batch_service import BatchScorer
 

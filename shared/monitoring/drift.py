@@ -69,7 +69,7 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-    from shared.datasets import DatasetStore
+    from shared.datasets.store import DatasetStore
     from shared.prediction.log import PredictionLog
     from shared.registry.loader import ModelLoader
     from shared.registry.schemas import StoredFile, VersionInfo

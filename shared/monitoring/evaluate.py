@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-    from shared.datasets import DatasetStore
+    from shared.datasets.store import DatasetStore
     from shared.prediction.engine import Predictor
     from shared.prediction.runtime import Servable
     from shared.registry.store import ModelRegistry

@@ -538,42 +538,17 @@ def score_parquet(
     return score_batches(batches, model, writer, keys, probabilities, classes)
 
 
-# Dataset dtypes (shared.datasets) -> what pandas reads a CSV column as.
-_CSV_DTYPES = {"int64": "int64", "float64": "float64", "bool": "boolean"}
-
-
 def csv_frames(
     stream: IO[bytes],
     dtypes: dict[str, str],
     columns: Sequence[str] | None = None,
     batch_rows: int = BATCH_ROWS,
 ) -> Iterator[pa.Table]:
-    """CSV chunks typed as the dataset describes them (as ``DatasetStore.iter_frames``)."""
-    import pandas as pd
+    """CSV chunks typed as the dataset describes them (the datasets' one CSV reader)."""
+    from shared.datasets.formats import read_csv_chunks
 
-    wanted = set(columns) if columns is not None else None
-    typed = {
-        n: _CSV_DTYPES.get(d, "str")
-        for n, d in dtypes.items()
-        if d != "datetime" and (wanted is None or n in wanted)
-    }
-    dates = [n for n, d in dtypes.items() if d == "datetime" and (wanted is None or n in wanted)]
-    reader = pd.read_csv(
-        stream,
-        chunksize=batch_rows,
-        usecols=list(columns) if columns is not None else None,
-        dtype=typed,
-        encoding="utf-8",
-        compression=None,
-    )
-    with reader:
-        for chunk in reader:
-            for col in dates:
-                if col in chunk.columns:
-                    chunk[col] = pd.to_datetime(
-                        chunk[col], format="ISO8601", utc=True, errors="coerce"
-                    )
-            yield pa.Table.from_pandas(chunk, preserve_index=False)
+    for chunk in read_csv_chunks(stream, dtypes, columns, batch_rows):
+        yield pa.Table.from_pandas(chunk, preserve_index=False)
 
 
 def score_csv(

@@ -32,7 +32,9 @@ from typing import TYPE_CHECKING, Any, Literal
 from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 from pydantic import BaseModel, Field, model_validator
 
-from shared.datasets import READ_BLOCK, BlobRangeReader, DatasetBlob, DatasetStore
+from shared.datasets.blobs import READ_BLOCK, BlobRangeReader
+from shared.datasets.schemas import DatasetBlob
+from shared.datasets.store import DatasetStore
 from shared.errors import AppError, Conflict, NotFound, ValidationFailed
 from shared.names import ALIAS_PATTERN, check_alias, check_name
 from shared.observability import get_logger

@@ -398,7 +398,7 @@ def test_metadata_is_cached_by_etag(
     client: httpx.Client, trainer, blobs, monkeypatch, services
 ) -> None:
     """Reads after an upload use the Table row; a changed blob is read again."""
-    from shared.datasets import DatasetStore
+    from shared.datasets.store import DatasetStore
 
     name = new_name()
     assert (
