@@ -7,8 +7,13 @@ only; numpy, scipy and pandas load on the first call).
 import azure.functions as func
 
 from shared.http import Call, Routes, json_response
-from shared.monitoring.drift import DriftReport, DriftRequest, RecentDriftQuery
-from shared.monitoring.evaluate import EvaluateRequest, EvaluationReport
+from shared.monitoring.schemas import (
+    DriftReport,
+    DriftRequest,
+    EvaluateRequest,
+    EvaluationReport,
+    RecentDriftQuery,
+)
 from shared.names import check_name
 
 bp = func.Blueprint()
