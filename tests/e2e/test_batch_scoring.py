@@ -298,7 +298,7 @@ def test_a_chunk_that_fails_every_retry_ends_the_job_partially_failed(
         return original(self, target, chunk, part)
 
     monkeypatch.setattr(batch_service.BatchScorer, "_score_chunk", flaky)
-    monkeypatch.setattr(batch_service.batch_scorer(), "max_dequeue_count", 1_000)
+    monkeypatch.setattr(services.batch_scorer, "max_dequeue_count", 1_000)
     name, _ = rooms_model
     r = client.post("/predict", headers=admin_headers, json={"model": name})
     location = r.headers["location"]
