@@ -12,6 +12,7 @@ from shared.http.uploads import parse_multipart
 from shared.identity.principal import ADMIN
 from shared.identity.schemas import PageQuery
 from shared.names import check_alias, check_name
+from shared.registry.files import NewFile, find_file
 from shared.registry.schemas import (
     AliasBody,
     AliasInfo,
@@ -24,7 +25,6 @@ from shared.registry.schemas import (
     VersionCreated,
     VersionInfo,
 )
-from shared.registry.store import NewFile, find_file
 
 bp = func.Blueprint()
 routes = Routes(bp, tag="models")

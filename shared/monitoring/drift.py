@@ -72,7 +72,7 @@ from shared.monitoring.statistics import (
     compare,
 )
 from shared.names import check_name
-from shared.registry.store import find_file
+from shared.registry.files import find_file
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -18,9 +18,10 @@ from typing import Any, TypeVar
 
 from shared.errors import AppError, NotFound
 from shared.registry.cache import LoadOnce
+from shared.registry.files import find_file
 from shared.registry.formats import load_model
 from shared.registry.schemas import StoredFile, VersionInfo
-from shared.registry.store import ModelRegistry, find_file
+from shared.registry.store import ModelRegistry
 
 T = TypeVar("T")
 ModelKey = tuple[str, int, str]  # (name, version, sha256 of the file loaded)

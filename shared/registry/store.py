@@ -14,16 +14,12 @@ blobs left without a row are removed by :meth:`ModelRegistry.sweep_orphans`.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
 import random
 import re
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import Any
 
 from azure.core import MatchConditions
@@ -35,8 +31,16 @@ from azure.core.exceptions import (
 from azure.data.tables import TableClient, TableTransactionError, UpdateMode
 from azure.storage.blob import ContainerClient
 
-from shared.errors import Conflict, NotFound, ServiceUnavailable, ValidationFailed
+from shared.errors import NotFound, ServiceUnavailable, ValidationFailed
 from shared.names import check_alias, check_name
+from shared.registry.deletion import RegistryDeletion
+from shared.registry.files import (
+    NewFile,
+    PlacedFile,
+    _sha256,
+    partition_files,
+)
+from shared.registry.rows import META, row_key
 from shared.registry.schemas import (
     AliasInfo,
     BestValue,
@@ -58,74 +62,15 @@ from shared.resources import Containers
 from shared.tables import iso, page, parse_iso, utcnow
 
 CONTAINER = Containers.MODELS  # blob paths are recorded as "<container>/<name>"
-META = "~meta"  # sorts after every zero-padded version
 ARTIFACT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,127}$")
 LOWER_IS_BETTER = frozenset(
     {"mae", "mse", "rmse", "log_loss", "mape", "max_error", "median_absolute_error", "brier"}
 )
 
 
-def row_key(version: int) -> str:
-    return f"{version:010d}"
+class ModelRegistry(RegistryDeletion):
+    """Versions in Table Storage, their files in Blob; deletion is :class:`RegistryDeletion`."""
 
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-@dataclass(frozen=True)
-class NewFile:
-    """A file of a new version: the model itself, or an artifact kept beside it."""
-
-    filename: str
-    data: bytes
-
-
-@dataclass(frozen=True)
-class PlacedFile:
-    """A file the platform itself places in a version (serving export, partition models)."""
-
-    relative_path: str
-    data: bytes
-    role: str  # "serving" or "partition"
-    format: str | None = None
-
-
-def partition_files(info: VersionInfo, manifest: dict[str, Any]) -> list[StoredFile]:
-    """The files a partitioned version's manifest lists, with their recorded hashes."""
-    prefix = f"{CONTAINER}/{info.name}/{info.version}/"
-    return [
-        StoredFile(
-            path=prefix + relative,
-            sha256=f["sha256"],
-            size_bytes=f["size_bytes"],
-            role="partition",
-            format=f.get("format"),
-        )
-        for relative, f in sorted(manifest.get("files", {}).items())
-    ]
-
-
-def find_file(
-    info: VersionInfo, relative: str, manifest: dict[str, Any] | None = None
-) -> StoredFile | None:
-    """A file of the version by its path relative to the version folder."""
-    path = f"{CONTAINER}/{info.name}/{info.version}/{relative}"
-    found = next((f for f in info.files if f.path == path), None)
-    if found is None and manifest is not None:
-        recorded = manifest.get("files", {}).get(relative)
-        if recorded:
-            found = StoredFile(
-                path=path,
-                sha256=recorded["sha256"],
-                size_bytes=recorded["size_bytes"],
-                role="partition",
-                format=recorded.get("format"),
-            )
-    return found
-
-
-class ModelRegistry:
     def __init__(
         self, models: TableClient, aliases: TableClient, container: ContainerClient
     ) -> None:
@@ -536,100 +481,3 @@ class ModelRegistry:
             ],
             best=best,
         )
-
-    # --- deletion ---------------------------------------------------------------------------
-    def delete_version(self, name: str, version: int, force: bool = False) -> None:
-        """Resumable: a version marked ``deleting`` is finished by a retry or the sweeper."""
-        check_name(name, "model")
-        try:
-            row = self.models.get_entity(name, row_key(version))
-        except ResourceNotFoundError:
-            raise NotFound(
-                f"Model '{name}' has no version {version}.", code="VERSION_NOT_FOUND"
-            ) from None
-        pointing = sorted(a for a, v in self.alias_map(name).items() if v == version)
-        if pointing and not force:
-            raise Conflict(
-                f"Aliases {', '.join(pointing)} point at version {version}; move them first"
-                " or pass ?force=true.",
-                code="VERSION_ALIASED",
-                extra={"aliases": pointing},
-            )
-        if row.get("status") != "deleting":
-            self.models.update_entity(
-                {"PartitionKey": name, "RowKey": row_key(version), "status": "deleting"},
-                mode=UpdateMode.MERGE,
-            )
-        for alias in pointing:
-            self.aliases.delete_entity(name, alias)
-        self._delete_prefix(f"{name}/{version}/")
-        self.models.delete_entity(name, row_key(version))
-        self._refresh_latest(name)
-
-    def delete_model(self, name: str) -> None:
-        meta = self._meta(name)
-        for e in self.models.query_entities(
-            "PartitionKey eq @n and RowKey lt @meta", parameters={"n": name, "meta": META}
-        ):
-            self.delete_version(name, int(e["version"]), force=True)
-        # The counter survives as a tombstone: a re-created model never reuses a version.
-        self.models.update_entity(
-            {
-                "PartitionKey": name,
-                "RowKey": META,
-                "deleted": True,
-                "latest_version": 0,
-                "updated_at": iso(utcnow()),
-            },
-            mode=UpdateMode.MERGE,
-            etag=self.models.get_entity(name, META).metadata["etag"] if meta else None,
-            match_condition=MatchConditions.IfNotModified,
-        )
-
-    def _refresh_latest(self, name: str) -> None:
-        versions = [
-            int(e["version"])
-            for e in self.models.query_entities(
-                "PartitionKey eq @n and RowKey lt @meta and status eq 'ready'",
-                parameters={"n": name, "meta": META},
-                select=["version"],
-            )
-        ]
-        self.models.update_entity(
-            {
-                "PartitionKey": name,
-                "RowKey": META,
-                "latest_version": max(versions, default=0),
-                "updated_at": iso(utcnow()),
-            },
-            mode=UpdateMode.MERGE,
-        )
-
-    def _delete_prefix(self, prefix: str) -> None:
-        for blob in self.container.list_blobs(name_starts_with=prefix):
-            with contextlib.suppress(ResourceNotFoundError):
-                self.container.delete_blob(blob.name)
-
-    def sweep_orphans(self, older_than: timedelta = timedelta(hours=1)) -> int:
-        """Delete blobs with no version row (a crashed upload) and finish pending deletions."""
-        cutoff = utcnow() - older_than
-        removed = 0
-        known: dict[tuple[str, int], str | None] = {}
-        for blob in self.container.list_blobs():
-            parts = blob.name.split("/")
-            if len(parts) < 3 or not parts[1].isdigit():
-                continue
-            key = (parts[0], int(parts[1]))
-            if key not in known:
-                try:
-                    known[key] = self.models.get_entity(key[0], row_key(key[1])).get("status")
-                except ResourceNotFoundError:
-                    known[key] = None
-            last_modified: datetime = blob.last_modified
-            if known[key] is None and last_modified < cutoff:
-                self.container.delete_blob(blob.name)
-                removed += 1
-        for (name, version), status in known.items():
-            if status == "deleting":
-                self.delete_version(name, version, force=True)
-        return removed

@@ -11,9 +11,10 @@ from pydantic import ValidationError
 from shared.errors import Forbidden, ValidationFailed
 from shared.idempotency import IdempotencyStore
 from shared.identity.principal import Principal
+from shared.registry.files import NewFile
 from shared.registry.formats import PICKLE, detect_format, inspect_model, refuse_pickle
 from shared.registry.schemas import FeatureSpec, VersionCreated, VersionMetadata
-from shared.registry.store import ModelRegistry, NewFile
+from shared.registry.store import ModelRegistry
 
 METADATA_FIELDS = ("description", "metrics", "tags", "features", "alias", "task", "params")
 

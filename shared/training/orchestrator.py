@@ -24,14 +24,9 @@ from azure.storage.queue import QueueClient
 from shared.errors import NotFound, ValidationFailed
 from shared.idempotency import IdempotencyStore
 from shared.observability import get_logger
+from shared.registry.files import NewFile, PlacedFile, find_file
 from shared.registry.schemas import Lineage, VersionMetadata
-from shared.registry.store import (
-    LOWER_IS_BETTER,
-    ModelRegistry,
-    NewFile,
-    PlacedFile,
-    find_file,
-)
+from shared.registry.store import LOWER_IS_BETTER, ModelRegistry
 from shared.tables import iso, utcnow
 from shared.training.jobs import UNIT_TERMINAL, Job, JobStore, Unit
 from shared.training.specs import SpecStore, TrainingSpec
