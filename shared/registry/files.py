@@ -18,7 +18,7 @@ from shared.resources import Containers
 CONTAINER = Containers.MODELS  # blob paths are recorded as "<container>/<name>"
 
 
-def _sha256(data: bytes) -> str:
+def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 

@@ -35,10 +35,11 @@ from shared.errors import NotFound, ServiceUnavailable, ValidationFailed
 from shared.names import check_alias, check_name
 from shared.registry.deletion import RegistryDeletion
 from shared.registry.files import (
+    CONTAINER,
     NewFile,
     PlacedFile,
-    _sha256,
     partition_files,
+    sha256_hex,
 )
 from shared.registry.rows import META, row_key
 from shared.registry.schemas import (
@@ -58,10 +59,8 @@ from shared.registry.schemas import (
     VersionInfo,
     VersionMetadata,
 )
-from shared.resources import Containers
 from shared.tables import iso, page, parse_iso, utcnow
 
-CONTAINER = Containers.MODELS  # blob paths are recorded as "<container>/<name>"
 ARTIFACT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,127}$")
 LOWER_IS_BETTER = frozenset(
     {"mae", "mse", "rmse", "log_loss", "mape", "max_error", "median_absolute_error", "brier"}
@@ -121,7 +120,7 @@ class ModelRegistry(RegistryDeletion):
         return info
 
     def _upload(self, blob_name: str, data: bytes, role: str, fmt: str | None) -> StoredFile:
-        digest = _sha256(data)
+        digest = sha256_hex(data)
         self.container.upload_blob(blob_name, data, overwrite=True, metadata={"sha256": digest})
         return StoredFile(
             path=f"{CONTAINER}/{blob_name}",
@@ -369,7 +368,7 @@ class ModelRegistry(RegistryDeletion):
                 data = self.container.download_blob(blob_name).readall()
             except ResourceNotFoundError:
                 data = None
-            actual = _sha256(data) if data is not None else None
+            actual = sha256_hex(data) if data is not None else None
             ok = actual == stored.sha256 and data is not None and len(data) == stored.size_bytes
             status = "valid" if ok else ("missing" if data is None else "corrupt")
             checks.append(
