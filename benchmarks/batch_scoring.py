@@ -169,8 +169,9 @@ def measure(method: str, workdir: Path, rows: int) -> dict[str, Any]:
     if method.startswith("platform"):
         import pyarrow.parquet as pq
 
-        from shared.prediction import batch_onnx
-        from shared.prediction.batch import OutputWriter, Scorable, SingleModel, score_parquet
+        from shared.prediction.batch import onnx_blocks as batch_onnx
+        from shared.prediction.batch.engine import SingleVersion, score_parquet
+        from shared.prediction.batch.files import OutputWriter
 
         source = _head(workdir / "scoring.parquet", rows)
         onnx_bytes = (workdir / "model.onnx").read_bytes()
@@ -179,15 +180,15 @@ def measure(method: str, workdir: Path, rows: int) -> dict[str, Any]:
         before = _rss_mb()
         out = workdir / f"scored-{method}-{rows}.parquet"
         started, cpu = time.perf_counter(), time.process_time()
-        scorable = Scorable.from_onnx(onnx_bytes, FEATURES, "classification", [0, 1])
+        servable = batch_onnx.batch_servable(onnx_bytes, FEATURES, "classification", [0, 1])
         loaded = time.perf_counter() - started
         with out.open("wb") as sink:
             writer = OutputWriter(sink)
-            stats = score_parquet(str(source), SingleModel("bench", 1, scorable), writer)
+            stats = score_parquet(str(source), SingleVersion("bench", 1, servable), writer)
             writer.close()
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
         assert stats.rows_scored == rows and pq.ParquetFile(out).metadata.num_rows == rows
-        blocked = bool(getattr(scorable.session, "blocked", False))
+        blocked = bool(getattr(servable.session, "blocked", False))
         out.unlink()
         return {
             "seconds": seconds,

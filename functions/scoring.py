@@ -6,8 +6,8 @@ from shared.container import Services
 from shared.http import Call, Routes
 from shared.http.async_jobs import JobAccepted, accepted, job_status, queue_json
 from shared.observability import get_logger
-from shared.prediction.batch_jobs import TERMINAL, ScoringJob
-from shared.prediction.batch_service import BatchScoreRequest
+from shared.prediction.batch.jobs import TERMINAL, ScoringJob
+from shared.prediction.batch.schemas import BatchScoreRequest
 from shared.resources import SCORING_POISON, Queues
 
 bp = func.Blueprint()

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from shared.identity.users import UserStore
     from shared.monitoring.drift import DriftMonitor
     from shared.monitoring.evaluate import Evaluator
-    from shared.prediction.batch_service import BatchScorer
+    from shared.prediction.batch.service import BatchScorer
     from shared.prediction.engine import Predictor
     from shared.prediction.log import PredictionLog
     from shared.prediction.oip import InferenceService
@@ -321,8 +321,8 @@ class Services:
     @service
     def batch_scorer(self) -> BatchScorer:
         from shared.datasets.store import DatasetStore
-        from shared.prediction.batch_jobs import ScoringJobStore
-        from shared.prediction.batch_service import BatchScorer
+        from shared.prediction.batch.jobs import ScoringJobStore
+        from shared.prediction.batch.service import BatchScorer
 
         s = self.storage
         return BatchScorer(

@@ -106,7 +106,7 @@ def scoring_input(rooms_model):
 @pytest.fixture()
 def small_chunks(monkeypatch):
     """Chunks of 30k rows (3 row groups) so 100k rows fan out over 4 queue messages."""
-    from shared.prediction import batch_service
+    from shared.prediction.batch import service as batch_service
 
     monkeypatch.setattr(batch_service, "CHUNK_ROWS", 30_000)
 
@@ -185,7 +185,7 @@ def test_partitioned_batch_scoring_fans_out_and_matches_online(
 def test_csv_input_both_outputs_and_row_failures(
     client, admin_headers, rooms_model, monkeypatch
 ) -> None:
-    from shared.prediction import batch_service
+    from shared.prediction.batch import service as batch_service
 
     monkeypatch.setattr(batch_service, "CHUNK_ROWS", 7_000)  # 3 CSV byte ranges
     name, version = rooms_model
@@ -288,7 +288,7 @@ def test_all_models_with_a_scoring_dataset_and_idempotency(
 def test_a_chunk_that_fails_every_retry_ends_the_job_partially_failed(
     client, admin_headers, rooms_model, scoring_input, small_chunks, monkeypatch, services
 ) -> None:
-    from shared.prediction import batch_service
+    from shared.prediction.batch import service as batch_service
 
     original = batch_service.BatchScorer._score_chunk
 

@@ -13,21 +13,23 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from shared.prediction.batch import (
+from shared.prediction.batch.engine import (
+    SingleVersion,
+    default_keys,
+    merge_reasons,
+    score_parquet,
+    score_table,
+)
+from shared.prediction.batch.features import typed_frame
+from shared.prediction.batch.files import (
     OutputWriter,
     RangeReader,
-    SingleVersion,
     concat_parquet,
     csv_chunks,
     csv_frames,
-    default_keys,
-    merge_reasons,
     prefetch,
-    score_parquet,
-    score_table,
-    typed_frame,
 )
-from shared.prediction.batch_onnx import batch_servable
+from shared.prediction.batch.onnx_blocks import batch_servable
 from shared.prediction.runtime import Outputs, Servable
 
 FEATURES = [
@@ -301,7 +303,7 @@ def test_blocked_tree_ensembles_agree_with_the_original(kind: str, monkeypatch) 
 
     from shared.ml.onnx_export import export_onnx
     from shared.ml.pipeline import build_pipeline
-    from shared.prediction import batch_onnx
+    from shared.prediction.batch import onnx_blocks as batch_onnx
     from shared.registry.formats import load_onnx
 
     monkeypatch.setattr(batch_onnx, "MIN_NODES", 100)
@@ -332,7 +334,7 @@ def test_blocked_tree_ensembles_agree_with_the_original(kind: str, monkeypatch) 
 
 
 def test_a_blocked_graph_that_disagrees_is_not_used() -> None:
-    from shared.prediction.batch_onnx import BatchSession, agree
+    from shared.prediction.batch.onnx_blocks import BatchSession, agree
 
     class Fixed:
         def __init__(self, value: float) -> None:
@@ -352,7 +354,7 @@ def test_a_blocked_graph_that_disagrees_is_not_used() -> None:
 
 
 def test_small_or_unusual_models_are_left_alone(forest) -> None:
-    from shared.prediction.batch_onnx import block_trees
+    from shared.prediction.batch.onnx_blocks import block_trees
 
     _, onnx_bytes = forest
     assert block_trees(onnx_bytes) is None  # 8 small trees: nothing worth splitting
@@ -443,7 +445,7 @@ def test_prefetch_keeps_order_and_raises_the_producers_error() -> None:
 def test_the_request_model_refuses_ambiguous_selectors() -> None:
     from pydantic import ValidationError
 
-    from shared.prediction.batch_service import BatchScoreRequest
+    from shared.prediction.batch.schemas import BatchScoreRequest
 
     assert BatchScoreRequest().output_format == "parquet"
     with pytest.raises(ValidationError):

@@ -4,8 +4,8 @@
 404s before anything is queued, records the job and queues a *plan* message. The
 planner reads only file footers (Parquet) or scans for record boundaries (CSV) and
 queues one *chunk* message per ~:data:`CHUNK_ROWS` rows (whole Parquet row groups, or a
-CSV byte range). A chunk worker streams its rows through the engine
-(``shared.prediction.batch``) into a part blob ``scored/{model}/{job_id}/part-NNNNN.parquet``;
+CSV byte range). A chunk worker streams its rows through ``batch.engine`` into a part
+blob ``scored/{model}/{job_id}/part-NNNNN.parquet``;
 the chunk that completes a target (ETag counter) queues a *finalize*, which concatenates
 the parts row group by row group into ``scored/{model}/{job_id}.parquet`` (and ``.csv``),
 deletes the parts and counts the target; the last target ends the job. Every step is
@@ -20,31 +20,39 @@ code (``DatasetStore`` over that container, metadata cached in Table
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import csv
 import io
 import json
-import threading
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
-from pydantic import BaseModel, Field, model_validator
 
 from shared.datasets.blobs import READ_BLOCK, BlobRangeReader
 from shared.datasets.schemas import DatasetBlob
 from shared.datasets.store import DatasetStore
 from shared.errors import AppError, Conflict, NotFound, ValidationFailed
-from shared.names import ALIAS_PATTERN, check_alias, check_name
+from shared.names import check_alias, check_name
 from shared.observability import get_logger
-from shared.prediction.batch_jobs import (
+from shared.prediction.batch.blobs import (
+    BlockBlobWriter,
+    _blob_of,
+    _reader,
+)
+from shared.prediction.batch.jobs import (
     CHUNK_TERMINAL,
     TERMINAL,
     Chunk,
     ScoringJob,
     ScoringJobStore,
     Target,
+)
+from shared.prediction.batch.schemas import (
+    BatchScoreRequest,
+)
+from shared.prediction.batch.versions import (
+    RegistryVersion,
 )
 from shared.resources import Containers
 from shared.tables import iso, utcnow
@@ -54,202 +62,20 @@ if TYPE_CHECKING:
     from azure.storage.queue import QueueClient
 
     from shared.idempotency import IdempotencyStore
-    from shared.prediction.batch import OutputWriter
+    from shared.prediction.batch.files import OutputWriter
     from shared.prediction.engine import Predictor
-    from shared.prediction.runtime import Servable
-    from shared.registry.loader import LoadedModel, ModelLoader
+    from shared.registry.loader import ModelLoader
     from shared.registry.store import ModelRegistry
+
 
 INPUT_CONTAINER = Containers.SCORING
 OUTPUT_CONTAINER = Containers.SCORED
-# Mirrors shared.prediction.batch.CHUNK_ROWS (that module loads numpy; this one must not).
+# Mirrors shared.prediction.batch.files.CHUNK_ROWS (that module loads numpy; this one must not).
 CHUNK_ROWS = 250_000
 MAX_TARGETS = 500
-# Staged block size of the output blobs: the memory one open output costs.
-BLOCK_BYTES = 8 * 1024 * 1024
 CONTENT_TYPES = {"parquet": "application/vnd.apache.parquet", "csv": "text/csv"}
 
 log = get_logger("batch")
-
-OutputFormat = Literal["parquet", "csv", "both"]
-
-
-class BatchScoreRequest(BaseModel):
-    """``POST /predict``: what to score. Empty body: every model with a scoring dataset."""
-
-    model: str | None = Field(
-        default=None, description="Model to score with; null: every model with a scoring dataset."
-    )
-    dataset: str | None = Field(
-        default=None, description="Scoring dataset (container 'scoring'); null: the model's name."
-    )
-    version: int | None = Field(default=None, ge=1, description="Default: champion, else latest.")
-    alias: str | None = Field(default=None, pattern=ALIAS_PATTERN)
-    output_format: OutputFormat = "parquet"
-    key_columns: list[str] | None = Field(
-        default=None,
-        min_length=1,
-        max_length=500,
-        description="Input columns copied to the output; default: every non-feature column.",
-    )
-    probabilities: Literal["predicted", "per_class"] = Field(
-        default="predicted",
-        description="Classifiers: 'probability' of the predicted class, or 'proba_<class>'.",
-    )
-
-    @model_validator(mode="after")
-    def _one_selector(self) -> BatchScoreRequest:
-        if self.version is not None and self.alias is not None:
-            raise ValueError("give either 'version' or 'alias', not both")
-        if self.version is not None and self.model is None and self.dataset is None:
-            raise ValueError("'version' needs a 'model': version numbers are per model")
-        return self
-
-
-# --- blob I/O ------------------------------------------------------------------------------
-
-
-class BlockBlobWriter(io.RawIOBase):
-    """A write-only stream into a block blob: staged in :data:`BLOCK_BYTES` blocks, visible
-    only after :meth:`commit` (a failed run leaves nothing behind but uncommitted blocks,
-    which Azure drops after a week)."""
-
-    def __init__(self, container: ContainerClient, name: str, content_type: str) -> None:
-        super().__init__()
-        self._blob = container.get_blob_client(name)
-        self._content_type = content_type
-        self._buffer = bytearray()
-        self._blocks: list[str] = []
-        self._written = 0
-        self.name = name
-
-    def writable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._written
-
-    def write(self, data: Any) -> int:
-        view = memoryview(data).cast("B")
-        self._buffer += view
-        self._written += len(view)
-        while len(self._buffer) >= BLOCK_BYTES:
-            self._stage(bytes(self._buffer[:BLOCK_BYTES]))
-            del self._buffer[:BLOCK_BYTES]
-        return len(view)
-
-    def _stage(self, data: bytes) -> None:
-        block_id = base64.b64encode(f"{len(self._blocks):08d}".encode()).decode()
-        self._blob.stage_block(block_id, data)
-        self._blocks.append(block_id)
-
-    def commit(self) -> None:
-        from azure.storage.blob import BlobBlock, ContentSettings
-
-        if self._buffer or not self._blocks:
-            self._stage(bytes(self._buffer))
-            self._buffer.clear()
-        self._blob.commit_block_list(
-            [BlobBlock(block_id=b) for b in self._blocks],
-            content_settings=ContentSettings(content_type=self._content_type),
-        )
-
-
-def _blob_of(container: ContainerClient, name: str) -> DatasetBlob:
-    props = container.get_blob_client(name).get_blob_properties()
-    return DatasetBlob(
-        path=name,
-        format="parquet",
-        size=props.size,
-        etag=(props.etag or "").strip('"'),
-        last_modified=props.last_modified,
-    )
-
-
-def _reader(container: ContainerClient, blob: DatasetBlob) -> io.BufferedReader:
-    return io.BufferedReader(BlobRangeReader(container, blob), READ_BLOCK)
-
-
-# --- models --------------------------------------------------------------------------------
-
-
-class RegistryVersion:
-    """A registered version as the engine's ``ServableVersion``; sub-models load on first use.
-
-    Built once per loaded version and kept by the model loader (``ModelLoader.derived``),
-    so the chunks of a job share its batch sessions and leave with the model.
-    """
-
-    def __init__(self, predictor: Predictor, loader: ModelLoader, parent: LoadedModel) -> None:
-        self.predictor = predictor
-        self.loader = loader
-        self.name = name = parent.name
-        self.version = version = parent.version
-        self._lock = threading.Lock()
-        self._subs: dict[str, Servable | None] = {}
-        self.partitions: set[str] | None = None
-        if parent.format == "partitioned":
-            manifest = parent.model
-            self.partition_by: str | None = manifest["partition_by"]
-            self.partitions = set(manifest["partitions"])
-            features = manifest.get("features") or [
-                f.model_dump() for f in parent.info.features or []
-            ]
-            if not features:
-                raise ValidationFailed(f"{name} version {version} has no feature schema.")
-            self.features: list[dict[str, str]] = features
-            self.task: str | None = manifest.get("task") or parent.info.task
-            self._single: Servable | None = None
-        else:
-            self.partition_by = None
-            servable, _ = predictor.servable(name, version)
-            self._single = self._for_batch(servable)
-            self.features = servable.features
-            self.task = servable.task
-
-    def _for_batch(self, servable: Servable) -> Servable:
-        """The online servable, with a batch session (blocked trees) when it runs ONNX."""
-        from shared.prediction.batch_onnx import batch_servable
-
-        loaded = servable.loaded
-        if loaded is None or servable.session is None:
-            return servable
-        return batch_servable(
-            self.loader.read_verified(loaded.info, loaded.stored),
-            servable.features,
-            servable.task,
-            servable.classes,
-            session=servable.session,
-            threads=self.loader.intra_op_threads,
-            label=f"{self.name}:{self.version}",
-        )
-
-    def servable(self, partition: str | None) -> Servable | None:
-        if self.partitions is None:
-            return self._single
-        if partition not in self.partitions:
-            return None
-        with self._lock:
-            if partition in self._subs:
-                return self._subs[partition]
-        servable, _ = self.predictor.servable(self.name, self.version, partition=partition)
-        sub = self._for_batch(servable)
-        with self._lock:
-            self._subs[partition] = sub
-        return sub
-
-    def classes(self) -> list[Any] | None:
-        """Every class any (sub-)model predicts, for ``proba_<class>`` columns."""
-        if self.partitions is None:
-            return self._single.classes if self._single else None
-        seen: list[Any] = []
-        for partition in sorted(self.partitions):
-            sub = self.servable(partition)
-            for c in (sub.classes if sub else None) or []:
-                if c not in seen:
-                    seen.append(c)
-        return seen or None
-
 
 # --- the service ---------------------------------------------------------------------------
 
@@ -555,7 +381,7 @@ class BatchScorer:
 
     def _plan_csv(self, blob: DatasetBlob) -> tuple[list[str], list[dict[str, Any]]]:
         """Columns (header) and byte ranges of ~CHUNK_ROWS records, in one streaming pass."""
-        from shared.prediction.batch import csv_chunks
+        from shared.prediction.batch.files import csv_chunks
 
         stream = _reader(self.inputs.container, blob)
         header_end, ranges = csv_chunks(stream.read, CHUNK_ROWS)
@@ -601,7 +427,8 @@ class BatchScorer:
         self._count_chunk(self.jobs.chunk(job_id, chunk_id))
 
     def _score_chunk(self, target: Target, chunk: Chunk, part: str) -> Any:
-        from shared.prediction.batch import OutputWriter, RangeReader, score_csv, score_parquet
+        from shared.prediction.batch.engine import score_csv, score_parquet
+        from shared.prediction.batch.files import OutputWriter, RangeReader
 
         model = self._model(target.model, target.version)
         plan = target.plan
@@ -716,7 +543,7 @@ class BatchScorer:
     def _write_outputs(self, target: Target, parts: list[str]) -> list[str]:
         import pyarrow as pa
 
-        from shared.prediction.batch import OutputWriter, concat_parquet
+        from shared.prediction.batch.files import OutputWriter, concat_parquet
 
         fmt = target.plan.get("output_format") or "parquet"
         base = f"{target.model}/{target.job_id}"
