@@ -77,10 +77,9 @@ class Settings(BaseSettings):
     )
     git_metadata: str = Field(
         default="local",
-        validation_alias=AliasChoices("GIT_METADATA"),
         description="Build identifier reported by /heartbeat.",
     )
-    log_level: str = Field(default="INFO", validation_alias=AliasChoices("LOG_LEVEL"))
+    log_level: str = "INFO"
 
     # --- storage ------------------------------------------------------------------------
     storage_connection_string: str | None = Field(
@@ -95,12 +94,10 @@ class Settings(BaseSettings):
     )
     azure_client_id: str | None = Field(
         default=None,
-        validation_alias=AliasChoices("AZURE_CLIENT_ID"),
         description="Client id of a user-assigned managed identity, if one is used.",
     )
     key_vault_url: str | None = Field(
         default=None,
-        validation_alias=AliasChoices("KEY_VAULT_URL"),
         description="When set, secrets come from this Key Vault; else from the environment.",
     )
 
@@ -110,38 +107,21 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("JWT_SIGNING_KEY_SECRET_NAME"),
         description="Secret name of the token signing key (env var JWT_SIGNING_KEY locally).",
     )
-    jwt_issuer: str = Field(default="ml-platform", validation_alias=AliasChoices("JWT_ISSUER"))
-    jwt_audience: str = Field(
-        default="ml-platform-api", validation_alias=AliasChoices("JWT_AUDIENCE")
-    )
-    access_token_ttl_seconds: int = Field(
-        default=3600, ge=60, le=86400, validation_alias=AliasChoices("ACCESS_TOKEN_TTL_SECONDS")
-    )
+    jwt_issuer: str = "ml-platform"
+    jwt_audience: str = "ml-platform-api"
+    access_token_ttl_seconds: int = Field(default=3600, ge=60, le=86400)
     auth_cache_ttl_seconds: float = Field(
         default=10.0,
         ge=0,
         le=25,
-        validation_alias=AliasChoices("AUTH_CACHE_TTL_SECONDS"),
         description="How long an instance trusts its cached user/revocation state.",
     )
-    allow_self_registration: bool = Field(
-        default=False, validation_alias=AliasChoices("ALLOW_SELF_REGISTRATION")
-    )
-    password_min_length: int = Field(
-        default=12, ge=8, le=128, validation_alias=AliasChoices("PASSWORD_MIN_LENGTH")
-    )
-    login_max_failures: int = Field(
-        default=5, ge=1, validation_alias=AliasChoices("LOGIN_MAX_FAILURES")
-    )
-    login_failure_window_seconds: int = Field(
-        default=900, ge=1, validation_alias=AliasChoices("LOGIN_FAILURE_WINDOW_SECONDS")
-    )
-    login_lockout_seconds: int = Field(
-        default=900, ge=1, validation_alias=AliasChoices("LOGIN_LOCKOUT_SECONDS")
-    )
-    bootstrap_admin_username: str | None = Field(
-        default=None, validation_alias=AliasChoices("BOOTSTRAP_ADMIN_USERNAME")
-    )
+    allow_self_registration: bool = False
+    password_min_length: int = Field(default=12, ge=8, le=128)
+    login_max_failures: int = Field(default=5, ge=1)
+    login_failure_window_seconds: int = Field(default=900, ge=1)
+    login_lockout_seconds: int = Field(default=900, ge=1)
+    bootstrap_admin_username: str | None = None
     bootstrap_admin_password_secret: str = Field(
         default="bootstrap-admin-password",
         validation_alias=AliasChoices("BOOTSTRAP_ADMIN_PASSWORD_SECRET_NAME"),
@@ -152,69 +132,51 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(
         default=1_000_000,
         ge=1024,
-        validation_alias=AliasChoices("MAX_REQUEST_BYTES"),
         description="Largest JSON body accepted by non-upload routes.",
     )
-    max_model_bytes: int = Field(
-        default=200 * 1024 * 1024, ge=1024, validation_alias=AliasChoices("MAX_MODEL_BYTES")
-    )
-    max_dataset_bytes: int = Field(
-        default=200 * 1024 * 1024, ge=1024, validation_alias=AliasChoices("MAX_DATASET_BYTES")
-    )
-    max_predict_records: int = Field(
-        default=10_000, ge=1, validation_alias=AliasChoices("MAX_PREDICT_RECORDS")
-    )
+    max_model_bytes: int = Field(default=200 * 1024 * 1024, ge=1024)
+    max_dataset_bytes: int = Field(default=200 * 1024 * 1024, ge=1024)
+    max_predict_records: int = Field(default=10_000, ge=1)
     max_predict_body_bytes: int = Field(
         default=16 * 1024 * 1024,
         ge=1024,
-        validation_alias=AliasChoices("MAX_PREDICT_BODY_BYTES"),
         description="Largest body of POST /predict/{model} and the V2 infer routes.",
     )
     prediction_log_sample_rate: float = Field(
         default=0.1,
         ge=0,
         le=1,
-        validation_alias=AliasChoices("PREDICTION_LOG_SAMPLE_RATE"),
         description="Share of online predictions logged (inputs, outputs, latency).",
     )
-    health_timeout_seconds: float = Field(
-        default=2.0, gt=0, le=10, validation_alias=AliasChoices("HEALTH_TIMEOUT_SECONDS")
-    )
-    page_size_max: int = Field(default=200, ge=1, validation_alias=AliasChoices("PAGE_SIZE_MAX"))
+    health_timeout_seconds: float = Field(default=2.0, gt=0, le=10)
+    page_size_max: int = Field(default=200, ge=1)
 
     # --- registry -------------------------------------------------------------------------
     allow_pickle_models: bool = Field(
         default=False,
-        validation_alias=AliasChoices("ALLOW_PICKLE_MODELS"),
         description="Accept pickle/joblib uploads (admins only). They run code when loaded.",
     )
     model_cache_bytes: int = Field(
         default=1024 * 1024 * 1024,
         ge=1024,
-        validation_alias=AliasChoices("MODEL_CACHE_BYTES"),
         description="Bound of the per-process model cache (serialized size).",
     )
     alias_cache_ttl_seconds: float = Field(
         default=5.0,
         ge=0,
         le=60,
-        validation_alias=AliasChoices("ALIAS_CACHE_TTL_SECONDS"),
         description="How long an instance keeps an alias resolution (promotion delay).",
     )
-    onnx_intra_op_threads: int = Field(
-        default=1, ge=1, le=64, validation_alias=AliasChoices("ONNX_INTRA_OP_THREADS")
-    )
+    onnx_intra_op_threads: int = Field(default=1, ge=1, le=64)
 
     # --- training -------------------------------------------------------------------------
     queue_max_dequeue_count: int = Field(
         default=5,
         ge=1,
-        validation_alias=AliasChoices("QUEUE_MAX_DEQUEUE_COUNT"),
         description="Must equal host.json extensions.queues.maxDequeueCount.",
     )
     training_schedule: str = Field(
         default="0 0 2 1 * *",
-        validation_alias=AliasChoices("TRAINING_SCHEDULE"),
         description="NCRONTAB of the monthly training timer.",
     )
 
