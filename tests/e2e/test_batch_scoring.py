@@ -11,7 +11,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.e2e.test_training import put_dataset, wait_for
+from tests.e2e.conftest import put_dataset, wait_for
 
 pytestmark = pytest.mark.e2e
 

@@ -13,9 +13,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.e2e.test_predict import trained_rooms  # noqa: F401 - a fixture, used by name
-from tests.e2e.test_registry import upload
-from tests.e2e.test_training import put_dataset, wait_for
+from tests.e2e.conftest import put_dataset, upload, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -233,7 +231,7 @@ def test_bad_tensors_are_400(client, admin_headers, fruit) -> None:
 def test_partition_parameter_on_a_partitioned_model(
     client,
     admin_headers,
-    trained_rooms,  # noqa: F811 - the imported fixture
+    trained_rooms,
 ) -> None:
     name, version, frame = trained_rooms
     rows = frame[frame.room == "r1"].head(6)

@@ -11,8 +11,7 @@ import pytest
 from sklearn import metrics as skm
 
 from tests.conftest import ADMIN, ADMIN_PASSWORD, bearer, login
-from tests.e2e.test_registry import upload
-from tests.e2e.test_training import put_dataset, wait_for
+from tests.e2e.conftest import put_dataset, upload, wait_for
 
 pytestmark = pytest.mark.e2e
 

@@ -7,8 +7,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.e2e.test_registry import upload
-from tests.e2e.test_training import put_dataset, wait_for
+from tests.e2e.conftest import put_dataset, upload, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -64,50 +63,6 @@ def trained_classifier(host, cancer_frames) -> tuple[str, int]:
     )
     assert job["status"] == "succeeded", job
     return name, job["results"][0]["version"]
-
-
-@pytest.fixture(scope="module")
-def trained_rooms(host) -> tuple[str, int, object]:
-    import pandas as pd
-
-    client = httpx.Client(base_url=host.url, timeout=60)
-    from tests.conftest import ADMIN, ADMIN_PASSWORD, bearer, login
-
-    headers = bearer(login(client, ADMIN, ADMIN_PASSWORD))
-    rng = np.random.default_rng(1)
-    frame = pd.concat(
-        [
-            pd.DataFrame(
-                {
-                    "room": f"r{i}",
-                    "hour": rng.integers(0, 24, 150),
-                    "co2": rng.normal(500 + 30 * i, 40, 150),
-                }
-            )
-            for i in range(4)
-        ],
-        ignore_index=True,
-    )
-    name = f"rooms-{secrets.token_hex(3)}"
-    put_dataset(client, headers, name, frame)
-    client.put(
-        f"/train/specs/{name}",
-        headers=headers,
-        json={
-            "dataset": name,
-            "algorithm": "isolation_forest",
-            "partition_by": "room",
-            "params": {"n_estimators": 20},
-            "enabled": False,
-        },
-    )
-    job = wait_for(
-        client,
-        headers,
-        client.post("/train", headers=headers, json={"specs": [name]}).headers["location"],
-    )
-    assert job["status"] == "succeeded", job
-    return name, job["results"][0]["version"], frame
 
 
 def records_of(frame, drop=("target",)) -> list[dict]:

@@ -2,14 +2,14 @@
 
 import concurrent.futures
 import hashlib
-import json
 import os
 import pickle
 import secrets
 from datetime import timedelta
 
-import httpx
 import pytest
+
+from tests.e2e.conftest import upload
 
 pytestmark = pytest.mark.e2e
 
@@ -37,27 +37,6 @@ def skops_model() -> bytes:
 
 def name() -> str:
     return f"m-{secrets.token_hex(4)}"
-
-
-def upload(
-    client: httpx.Client,
-    headers: dict,
-    model: str,
-    data: bytes,
-    filename: str = "model.onnx",
-    **fields,
-) -> httpx.Response:
-    form = {
-        k: json.dumps(v) if isinstance(v, dict | list) else str(v)
-        for k, v in fields.items()
-        if k != "artifacts"
-    }
-    files = [("model_file", (filename, data, "application/octet-stream"))]
-    files += [
-        ("artifact_files", (fn, content, "application/octet-stream"))
-        for fn, content in fields.get("artifacts", [])
-    ]
-    return client.post(f"/models/{model}/versions", headers=headers, data=form, files=files)
 
 
 @pytest.fixture()

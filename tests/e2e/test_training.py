@@ -1,40 +1,14 @@
 """Training over HTTP: the ADF sequence, the timer, partitions, failures, idempotency."""
 
-import io
 import secrets
 import time
 
-import httpx
 import pytest
 
 from tests.conftest import ADMIN, ADMIN_PASSWORD
+from tests.e2e.conftest import put_dataset, wait_for
 
 pytestmark = pytest.mark.e2e
-
-
-def csv_of(frame) -> bytes:
-    buffer = io.StringIO()
-    frame.to_csv(buffer, index=False)
-    return buffer.getvalue().encode()
-
-
-def put_dataset(client: httpx.Client, headers: dict, name: str, frame) -> None:
-    r = client.put(
-        f"/datasets/{name}", headers={**headers, "Content-Type": "text/csv"}, content=csv_of(frame)
-    )
-    assert r.status_code in (200, 201), r.text
-
-
-def wait_for(client: httpx.Client, headers: dict, location: str, timeout: float = 240) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        r = client.get(location, headers=headers)
-        if r.status_code == 200:
-            return r.json()
-        assert r.status_code == 202, r.text
-        assert r.headers["retry-after"]
-        time.sleep(0.3)
-    pytest.fail(f"job {location} did not finish: {r.text}")
 
 
 @pytest.fixture(scope="module")
