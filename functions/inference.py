@@ -1,7 +1,7 @@
 """The Open Inference Protocol (KServe V2 / Triton HTTP): /v2/... for unchanged clients.
 
 Handlers only parse and respond; tensors, outputs and readiness live in
-shared/prediction/oip.py. Every route keeps V2's error statuses (see ``v2``).
+shared/prediction/oip/. Every route keeps V2's error statuses (see ``v2``).
 """
 
 from collections.abc import Callable

@@ -1,6 +1,6 @@
 """The Open Inference Protocol (KServe V2) over HTTP, checked against POST /predict.
 
-Requests are written out as V2 JSON here (not built by shared/prediction/oip.py), so a
+Requests are written out as V2 JSON here (not built by shared/prediction/oip/), so a
 drift between the code and the protocol shows up as a failing test.
 """
 

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from shared.storage import Storage
 
 SERVER_NAME = "ml-platform"
-# Feature kinds (shared.prediction.inputs.kind) as V2 datatypes, for the metadata.
+# Feature kinds (shared.prediction.runtime.kind) as V2 datatypes, for the metadata.
 _KIND_DATATYPE = {"number": "FP32", "string": "BYTES", "bool": "BOOL"}
 _PLATFORMS = {
     "onnx": "onnxruntime_onnx",
