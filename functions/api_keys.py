@@ -1,20 +1,13 @@
 """API keys for machine clients (ADF, applications): created once, sent as X-API-Key."""
 
 import azure.functions as func
-from pydantic import BaseModel
 
 from shared.http import Call, Routes, empty_response, json_response
-from shared.identity.api_keys import ApiKeyCreate, ApiKeyCreated, ApiKeyView
 from shared.identity.principal import SIGNED_IN
-from shared.identity.schemas import PageQuery
+from shared.identity.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyPage, PageQuery
 
 bp = func.Blueprint()
 routes = Routes(bp, tag="api-keys")
-
-
-class ApiKeyPage(BaseModel):
-    items: list[ApiKeyView]
-    continuation_token: str | None = None
 
 
 @routes.post(

@@ -5,8 +5,7 @@ import azure.functions as func
 from shared.http import Call, Routes, empty_response, json_response
 from shared.http.guard import authorize, credentials_of
 from shared.identity.principal import PUBLIC, SIGNED_IN
-from shared.identity.schemas import LoginRequest, RegisterRequest, TokenResponse
-from shared.identity.users import UserView
+from shared.identity.schemas import LoginRequest, RegisterRequest, TokenResponse, UserView
 
 bp = func.Blueprint()
 routes = Routes(bp, tag="auth")

@@ -1,18 +1,13 @@
 """Roles (admin): named sets of scopes; `admin` and `user` are built in."""
 
 import azure.functions as func
-from pydantic import BaseModel
 
 from shared.http import Call, Routes, empty_response, json_response
 from shared.identity.principal import ADMIN
-from shared.identity.roles import Role, RoleBody, RoleCreate
+from shared.identity.schemas import Role, RoleBody, RoleCreate, RoleList
 
 bp = func.Blueprint()
 routes = Routes(bp, tag="roles")
-
-
-class RoleList(BaseModel):
-    items: list[Role]
 
 
 @routes.get("roles", auth=ADMIN, response=RoleList, audited=False)

@@ -4,8 +4,7 @@ import azure.functions as func
 
 from shared.http import Call, Routes, empty_response, json_response
 from shared.identity.principal import ADMIN, SIGNED_IN
-from shared.identity.schemas import MeUpdate, PageQuery, UserAdminUpdate, UserPage
-from shared.identity.users import UserView
+from shared.identity.schemas import MeUpdate, PageQuery, UserAdminUpdate, UserPage, UserView
 
 bp = func.Blueprint()
 routes = Routes(bp, tag="users")

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from shared.identity.users import USERNAME_PATTERN, UserView
+from shared.identity.principal import KNOWN_SCOPES
 
+USERNAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]{2,63}$"
+ROLE_NAME_PATTERN = r"^[a-z][a-z0-9_-]{1,39}$"
 EMAIL_PATTERN = r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{1,63}$"
 T = TypeVar("T")
 
@@ -65,5 +68,71 @@ class Page(BaseModel, Generic[T]):
     continuation_token: str | None = None
 
 
+class UserView(BaseModel):
+    """A user as the API shows it; the password hash never leaves storage."""
+
+    id: str
+    username: str
+    email: str | None = None
+    roles: list[str]
+    is_active: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class ApiKeyCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=100)
+    scopes: list[str] = Field(min_length=1, max_length=20)
+    expires_at: datetime | None = None
+
+
+class ApiKeyView(BaseModel):
+    id: str
+    name: str
+    scopes: list[str]
+    owner_id: str
+    owner: str
+    created_at: datetime
+    expires_at: datetime | None = None
+
+
+class ApiKeyCreated(ApiKeyView):
+    key: str = Field(description="The secret; shown once, never retrievable again.")
+
+
+class RoleBody(BaseModel):
+    description: str = Field(default="", max_length=500)
+    scopes: list[str] = Field(min_length=1, max_length=len(KNOWN_SCOPES))
+
+    @field_validator("scopes")
+    @classmethod
+    def _known(cls, scopes: list[str]) -> list[str]:
+        unknown = sorted(set(scopes) - set(KNOWN_SCOPES))
+        if unknown:
+            raise ValueError(f"unknown scopes {unknown}; known: {list(KNOWN_SCOPES)}")
+        return sorted(set(scopes))
+
+
+class RoleCreate(RoleBody):
+    name: str = Field(pattern=ROLE_NAME_PATTERN)
+
+
+class Role(BaseModel):
+    name: str
+    description: str
+    scopes: list[str]
+    built_in: bool
+    updated_at: str | None = None
+
+
 class UserPage(Page[UserView]):
     pass
+
+
+class ApiKeyPage(BaseModel):
+    items: list[ApiKeyView]
+    continuation_token: str | None = None
+
+
+class RoleList(BaseModel):
+    items: list[Role]
