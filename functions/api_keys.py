@@ -4,7 +4,8 @@ import azure.functions as func
 
 from shared.http import Call, Routes, empty_response, json_response
 from shared.identity.principal import SIGNED_IN
-from shared.identity.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyPage, PageQuery
+from shared.identity.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyPage
+from shared.pages import PageQuery
 
 bp = func.Blueprint()
 routes = Routes(bp, tag="api-keys")

@@ -2,13 +2,13 @@
 
 import azure.functions as func
 
-from shared.datasets.schemas import DatasetView
+from shared.datasets.schemas import DatasetPage, DatasetView
 from shared.errors import ValidationFailed
 from shared.http import Call, Routes, empty_response, json_response
 from shared.http.uploads import bounded_body, media_type, parse_multipart
 from shared.identity.principal import ADMIN
-from shared.identity.schemas import Page, PageQuery
 from shared.names import check_name
+from shared.pages import PageQuery
 
 bp = func.Blueprint()
 routes = Routes(bp, tag="datasets")
@@ -26,10 +26,6 @@ UPLOAD_SCHEMA = {
     "format": "binary",
     "description": "The CSV or Parquet file; as multipart/form-data, send it in the 'file' part.",
 }
-
-
-class DatasetPage(Page[DatasetView]):
-    pass
 
 
 @routes.put(

@@ -3,15 +3,14 @@
 from datetime import timedelta
 
 import azure.functions as func
-from pydantic import BaseModel, Field
 
 from shared.container import Services
 from shared.errors import NotFound, ValidationFailed
 from shared.http import Call, Routes, empty_response, json_response
 from shared.http.uploads import parse_multipart
 from shared.identity.principal import ADMIN
-from shared.identity.schemas import PageQuery
 from shared.names import check_alias, check_name
+from shared.pages import PageQuery
 from shared.registry.files import NewFile, find_file
 from shared.registry.schemas import (
     AliasBody,
@@ -19,6 +18,8 @@ from shared.registry.schemas import (
     CompareBody,
     CompareResult,
     DecisionBody,
+    DownloadQuery,
+    ForceQuery,
     ModelDetail,
     ModelPage,
     VerifyResult,
@@ -43,14 +44,6 @@ UPLOAD_SCHEMA = {
         "alias": {"type": "string", "description": "e.g. champion"},
     },
 }
-
-
-class ForceQuery(BaseModel):
-    force: bool = False
-
-
-class DownloadQuery(BaseModel):
-    artifact: str | None = Field(default=None, max_length=300)
 
 
 def _version(call: Call) -> tuple[str, int]:

@@ -5,8 +5,13 @@ import azure.functions as func
 from shared.http import Call, Routes, empty_response, json_response
 from shared.names import check_name
 from shared.prediction.log import FeedbackAccepted, FeedbackBody
-from shared.prediction.schemas import PredictRequest, PredictResponse
-from shared.prediction.traffic import AbResults, Traffic, TrafficBody
+from shared.prediction.schemas import (
+    AbResults,
+    PredictRequest,
+    PredictResponse,
+    Traffic,
+    TrafficBody,
+)
 
 bp = func.Blueprint()
 routes = Routes(bp, tag="predict")

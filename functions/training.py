@@ -1,7 +1,6 @@
 """Training: specs, POST /train (ADF's async pattern), jobs, the monthly timer, the queue."""
 
 import azure.functions as func
-from pydantic import BaseModel, Field
 
 from shared.container import Services
 from shared.http import Call, Routes, empty_response, json_response
@@ -10,19 +9,17 @@ from shared.names import check_name
 from shared.observability import get_logger
 from shared.resources import TRAINING_POISON, Queues
 from shared.training.jobs import TERMINAL, Job, JobPage
-from shared.training.specs import SpecList, TrainingSpec, TrainingSpecBody
+from shared.training.schemas import (
+    JobsQuery,
+    SpecList,
+    TrainingSpec,
+    TrainingSpecBody,
+    TrainRequest,
+)
 
 bp = func.Blueprint()
 routes = Routes(bp, tag="training")
 log = get_logger("training")
-
-
-class TrainRequest(BaseModel):
-    specs: list[str] | None = Field(default=None, max_length=500)
-
-
-class JobsQuery(BaseModel):
-    limit: int = Field(default=20, ge=1, le=200)
 
 
 @routes.put(

@@ -4,7 +4,8 @@ import azure.functions as func
 
 from shared.http import Call, Routes, empty_response, json_response
 from shared.identity.principal import ADMIN, SIGNED_IN
-from shared.identity.schemas import MeUpdate, PageQuery, UserAdminUpdate, UserPage, UserView
+from shared.identity.schemas import MeUpdate, UserAdminUpdate, UserPage, UserView
+from shared.pages import PageQuery
 
 bp = func.Blueprint()
 routes = Routes(bp, tag="users")

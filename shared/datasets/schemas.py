@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from shared.errors import ValidationFailed
+from shared.pages import Page
 
 Format = Literal["csv", "parquet"]
 Dtype = Literal["int64", "float64", "bool", "string", "datetime", "category"]
@@ -68,3 +69,7 @@ class DatasetLocation:
     @property
     def paths(self) -> list[str]:
         return [f.path for f in self.files]
+
+
+class DatasetPage(Page[DatasetView]):
+    pass

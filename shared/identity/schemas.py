@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Generic, Literal, TypeVar
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared.identity.principal import KNOWN_SCOPES
+from shared.pages import Page
 
 USERNAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]{2,63}$"
 ROLE_NAME_PATTERN = r"^[a-z][a-z0-9_-]{1,39}$"
 EMAIL_PATTERN = r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{1,63}$"
-T = TypeVar("T")
 
 
 class Strict(BaseModel):
@@ -56,16 +56,6 @@ class UserAdminUpdate(Strict):
     password: str | None = Field(default=None, min_length=1, max_length=1024)
     roles: list[str] | None = Field(default=None, max_length=20)
     is_active: bool | None = None
-
-
-class PageQuery(BaseModel):
-    limit: int = Field(default=50, ge=1, le=200)
-    continuation_token: str | None = Field(default=None, max_length=4096)
-
-
-class Page(BaseModel, Generic[T]):
-    items: list[T]
-    continuation_token: str | None = None
 
 
 class UserView(BaseModel):

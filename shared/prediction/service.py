@@ -10,8 +10,8 @@ from typing import Any
 from shared.observability import get_logger
 from shared.prediction.engine import Predictor
 from shared.prediction.log import PredictionLog
-from shared.prediction.schemas import PredictRequest, PredictResponse
-from shared.prediction.traffic import AbResults, FeedbackMetrics, TrafficRouter
+from shared.prediction.schemas import AbResults, FeedbackMetrics, PredictRequest, PredictResponse
+from shared.prediction.traffic import TrafficRouter
 
 log = get_logger("predict")
 

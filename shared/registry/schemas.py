@@ -169,3 +169,11 @@ class VerifyResult(BaseModel):
     version: int
     status: Literal["valid", "corrupt"]
     files: list[FileCheck]
+
+
+class ForceQuery(BaseModel):
+    force: bool = False
+
+
+class DownloadQuery(BaseModel):
+    artifact: str | None = Field(default=None, max_length=300)

@@ -29,7 +29,8 @@ from shared.registry.schemas import Lineage, VersionMetadata
 from shared.registry.store import LOWER_IS_BETTER, ModelRegistry
 from shared.tables import iso, utcnow
 from shared.training.jobs import UNIT_TERMINAL, Job, JobStore, Unit
-from shared.training.specs import SpecStore, TrainingSpec
+from shared.training.schemas import TrainingSpec
+from shared.training.specs import SpecStore
 
 CHUNK_ROWS = 100_000
 log = get_logger("training")

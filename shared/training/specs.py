@@ -3,63 +3,17 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
-from pydantic import BaseModel, ConfigDict, Field
 
 from shared.errors import NotFound
-from shared.names import NAME_PATTERN, check_name
+from shared.names import check_name
 from shared.tables import iso, parse_iso, utcnow
+from shared.training.schemas import TrainingSpec, TrainingSpecBody
 
 PARTITION = "specs"
-
-Algorithm = Literal[
-    "random_forest",
-    "gradient_boosting",
-    "hist_gradient_boosting",
-    "logistic_regression",
-    "linear_regression",
-    "ridge",
-    "isolation_forest",
-]
-
-
-class TrainingSpecBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    dataset: str = Field(pattern=NAME_PATTERN, description="Dataset name (see /datasets).")
-    target: str | None = Field(
-        default=None, max_length=200, description="Label column; null = anomaly detection."
-    )
-    features: list[str] | None = Field(
-        default=None, max_length=2000, description="null = every column but target/partition."
-    )
-    task: Literal["classification", "regression", "anomaly"] | None = None
-    algorithm: Algorithm
-    params: dict[str, Any] = Field(default_factory=dict, max_length=50)
-    partition_by: str | None = Field(
-        default=None, max_length=200, description="One sub-model per value (e.g. per room)."
-    )
-    min_rows: int = Field(default=50, ge=10, le=10_000_000)
-    enabled: bool = True
-    promote: Literal["if_better", "always", "manual"] = "if_better"
-    seed: int = Field(default=42, ge=0, le=2**31 - 1)
-    holdout_fraction: float = Field(default=0.2, gt=0.0, lt=0.9)
-
-
-class TrainingSpec(TrainingSpecBody):
-    name: str
-    model: str = Field(description="The registry model this spec's versions go to.")
-    created_at: datetime
-    updated_at: datetime
-    updated_by: str
-
-
-class SpecList(BaseModel):
-    items: list[TrainingSpec]
 
 
 def _from_entity(e: dict[str, Any]) -> TrainingSpec:
