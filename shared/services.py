@@ -27,8 +27,10 @@ if TYPE_CHECKING:
     from shared.identity.users import UserStore
     from shared.prediction.engine import Predictor
     from shared.prediction.log import PredictionLog
+    from shared.prediction.quantize import Quantizer
     from shared.prediction.service import PredictionService
     from shared.prediction.traffic import TrafficRouter
+    from shared.prediction.transform import Transformer
     from shared.registry.loader import ModelLoader
     from shared.registry.store import ModelRegistry
     from shared.registry.uploads import ModelUploads
@@ -273,3 +275,17 @@ def prediction_service() -> PredictionService:
     from shared.prediction.service import PredictionService
 
     return PredictionService(predictor(), traffic_router(), prediction_log())
+
+
+@singleton
+def transformer() -> Transformer:
+    from shared.prediction.transform import Transformer
+
+    return Transformer(model_loader(), get_settings().max_predict_records)
+
+
+@singleton
+def quantizer() -> Quantizer:
+    from shared.prediction.quantize import Quantizer
+
+    return Quantizer(model_registry(), model_loader())
