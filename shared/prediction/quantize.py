@@ -5,8 +5,9 @@ Gather as int8 and quantizes activations on the fly: it shrinks neural networks 
 linear layers about 4x. It has nothing to work on in the graphs the platform trains:
 tree ensembles are ``TreeEnsemble*`` nodes (thresholds and leaf weights, compared and
 summed, no integer kernels exist) and linear models are ``LinearClassifier`` /
-``LinearRegressor`` (ai.onnx.ml, float only). Measured on a 100-tree random forest and on
-a logistic regression: the quantized graph is the same graph, the same size. So a
+``LinearRegressor`` (ai.onnx.ml, float only). Measured on models trained here (30
+features): random forest 1,414,515 -> 1,414,592 bytes, gradient boosting 55,604 -> 55,681,
+logistic regression 3,597 -> 3,690, with the same operators before and after. So a
 quantization that converts no operator is refused (422, naming the graph's operators)
 instead of registering an identical copy.
 
