@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from shared.identity.tokens import TokenService
     from shared.identity.users import UserStore
     from shared.prediction.engine import Predictor
+    from shared.prediction.entities import EntityIndex, EntityPredictions
     from shared.prediction.log import PredictionLog
     from shared.prediction.quantize import Quantizer
     from shared.prediction.service import PredictionService
@@ -289,3 +290,19 @@ def quantizer() -> Quantizer:
     from shared.prediction.quantize import Quantizer
 
     return Quantizer(model_registry(), model_loader())
+
+
+@singleton
+def entity_index() -> EntityIndex:
+    from shared.prediction.entities import CONTAINER, EntityIndex
+
+    return EntityIndex(
+        storage().container(CONTAINER), dataset_store, get_settings().max_entity_index_rows
+    )
+
+
+@singleton
+def entity_predictions() -> EntityPredictions:
+    from shared.prediction.entities import EntityPredictions
+
+    return EntityPredictions(entity_index(), prediction_service())

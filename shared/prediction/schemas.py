@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -83,3 +84,58 @@ class QuantizeResult(BaseModel):
         description="Share of rows with the same label (classification and anomaly)."
     )
     quantized_operators: list[str]
+
+
+class EntityIndexRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    dataset: str = Field(min_length=1, max_length=63, description="The feature dataset.")
+    key: str = Field(min_length=1, max_length=200, description="The entity id column.")
+    order_by: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="Keep each entity's row with the largest value (e.g. a timestamp);"
+        " default: the last row in file order.",
+    )
+
+
+class EntityIndexInfo(BaseModel):
+    model: str
+    dataset: str
+    dataset_sha256: str
+    key: str
+    order_by: str | None
+    entities: int
+    rows_read: int
+    buckets: int
+    build: str
+    built_at: datetime
+    built_by: str
+
+
+class EntityPredictRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ids: list[str | int] = Field(min_length=1, max_length=1000)
+    version: int | None = Field(default=None, ge=1)
+    alias: str | None = Field(default=None, pattern=ALIAS_PATTERN)
+    return_probabilities: bool = False
+    include_features: bool = Field(default=False, description="Echo the features used.")
+
+
+class EntityPrediction(BaseModel):
+    id: str
+    prediction: Any
+    probabilities: list[float] | None = None
+    score: float | None = None
+    partition: str | None = None
+    features: dict[str, Any] | None = None
+
+
+class EntityPredictResponse(BaseModel):
+    model: str
+    versions: list[int] = Field(description="The version(s) that answered.")
+    classes: list[Any] | None = None
+    results: list[EntityPrediction]
+    request_id: str
