@@ -15,6 +15,7 @@ from functions import (
     models,
     monitoring,
     predict,
+    reports,
     roles,
     scoring,
     training,
@@ -40,5 +41,6 @@ for area in (
     scoring,
     inference,
     monitoring,
+    reports,
 ):
     app.register_functions(area.bp)

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from shared.identity.roles import RoleStore
     from shared.identity.tokens import TokenService
     from shared.identity.users import UserStore
+    from shared.monitoring.drift import DriftMonitor
+    from shared.monitoring.reports import ReportBuilder
     from shared.prediction.engine import Predictor
     from shared.prediction.entities import EntityIndex, EntityPredictions
     from shared.prediction.log import PredictionLog
@@ -306,3 +308,23 @@ def entity_predictions() -> EntityPredictions:
     from shared.prediction.entities import EntityPredictions
 
     return EntityPredictions(entity_index(), prediction_service())
+
+
+@singleton
+def drift_monitor() -> DriftMonitor:
+    from shared.monitoring.drift import DriftMonitor
+
+    # Factories, not instances: a records request never builds the dataset store.
+    return DriftMonitor(
+        model_registry(), model_loader(), datasets=dataset_store, prediction_log=prediction_log
+    )
+
+
+@singleton
+def report_builder() -> ReportBuilder:
+    from shared.monitoring.reports import CONTAINER, SCORED_CONTAINER, ReportBuilder
+
+    s = storage()
+    return ReportBuilder(
+        s.container(CONTAINER), s.container(SCORED_CONTAINER), model_registry(), drift_monitor
+    )
