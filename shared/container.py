@@ -33,12 +33,16 @@ if TYPE_CHECKING:
     from shared.identity.users import UserStore
     from shared.monitoring.drift import DriftMonitor
     from shared.monitoring.evaluate import Evaluator
+    from shared.monitoring.reports import ReportBuilder
     from shared.prediction.batch.service import BatchScorer
     from shared.prediction.engine import Predictor
+    from shared.prediction.entities import EntityIndex, EntityPredictions
     from shared.prediction.log import PredictionLog
     from shared.prediction.oip import InferenceService
+    from shared.prediction.quantize import Quantizer
     from shared.prediction.service import PredictionService
     from shared.prediction.traffic import TrafficRouter
+    from shared.prediction.transform import Transformer
     from shared.registry.loader import ModelLoader
     from shared.registry.store import ModelRegistry
     from shared.registry.uploads import ModelUploads
@@ -319,6 +323,34 @@ class Services:
         return InferenceService(self.predictor, self.model_registry)
 
     @service
+    def transformer(self) -> Transformer:
+        from shared.prediction.transform import Transformer
+
+        return Transformer(self.model_loader, self.settings.max_predict_records)
+
+    @service
+    def quantizer(self) -> Quantizer:
+        from shared.prediction.quantize import Quantizer
+
+        return Quantizer(self.model_registry, self.model_loader)
+
+    @service
+    def entity_index(self) -> EntityIndex:
+        from shared.prediction.entities import EntityIndex
+
+        return EntityIndex(
+            self.storage.container(Containers.ENTITIES),
+            lambda: self.dataset_store,
+            self.settings.max_entity_index_rows,
+        )
+
+    @service
+    def entity_predictions(self) -> EntityPredictions:
+        from shared.prediction.entities import EntityPredictions
+
+        return EntityPredictions(self.entity_index, self.prediction_service)
+
+    @service
     def batch_scorer(self) -> BatchScorer:
         from shared.datasets.store import DatasetStore
         from shared.prediction.batch.jobs import ScoringJobStore
@@ -359,3 +391,15 @@ class Services:
         from shared.monitoring.evaluate import Evaluator
 
         return Evaluator(self.model_registry, self.predictor, self.dataset_store)
+
+    @service
+    def report_builder(self) -> ReportBuilder:
+        from shared.monitoring.reports import ReportBuilder
+
+        s = self.storage
+        return ReportBuilder(
+            s.container(Containers.REPORTS),
+            s.container(Containers.SCORED),
+            self.model_registry,
+            lambda: self.drift_monitor,
+        )

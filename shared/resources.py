@@ -39,6 +39,8 @@ class Containers:
     SCORING: Final = "scoring"  # scoring data in
     SCORED: Final = "scored"  # scored output out
     TRAINING_STAGING: Final = "training-staging"
+    REPORTS: Final = "reports"
+    ENTITIES: Final = "entities"  # entity feature indexes
 
 
 class Queues:

@@ -137,6 +137,11 @@ class Settings(BaseSettings):
     max_model_bytes: int = Field(default=200 * 1024 * 1024, ge=1024)
     max_dataset_bytes: int = Field(default=200 * 1024 * 1024, ge=1024)
     max_predict_records: int = Field(default=10_000, ge=1)
+    max_entity_index_rows: int = Field(
+        default=5_000_000,
+        ge=1,
+        description="Largest feature dataset an entity index is built from.",
+    )
     max_predict_body_bytes: int = Field(
         default=16 * 1024 * 1024,
         ge=1024,

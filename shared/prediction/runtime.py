@@ -82,6 +82,13 @@ def onnx_feed(session: Any, cols: Columns) -> dict[str, np.ndarray]:
     raise ValidationFailed("The model's inputs do not match its recorded features.")
 
 
+def as_frame(cols: Columns) -> Any:
+    """A DataFrame of the columns (imports pandas: scikit-learn paths only)."""
+    import pandas as pd
+
+    return pd.DataFrame(dict(zip(cols.names, cols.values, strict=True)))
+
+
 @dataclass
 class Outputs:
     """What a model returned for some rows, as numpy arrays (row order of the input)."""
@@ -161,14 +168,10 @@ class Servable:
         return self._run_estimator(cols, with_probabilities)
 
     def _run_estimator(self, cols: Columns, with_probabilities: bool) -> Outputs:
-        import pandas as pd  # lazy: the scikit-learn fallback only
-
-        from shared.ml.pipeline import prepare_frame
+        from shared.ml.pipeline import prepare_frame  # lazy: pandas for the fallback only
 
         model = self.estimator
-        frame = prepare_frame(
-            pd.DataFrame(dict(zip(cols.names, cols.values, strict=True))), self.features
-        )
+        frame = prepare_frame(as_frame(cols), self.features)
         labels = np.asarray(model.predict(frame))
         if labels.dtype.kind == "U":
             labels = labels.astype(object)

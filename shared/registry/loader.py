@@ -138,8 +138,12 @@ class ModelLoader:
         stored = find_file(parent.info, relative, parent.model)
         if stored is None:
             raise ModelIntegrityFailed(f"The partition file {relative} is not recorded.")
+        return self.load_file(parent.info, stored)
+
+    def load_file(self, info: VersionInfo, stored: StoredFile) -> LoadedModel:
+        """One recorded file of a version, verified and loaded (cached like any model)."""
         return self._models.get_or_build(
-            (parent.name, parent.version, stored.sha256), lambda: self._load(parent.info, stored)
+            (info.name, info.version, stored.sha256), lambda: self._load(info, stored)
         )
 
     def _load(self, info: VersionInfo, stored: StoredFile) -> LoadedModel:

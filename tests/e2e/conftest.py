@@ -7,9 +7,12 @@ import time
 
 import httpx
 import numpy as np
+import pandas as pd
 import pytest
 
 from tests.conftest import ADMIN, ADMIN_PASSWORD, bearer, login
+
+COLORS = ["red", "green", "blue"]
 
 
 def csv_of(frame) -> bytes:
@@ -99,3 +102,72 @@ def trained_rooms(host) -> tuple[str, int, object]:
     )
     assert job["status"] == "succeeded", job
     return name, job["results"][0]["version"], frame
+
+
+def customers(seed: int, n: int, shift_x: float = 0.0, mix=(0.5, 0.3, 0.2)) -> pd.DataFrame:
+    """x ~ N(10, 2), y ~ Exp(3), an hour, a colour; the label depends on x and colour."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(
+        {
+            "x": rng.normal(10 + shift_x, 2, n),
+            "y": rng.exponential(3, n),
+            "hour": rng.integers(0, 24, n),
+            "color": rng.choice(COLORS, size=n, p=list(mix)),
+        }
+    )
+    score = frame.x - 10 + np.where(frame.color == "red", 1.0, -0.5) + rng.normal(0, 1, n)
+    frame["label"] = np.where(score > 0, "yes", "no")
+    return frame
+
+
+def rooms(seed: int, names: list[str], n: int = 150) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    parts = [
+        pd.DataFrame(
+            {
+                "room": room,
+                "hour": rng.integers(0, 24, n),
+                "co2": rng.normal(500 + 60 * int(room[1:]), 40, n),
+            }
+        )
+        for room in names
+    ]
+    return pd.concat(parts, ignore_index=True)
+
+
+def features_of(frame: pd.DataFrame, drop=("label",)) -> list[dict]:
+    return frame.drop(columns=[c for c in drop if c in frame.columns]).to_dict("records")
+
+
+def scoring_container():
+    from shared.http import current_services as services
+
+    return services().storage.container("scoring")
+
+
+def scored_container():
+    from shared.http import current_services as services
+
+    return services().storage.container("scored")
+
+
+def read_parquet(path: str):
+    import pyarrow.parquet as pq
+
+    container, blob = path.split("/", 1)
+    assert container == "scored"
+    return pq.read_table(io.BytesIO(scored_container().download_blob(blob).readall()))
+
+
+def poll(client, headers, location: str, timeout: float = 240) -> tuple[dict, list[int]]:
+    statuses = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r = client.get(location, headers=headers)
+        statuses.append(r.status_code)
+        if r.status_code == 200:
+            return r.json(), statuses
+        assert r.status_code == 202, r.text
+        assert r.headers["retry-after"] and r.headers["location"] == location
+        time.sleep(0.3)
+    pytest.fail(f"scoring job {location} did not finish")

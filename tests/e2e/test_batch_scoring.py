@@ -11,33 +11,20 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.e2e.conftest import put_dataset, wait_for
+from tests.e2e.conftest import (
+    poll,
+    put_dataset,
+    read_parquet,
+    scored_container,
+    scoring_container,
+    wait_for,
+)
 
 pytestmark = pytest.mark.e2e
 
 ROOMS = ("r0", "r1", "r2", "r3")
 N_ROWS = 100_000
 UNKNOWN_ROOM_ROWS = 2_000
-
-
-def scoring_container():
-    from shared.http import current_services as services
-
-    return services().storage.container("scoring")
-
-
-def scored_container():
-    from shared.http import current_services as services
-
-    return services().storage.container("scored")
-
-
-def read_parquet(path: str):
-    import pyarrow.parquet as pq
-
-    container, blob = path.split("/", 1)
-    assert container == "scored"
-    return pq.read_table(io.BytesIO(scored_container().download_blob(blob).readall()))
 
 
 def room_frame(rows: int, seed: int, rooms=ROOMS):
@@ -109,20 +96,6 @@ def small_chunks(monkeypatch):
     from shared.prediction.batch import service as batch_service
 
     monkeypatch.setattr(batch_service, "CHUNK_ROWS", 30_000)
-
-
-def poll(client, headers, location: str, timeout: float = 240) -> tuple[dict, list[int]]:
-    statuses = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        r = client.get(location, headers=headers)
-        statuses.append(r.status_code)
-        if r.status_code == 200:
-            return r.json(), statuses
-        assert r.status_code == 202, r.text
-        assert r.headers["retry-after"] and r.headers["location"] == location
-        time.sleep(0.3)
-    pytest.fail(f"scoring job {location} did not finish")
 
 
 def test_partitioned_batch_scoring_fans_out_and_matches_online(
