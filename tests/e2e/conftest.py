@@ -40,6 +40,22 @@ def wait_for(client: httpx.Client, headers: dict, location: str, timeout: float 
     pytest.fail(f"job {location} did not finish: {r.text}")
 
 
+def train(client: httpx.Client, headers: dict, name: str, frame, **spec) -> int:
+    """Upload ``frame`` as dataset ``name``, train spec ``name`` on it, return the version."""
+    put_dataset(client, headers, name, frame)
+    r = client.put(
+        f"/train/specs/{name}", headers=headers, json={"dataset": name, "enabled": False, **spec}
+    )
+    assert r.status_code in (200, 201), r.text
+    job = wait_for(
+        client,
+        headers,
+        client.post("/train", headers=headers, json={"specs": [name]}).headers["location"],
+    )
+    assert job["status"] == "succeeded", job
+    return job["results"][0]["version"]
+
+
 def upload(
     client: httpx.Client,
     headers: dict,
@@ -83,25 +99,16 @@ def trained_rooms(host) -> tuple[str, int, object]:
         ignore_index=True,
     )
     name = f"rooms-{secrets.token_hex(3)}"
-    put_dataset(client, headers, name, frame)
-    client.put(
-        f"/train/specs/{name}",
-        headers=headers,
-        json={
-            "dataset": name,
-            "algorithm": "isolation_forest",
-            "partition_by": "room",
-            "params": {"n_estimators": 20},
-            "enabled": False,
-        },
-    )
-    job = wait_for(
+    version = train(
         client,
         headers,
-        client.post("/train", headers=headers, json={"specs": [name]}).headers["location"],
+        name,
+        frame,
+        algorithm="isolation_forest",
+        partition_by="room",
+        params={"n_estimators": 20},
     )
-    assert job["status"] == "succeeded", job
-    return name, job["results"][0]["version"], frame
+    return name, version, frame
 
 
 def customers(seed: int, n: int, shift_x: float = 0.0, mix=(0.5, 0.3, 0.2)) -> pd.DataFrame:

@@ -13,7 +13,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.e2e.conftest import put_dataset, upload, wait_for
+from tests.e2e.conftest import train, upload
 
 pytestmark = pytest.mark.e2e
 
@@ -43,26 +43,17 @@ def fruit(host) -> tuple[str, int, object]:
         }
     )
     name = f"fruit-{secrets.token_hex(3)}"
-    put_dataset(client, headers, name, frame)
-    client.put(
-        f"/train/specs/{name}",
-        headers=headers,
-        json={
-            "dataset": name,
-            "target": "fruit",
-            "features": FRUIT_FEATURES,
-            "algorithm": "random_forest",
-            "params": {"n_estimators": 10},
-            "enabled": False,
-        },
-    )
-    job = wait_for(
+    version = train(
         client,
         headers,
-        client.post("/train", headers=headers, json={"specs": [name]}).headers["location"],
+        name,
+        frame,
+        target="fruit",
+        features=FRUIT_FEATURES,
+        algorithm="random_forest",
+        params={"n_estimators": 10},
     )
-    assert job["status"] == "succeeded", job
-    return name, job["results"][0]["version"], frame
+    return name, version, frame
 
 
 def predict(client, headers, model, records, **extra) -> dict:

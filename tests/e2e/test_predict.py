@@ -7,7 +7,8 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.e2e.conftest import put_dataset, upload, wait_for
+from tests.e2e.conftest import train as train_spec
+from tests.e2e.conftest import upload
 
 pytestmark = pytest.mark.e2e
 
@@ -44,25 +45,16 @@ def trained_classifier(host, cancer_frames) -> tuple[str, int]:
     headers = bearer(login(client, ADMIN, ADMIN_PASSWORD))
     train, _ = cancer_frames
     name = f"clf-{secrets.token_hex(3)}"
-    put_dataset(client, headers, name, train)
-    client.put(
-        f"/train/specs/{name}",
-        headers=headers,
-        json={
-            "dataset": name,
-            "target": "target",
-            "algorithm": "random_forest",
-            "params": {"n_estimators": 30},
-            "enabled": False,
-        },
-    )
-    job = wait_for(
+    version = train_spec(
         client,
         headers,
-        client.post("/train", headers=headers, json={"specs": [name]}).headers["location"],
+        name,
+        train,
+        target="target",
+        algorithm="random_forest",
+        params={"n_estimators": 30},
     )
-    assert job["status"] == "succeeded", job
-    return name, job["results"][0]["version"]
+    return name, version
 
 
 def records_of(frame, drop=("target",)) -> list[dict]:
