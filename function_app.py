@@ -4,6 +4,8 @@ Nothing is built here but the container itself (its services are built on first 
 so indexing the app and serving /heartbeat stay light.
 """
 
+import atexit
+
 import azure.functions as func
 
 from functions import (
@@ -32,6 +34,8 @@ from shared.settings import get_settings
 services = Services(get_settings())
 services.bootstrap()
 use_services(services)
+# The worker process ends without a hook of its own: flush logs and counters on the way out.
+atexit.register(services.close)
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
