@@ -18,6 +18,7 @@ from functions import (
     reports,
     roles,
     scoring,
+    scoring_data,
     training,
     users,
 )
@@ -39,6 +40,7 @@ for area in (
     predict,
     entities,
     scoring,
+    scoring_data,
     inference,
     monitoring,
     reports,
