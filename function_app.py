@@ -24,6 +24,7 @@ from functions import (
     reports,
     roles,
     scoring,
+    scoring_data,
     training,
     users,
 )
@@ -54,6 +55,7 @@ for area in (
     predict,
     entities,
     scoring,
+    scoring_data,
     inference,
     monitoring,
     reports,

@@ -3,9 +3,8 @@
 import azure.functions as func
 
 from shared.datasets.schemas import DatasetPage, DatasetView
-from shared.errors import ValidationFailed
 from shared.http import Call, Routes, empty_response, json_response
-from shared.http.uploads import bounded_body, media_type, parse_multipart
+from shared.http.uploads import read_data_file
 from shared.identity.principal import ADMIN
 from shared.names import check_name
 from shared.pages import PageQuery
@@ -40,14 +39,7 @@ UPLOAD_SCHEMA = {
 def put_dataset(call: Call) -> func.HttpResponse:
     """Upload or replace a dataset: raw CSV/Parquet, or multipart with a `file` part."""
     name = check_name(call.param("name"), "dataset")  # before the body or storage is touched
-    limit = call.settings.max_dataset_bytes
-    if media_type(call.req) == "multipart/form-data":
-        upload = parse_multipart(call.req, limit).file("file")
-        if upload is None:
-            raise ValidationFailed("Send the dataset in the multipart field 'file'.")
-        data, ctype, filename = upload.data, upload.content_type, upload.filename
-    else:
-        data, ctype, filename = bounded_body(call.req, limit), media_type(call.req), None
+    data, ctype, filename = read_data_file(call.req, call.settings.max_dataset_bytes)
     view, created = call.services.dataset_store.put(name, data, media_type=ctype, filename=filename)
     return json_response(
         view, status=201 if created else 200, headers={"Location": f"/datasets/{name}"}

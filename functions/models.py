@@ -25,6 +25,8 @@ from shared.registry.schemas import (
     VerifyResult,
     VersionCreated,
     VersionInfo,
+    VersionPage,
+    VersionQuery,
 )
 
 bp = func.Blueprint()
@@ -62,6 +64,21 @@ def list_models(call: Call) -> func.HttpResponse:
 def get_model(call: Call) -> func.HttpResponse:
     """One model with its versions, aliases and tags."""
     return json_response(call.services.model_registry.get_model(call.param("name")))
+
+
+@routes.get(
+    "models/{name}/versions",
+    auth="models:read",
+    query=VersionQuery,
+    response=VersionPage,
+    errors=(404,),
+    audited=False,
+)
+def list_versions(call: Call) -> func.HttpResponse:
+    """A model's versions, oldest first (paginated); filter by alias, tag or status."""
+    name = check_name(call.param("name"), "model")
+    items, token = call.services.model_registry.list_versions(name, call.query(VersionQuery))
+    return json_response(VersionPage(items=items, continuation_token=token))
 
 
 @routes.post(

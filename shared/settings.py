@@ -136,6 +136,11 @@ class Settings(BaseSettings):
     )
     max_model_bytes: int = Field(default=200 * 1024 * 1024, ge=1024)
     max_dataset_bytes: int = Field(default=200 * 1024 * 1024, ge=1024)
+    max_download_bytes: int = Field(
+        default=100 * 1024 * 1024,
+        ge=1024,
+        description="Largest scored output served in one response (GET .../output).",
+    )
     max_predict_records: int = Field(default=10_000, ge=1)
     max_entity_index_rows: int = Field(
         default=5_000_000,

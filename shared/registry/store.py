@@ -41,34 +41,31 @@ from shared.registry.files import (
     partition_files,
     sha256_hex,
 )
+from shared.registry.review import RegistryReview
 from shared.registry.rows import META, row_key
 from shared.registry.schemas import (
     AliasInfo,
-    BestValue,
-    ComparedModel,
-    CompareResult,
     Decision,
-    DecisionBody,
     FileCheck,
     Lineage,
     ModelDetail,
     ModelSummary,
+    Promotion,
     StoredFile,
     VerifyResult,
     VersionBrief,
     VersionInfo,
     VersionMetadata,
+    VersionQuery,
+    VersionSummary,
 )
 from shared.tables import iso, page, parse_iso, utcnow
 
 ARTIFACT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,127}$")
-LOWER_IS_BETTER = frozenset(
-    {"mae", "mse", "rmse", "log_loss", "mape", "max_error", "median_absolute_error", "brier"}
-)
 
 
-class ModelRegistry(RegistryDeletion):
-    """Versions in Table Storage, their files in Blob; deletion is :class:`RegistryDeletion`."""
+class ModelRegistry(RegistryDeletion, RegistryReview):
+    """Versions in Table Storage, their files in Blob (deletion and review: the mixins)."""
 
     def __init__(
         self, models: TableClient, aliases: TableClient, container: ContainerClient
@@ -195,6 +192,7 @@ class ModelRegistry(RegistryDeletion):
             "task": meta.task or "",
             "lineage": meta.lineage.model_dump_json() if meta.lineage else "",
             "decision": "",
+            "promotion": meta.promotion.model_dump_json() if meta.promotion else "",
         }
         for _ in range(200):
             current = self.models.get_entity(name, META)
@@ -253,6 +251,9 @@ class ModelRegistry(RegistryDeletion):
             aliases=aliases,
             lineage=Lineage.model_validate_json(row["lineage"]) if row.get("lineage") else None,
             decision=Decision.model_validate_json(row["decision"]) if row.get("decision") else None,
+            promotion=Promotion.model_validate_json(row["promotion"])
+            if row.get("promotion")
+            else None,
             files=files,
         )
 
@@ -331,6 +332,55 @@ class ModelRegistry(RegistryDeletion):
             if e.get("status") == "ready"
         ]
         return ModelDetail(**self._summary(meta, aliases).model_dump(), versions=versions)
+
+    def list_versions(
+        self, name: str, query: VersionQuery
+    ) -> tuple[list[VersionSummary], str | None]:
+        """One page of a model's versions, oldest first; filters by alias, tag or status."""
+        self._meta(name)  # 404 for an unknown model
+        aliases = self.alias_map(name)
+        by_version: dict[int, list[str]] = {}
+        for alias, v in aliases.items():
+            by_version.setdefault(v, []).append(alias)
+        query_filter = "PartitionKey eq @n and RowKey lt @meta and status eq @status"
+        parameters: dict[str, Any] = {"n": name, "meta": META, "status": query.status}
+        if query.alias is not None:
+            if query.alias not in aliases:
+                return [], None
+            query_filter += " and RowKey eq @rk"
+            parameters["rk"] = row_key(aliases[query.alias])
+        rows, token = page(
+            self.models,
+            query_filter,
+            query.limit,
+            query.continuation_token,
+            lambda e: e,
+            parameters=parameters,
+        )
+        items = []
+        for row in rows:
+            tags = json.loads(row.get("tags") or "{}")
+            if query.tag is not None:
+                key, has_value, value = query.tag.partition("=")
+                if key not in tags or (has_value and tags[key] != value):
+                    continue
+            version = int(row["version"])
+            items.append(
+                VersionSummary(
+                    version=version,
+                    created_at=parse_iso(row["created_at"]),
+                    created_by=row.get("created_by", ""),
+                    format=row["format"],
+                    status=row["status"],
+                    metrics=json.loads(row.get("metrics") or "{}"),
+                    aliases=sorted(by_version.get(version, [])),
+                    description=row.get("description", ""),
+                    tags=tags,
+                    task=row.get("task") or None,
+                    promotion=json.loads(row["promotion"]) if row.get("promotion") else None,
+                )
+            )
+        return items, token
 
     def resolve(self, name: str, version: int | None = None, alias: str | None = None) -> int:
         """A version number from an explicit version, an alias, or champion-else-latest."""
@@ -434,49 +484,3 @@ class ModelRegistry(RegistryDeletion):
     def delete_alias(self, name: str, alias: str) -> None:
         self.get_alias(name, alias)
         self.aliases.delete_entity(name, alias)
-
-    # --- decisions and comparisons -------------------------------------------------------------
-    def decide(self, name: str, version: int, body: DecisionBody, by: str) -> VersionInfo:
-        row = self._row(name, version)
-        decision = Decision(**body.model_dump(), decided_by=by, decided_at=utcnow())
-        self.models.update_entity(
-            {
-                "PartitionKey": name,
-                "RowKey": row_key(version),
-                "decision": decision.model_dump_json(),
-            },
-            mode=UpdateMode.MERGE,
-            etag=row.metadata["etag"],
-            match_condition=MatchConditions.IfNotModified,
-        )
-        if body.decision == "approve":
-            self.set_alias(name, "champion", version, by)
-        return self.get_version(name, version)
-
-    def compare(self, refs: list[str], metrics: list[str] | None) -> CompareResult:
-        compared = []
-        for ref in refs:
-            name, _, selector = ref.partition("@")
-            if not selector:
-                raise ValidationFailed(f"'{ref[:80]}' is not name@version or name@alias.")
-            version = (
-                self.resolve(name, version=int(selector))
-                if selector.isdigit()
-                else self.resolve(name, alias=selector)
-            )
-            compared.append((ref, name, version, self.get_version(name, version).metrics))
-        wanted = metrics or sorted({m for *_, ms in compared for m in ms})
-        best: dict[str, BestValue] = {}
-        for metric in wanted:
-            lower = metric.lower() in LOWER_IS_BETTER
-            scored = [(ms[metric], ref) for ref, _, _, ms in compared if metric in ms]
-            if scored:
-                value, ref = (min if lower else max)(scored, key=lambda s: s[0])
-                best[metric] = BestValue(ref=ref, value=value, higher_is_better=not lower)
-        return CompareResult(
-            models=[
-                ComparedModel(ref=ref, name=n, version=v, metrics={m: ms.get(m) for m in wanted})
-                for ref, n, v, ms in compared
-            ],
-            best=best,
-        )

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from shared.datasets.schemas import DatasetView
 from shared.names import ALIAS_PATTERN
+from shared.pages import Page
+from shared.prediction.batch.jobs import ScoringJob
 
 if TYPE_CHECKING:
     pass
@@ -45,3 +48,27 @@ class BatchScoreRequest(BaseModel):
         if self.version is not None and self.model is None and self.dataset is None:
             raise ValueError("'version' needs a 'model': version numbers are per model")
         return self
+
+
+class ScoringDatasetPage(Page[DatasetView]):
+    pass
+
+
+class ScoringJobPage(BaseModel):
+    items: list[ScoringJob]
+
+
+class ScoringJobQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | None = Field(default=None, min_length=1, max_length=63)
+    limit: int = Field(default=20, ge=1, le=100)
+
+
+class OutputQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    format: Literal["parquet", "csv"] = "parquet"
+    model: str | None = Field(
+        default=None, max_length=63, description="Jobs that scored several models: which one."
+    )
