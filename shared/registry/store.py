@@ -57,6 +57,12 @@ from shared.registry.schemas import (
     VersionQuery,
     VersionSummary,
 )
+from shared.registry.signing import (
+    ModelSignatureInvalid,
+    ModelSigner,
+    SignatureStatus,
+    signed_content,
+)
 from shared.tables import iso, page, parse_iso, utcnow
 
 MODELS_TABLE = "Models"
@@ -96,6 +102,17 @@ def parse_model_ref(ref: str) -> tuple[str, int | None, str | None]:
             f" alias. Accepted forms: {MODEL_REF_FORMS}."
         )
     return name, None, selector
+
+
+def _signed_content(info: VersionInfo) -> bytes:
+    return signed_content(
+        info.name,
+        info.version,
+        info.format,
+        info.task,
+        [f.model_dump() for f in info.features] if info.features is not None else None,
+        [f.model_dump() for f in info.files],
+    )
 
 
 def row_key(version: int) -> str:
@@ -160,11 +177,35 @@ def find_file(
 
 class ModelRegistry:
     def __init__(
-        self, models: TableClient, aliases: TableClient, container: ContainerClient
+        self,
+        models: TableClient,
+        aliases: TableClient,
+        container: ContainerClient,
+        signer: ModelSigner | None = None,
     ) -> None:
         self.models = models
         self.aliases = aliases
         self.container = container
+        self.signer = signer or ModelSigner(None)
+
+    def signature_status(self, info: VersionInfo) -> SignatureStatus:
+        """Whether the version's row is what the platform signed (see ``signing``)."""
+        return self.signer.check(_signed_content(info), info.signature)
+
+    def check_signature(self, info: VersionInfo) -> None:
+        """409 unless the version may be loaded: validly signed, or unsigned where allowed."""
+        status = self.signature_status(info)
+        if not self.signer.acceptable(status):
+            raise ModelSignatureInvalid(
+                f"{info.name} version {info.version} is {status.replace('_', ' ')}"
+                + (
+                    " (signed with a key this platform does not hold)"
+                    if status == "unknown_key"
+                    else ""
+                )
+                + ": it will not be loaded.",
+                extra={"signature": status},
+            )
 
     # --- writing a version --------------------------------------------------------------
     def register(
@@ -265,6 +306,10 @@ class ModelRegistry:
         created_by: str,
     ) -> VersionInfo:
         now = utcnow()
+        features = [f.model_dump() for f in meta.features] if meta.features is not None else None
+        content = signed_content(
+            name, version, model_format, meta.task, features, [f.model_dump() for f in files]
+        )
         row = {
             "PartitionKey": name,
             "RowKey": row_key(version),
@@ -285,6 +330,7 @@ class ModelRegistry:
             "lineage": meta.lineage.model_dump_json() if meta.lineage else "",
             "decision": "",
             "promotion": meta.promotion.model_dump_json() if meta.promotion else "",
+            "signature": self.signer.sign(content) or "",
         }
         for _ in range(200):
             current = self.models.get_entity(name, META)
@@ -346,6 +392,7 @@ class ModelRegistry:
             promotion=Promotion.model_validate_json(row["promotion"])
             if row.get("promotion")
             else None,
+            signature=row.get("signature") or None,
             files=files,
         )
 
@@ -523,8 +570,12 @@ class ModelRegistry:
                     actual_size=None if data is None else len(data),
                 )
             )
-        overall = "valid" if all(c.status == "valid" for c in checks) else "corrupt"
-        return VerifyResult(name=name, version=version, status=overall, files=checks)
+        signature = self.signature_status(info)
+        files_ok = all(c.status == "valid" for c in checks)
+        overall = "valid" if files_ok and self.signer.acceptable(signature) else "corrupt"
+        return VerifyResult(
+            name=name, version=version, status=overall, signature=signature, files=checks
+        )
 
     # --- aliases ---------------------------------------------------------------------------
     def get_alias(self, name: str, alias: str) -> AliasInfo:
