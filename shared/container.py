@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from shared.prediction.traffic import TrafficRouter
     from shared.prediction.transform import Transformer
     from shared.registry.loader import ModelLoader
+    from shared.registry.signing import ModelSigner
     from shared.registry.store import ModelRegistry
     from shared.registry.uploads import ModelUploads
     from shared.secrets import SecretStore
@@ -227,8 +228,33 @@ class Services:
 
         s = self.storage
         return ModelRegistry(
-            s.table(Tables.MODELS), s.table(Tables.ALIASES), s.container(Containers.MODELS)
+            s.table(Tables.MODELS),
+            s.table(Tables.ALIASES),
+            s.container(Containers.MODELS),
+            self.model_signer,
         )
+
+    @service
+    def model_signer(self) -> ModelSigner:
+        from shared.identity.bootstrap import ConfigurationError
+        from shared.registry.signing import ModelSigner
+
+        settings = self.settings
+        store = self.secret_store
+        current = store.get(settings.model_signing_key_secret)
+        required = settings.require_signed_models
+        if required is None:
+            required = settings.is_azure
+        if settings.is_azure and not current:
+            raise ConfigurationError("The model signing key is missing from Key Vault.")
+        if not current:
+            log.warning("no MODEL_SIGNING_KEY set: new model versions are not signed")
+        try:
+            return ModelSigner.from_secrets(
+                current, store.get(settings.model_signing_previous_keys_secret), required
+            )
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from None
 
     @service
     def model_uploads(self) -> ModelUploads:

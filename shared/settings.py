@@ -122,6 +122,20 @@ class Settings(BaseSettings):
     login_failure_window_seconds: int = Field(default=900, ge=1)
     login_lockout_seconds: int = Field(default=900, ge=1)
     bootstrap_admin_username: str | None = None
+    model_signing_key_secret: str = Field(
+        default="model-signing-key",
+        validation_alias=AliasChoices("MODEL_SIGNING_KEY_SECRET_NAME"),
+        description="Secret name of the model signing key (MODEL_SIGNING_KEY locally).",
+    )
+    model_signing_previous_keys_secret: str = Field(
+        default="model-signing-keys-previous",
+        validation_alias=AliasChoices("MODEL_SIGNING_KEYS_PREVIOUS_SECRET_NAME"),
+        description="Secret name of the comma-separated keys that signed older versions.",
+    )
+    require_signed_models: bool | None = Field(
+        default=None,
+        description="Refuse to load unsigned versions; default: on in Azure, off locally.",
+    )
     bootstrap_admin_password_secret: str = Field(
         default="bootstrap-admin-password",
         validation_alias=AliasChoices("BOOTSTRAP_ADMIN_PASSWORD_SECRET_NAME"),

@@ -109,7 +109,10 @@ class ModelLoader:
         return self._derived.get_or_build(key, build)
 
     def read_verified(self, info: VersionInfo, stored: StoredFile) -> bytes:
-        """The file's bytes, refused with 409 unless they match the recorded size and hash."""
+        """The file's bytes, refused with 409 unless the version's row carries a valid
+        signature (or none, where unsigned versions are allowed) and the bytes match the
+        recorded size and hash."""
+        self.registry.check_signature(info)
         data = self.registry.read_file(stored)
         if len(data) != stored.size_bytes or hashlib.sha256(data).hexdigest() != stored.sha256:
             raise ModelIntegrityFailed(

@@ -103,6 +103,9 @@ class VersionInfo(VersionCreated):
     lineage: Lineage | None
     decision: Decision | None
     promotion: Promotion | None = None
+    signature: str | None = Field(
+        default=None, description="v1:{key id}:{HMAC}: the platform's signature of this row."
+    )
     files: list[StoredFile]
 
 
@@ -217,6 +220,9 @@ class VerifyResult(BaseModel):
     name: str
     version: int
     status: Literal["valid", "corrupt"]
+    signature: Literal["valid", "invalid", "unknown_key", "unsigned"] = Field(
+        description="unsigned is acceptable only where signatures are not required."
+    )
     files: list[FileCheck]
 
 

@@ -38,41 +38,45 @@ from shared.registry.files import (
     CONTAINER,
     NewFile,
     PlacedFile,
-    partition_files,
     sha256_hex,
 )
+from shared.registry.integrity import RegistryIntegrity
 from shared.registry.review import RegistryReview
 from shared.registry.rows import META, row_key
 from shared.registry.schemas import (
     AliasInfo,
     Decision,
-    FileCheck,
     Lineage,
     ModelDetail,
     ModelSummary,
     Promotion,
     StoredFile,
-    VerifyResult,
     VersionBrief,
     VersionInfo,
     VersionMetadata,
     VersionQuery,
     VersionSummary,
 )
+from shared.registry.signing import ModelSigner, signed_content
 from shared.tables import iso, page, parse_iso, utcnow
 
 ARTIFACT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,127}$")
 
 
-class ModelRegistry(RegistryDeletion, RegistryReview):
-    """Versions in Table Storage, their files in Blob (deletion and review: the mixins)."""
+class ModelRegistry(RegistryIntegrity, RegistryDeletion, RegistryReview):
+    """Versions in Table Storage, their files in Blob (integrity, deletion, review: mixins)."""
 
     def __init__(
-        self, models: TableClient, aliases: TableClient, container: ContainerClient
+        self,
+        models: TableClient,
+        aliases: TableClient,
+        container: ContainerClient,
+        signer: ModelSigner | None = None,
     ) -> None:
         self.models = models
         self.aliases = aliases
         self.container = container
+        self.signer = signer or ModelSigner(None)
 
     # --- writing a version --------------------------------------------------------------
     def register(
@@ -173,6 +177,10 @@ class ModelRegistry(RegistryDeletion, RegistryReview):
         created_by: str,
     ) -> VersionInfo:
         now = utcnow()
+        features = [f.model_dump() for f in meta.features] if meta.features is not None else None
+        content = signed_content(
+            name, version, model_format, meta.task, features, [f.model_dump() for f in files]
+        )
         row = {
             "PartitionKey": name,
             "RowKey": row_key(version),
@@ -193,6 +201,7 @@ class ModelRegistry(RegistryDeletion, RegistryReview):
             "lineage": meta.lineage.model_dump_json() if meta.lineage else "",
             "decision": "",
             "promotion": meta.promotion.model_dump_json() if meta.promotion else "",
+            "signature": self.signer.sign(content) or "",
         }
         for _ in range(200):
             current = self.models.get_entity(name, META)
@@ -254,6 +263,7 @@ class ModelRegistry(RegistryDeletion, RegistryReview):
             promotion=Promotion.model_validate_json(row["promotion"])
             if row.get("promotion")
             else None,
+            signature=row.get("signature") or None,
             files=files,
         )
 
@@ -399,40 +409,6 @@ class ModelRegistry(RegistryDeletion, RegistryReview):
             return self.container.download_blob(blob_name).readall()
         except ResourceNotFoundError:
             return b""
-
-    # --- integrity ------------------------------------------------------------------------
-    def verify(self, name: str, version: int) -> VerifyResult:
-        info = self.get_version(name, version)
-        stored_files = list(info.files)
-        if info.format == "partitioned":
-            manifest_file = next(f for f in info.files if f.role == "model")
-            try:
-                manifest = json.loads(self.read_file(manifest_file))
-                stored_files += partition_files(info, manifest)
-            except ValueError:
-                pass  # a corrupt manifest already fails its own check below
-        checks = []
-        for stored in stored_files:
-            blob_name = stored.path.split("/", 1)[1]
-            try:
-                data = self.container.download_blob(blob_name).readall()
-            except ResourceNotFoundError:
-                data = None
-            actual = sha256_hex(data) if data is not None else None
-            ok = actual == stored.sha256 and data is not None and len(data) == stored.size_bytes
-            status = "valid" if ok else ("missing" if data is None else "corrupt")
-            checks.append(
-                FileCheck(
-                    path=stored.path,
-                    status=status,
-                    expected_sha256=stored.sha256,
-                    actual_sha256=actual,
-                    expected_size=stored.size_bytes,
-                    actual_size=None if data is None else len(data),
-                )
-            )
-        overall = "valid" if all(c.status == "valid" for c in checks) else "corrupt"
-        return VerifyResult(name=name, version=version, status=overall, files=checks)
 
     # --- aliases ---------------------------------------------------------------------------
     def get_alias(self, name: str, alias: str) -> AliasInfo:

@@ -178,3 +178,15 @@ def poll(client, headers, location: str, timeout: float = 240) -> tuple[dict, li
         assert r.headers["retry-after"] and r.headers["location"] == location
         time.sleep(0.3)
     pytest.fail(f"scoring job {location} did not finish")
+
+
+@pytest.fixture(scope="module")
+def onnx_model() -> bytes:
+    """An iris classifier (features f0..f3) as ONNX; test_registry has its own."""
+    from skl2onnx import to_onnx
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = load_iris(return_X_y=True)
+    model = LogisticRegression(max_iter=1000).fit(X, y)
+    return to_onnx(model, X[:1].astype("float32")).SerializeToString()
