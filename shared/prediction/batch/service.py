@@ -21,10 +21,8 @@ code (``DatasetStore`` over that container, metadata cached in Table
 from __future__ import annotations
 
 import contextlib
-import csv
 import io
 import json
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
@@ -32,14 +30,14 @@ from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 from shared.datasets.blobs import READ_BLOCK, BlobRangeReader
 from shared.datasets.schemas import DatasetBlob
 from shared.datasets.store import DatasetStore
-from shared.errors import AppError, Conflict, NotFound, ValidationFailed
-from shared.names import check_alias, check_name
+from shared.errors import AppError, Conflict, ValidationFailed
 from shared.observability import get_logger
 from shared.prediction.batch.blobs import (
     BlockBlobWriter,
     _blob_of,
     _reader,
 )
+from shared.prediction.batch.inputs import locate, plan_csv, plan_parquet, scoring_targets
 from shared.prediction.batch.jobs import (
     CHUNK_TERMINAL,
     TERMINAL,
@@ -68,24 +66,14 @@ if TYPE_CHECKING:
     from shared.registry.store import ModelRegistry
 
 
-INPUT_CONTAINER = Containers.SCORING
 OUTPUT_CONTAINER = Containers.SCORED
 # Mirrors shared.prediction.batch.files.CHUNK_ROWS (that module loads numpy; this one must not).
 CHUNK_ROWS = 250_000
-MAX_TARGETS = 500
 CONTENT_TYPES = {"parquet": "application/vnd.apache.parquet", "csv": "text/csv"}
 
 log = get_logger("batch")
 
 # --- the service ---------------------------------------------------------------------------
-
-
-def _is_name(value: str) -> bool:
-    try:
-        check_name(value, "dataset")
-    except ValidationFailed:
-        return False
-    return True
 
 
 def _deterministic(exc: BaseException) -> bool:
@@ -133,7 +121,7 @@ class BatchScorer:
         self, body: BatchScoreRequest, by: str, idempotency_key: str | None = None
     ) -> tuple[ScoringJob, bool]:
         """Queue a job for the request's targets; (job, replayed). 404 before queueing."""
-        targets = self._targets(body)
+        targets = scoring_targets(self.registry, self.inputs, body)
         scope = f"predict-batch:{by}"
         fingerprint = body.model_dump_json()
         if idempotency_key:
@@ -150,52 +138,6 @@ class BatchScorer:
         if idempotency_key:
             self.idempotency.complete(scope, idempotency_key, {"job_id": job_id})
         return self.jobs.get(job_id), False
-
-    def _targets(self, body: BatchScoreRequest) -> list[dict[str, Any]]:
-        if body.alias is not None:
-            check_alias(body.alias)
-        if body.model is not None or body.dataset is not None:
-            name = check_name(body.model or body.dataset or "", "model")
-            dataset = check_name(body.dataset or name, "dataset")
-            version = self.registry.resolve(name, version=body.version, alias=body.alias)
-            self._locate(dataset)
-            return [{"model": name, "version": version, "dataset": dataset}]
-        # Every model that has a scoring dataset of its own name ("all unscored rooms").
-        targets = []
-        for name in self._scoring_datasets():
-            try:
-                version = self.registry.resolve(name, alias=body.alias)
-            except NotFound:
-                continue  # a scoring dataset without a model (or without that alias)
-            targets.append({"model": name, "version": version, "dataset": name})
-            if len(targets) > MAX_TARGETS:
-                raise ValidationFailed(
-                    f"More than {MAX_TARGETS} models have scoring datasets; name the model."
-                )
-        if not targets:
-            raise NotFound(
-                "No scoring dataset is named after a registered model"
-                + (f" with alias '{body.alias}'." if body.alias else "."),
-                code="NOTHING_TO_SCORE",
-            )
-        return targets
-
-    def _locate(self, dataset: str) -> Any:
-        try:
-            return self.inputs.locate(dataset)
-        except NotFound:
-            raise NotFound(
-                f"No scoring dataset '{dataset}' (container '{INPUT_CONTAINER}', folder"
-                f" '{dataset}/').",
-                code="SCORING_DATASET_NOT_FOUND",
-            ) from None
-
-    def _scoring_datasets(self) -> Iterator[str]:
-        from azure.storage.blob import BlobPrefix
-
-        for entry in self.inputs.container.walk_blobs(delimiter="/"):
-            if isinstance(entry, BlobPrefix) and _is_name(entry.name[:-1]):
-                yield entry.name[:-1]
 
     def _send(self, message: dict[str, Any]) -> None:
         self.queue.send_message(json.dumps(message))
@@ -297,20 +239,20 @@ class BatchScorer:
         self, target: Target, request: dict[str, Any]
     ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         model = self._model(target.model, target.version)
-        location = self._locate(target.dataset)
+        location = locate(self.inputs, target.dataset)
         features = [f["name"] for f in model.features]
         files: list[tuple[DatasetBlob, list[str], list[dict[str, Any]]]] = []
         dtypes: dict[str, str] = {}
         for blob in location.files:
             if blob.format == "parquet":
-                names, pieces = self._plan_parquet(blob)
+                names, pieces = plan_parquet(self.inputs.container, blob, CHUNK_ROWS)
             else:
                 if not dtypes:  # CSV has no types: the dataset store's profile gives them
                     view = self.inputs.get(target.dataset)
                     if view.error:
                         raise ValidationFailed(f"Scoring dataset unreadable: {view.error}")
                     dtypes = {c.name: c.dtype for c in view.columns}
-                names, pieces = self._plan_csv(blob)
+                names, pieces = plan_csv(self.inputs.container, blob, CHUNK_ROWS)
             files.append((blob, names, pieces))
         first = files[0][1]
         explicit = request.get("key_columns")
@@ -360,40 +302,6 @@ class BatchScorer:
                     }
                 )
         return plan, chunks
-
-    def _plan_parquet(self, blob: DatasetBlob) -> tuple[list[str], list[dict[str, Any]]]:
-        """Columns and row-group ranges of ~CHUNK_ROWS rows (a big row group is one chunk)."""
-        import pyarrow.parquet as pq
-
-        parquet = pq.ParquetFile(_reader(self.inputs.container, blob))
-        names = parquet.schema_arrow.names
-        pieces: list[dict[str, Any]] = []
-        start, rows = 0, 0
-        meta = parquet.metadata
-        for index in range(meta.num_row_groups):
-            rows += meta.row_group(index).num_rows
-            if rows >= CHUNK_ROWS:
-                pieces.append({"start": start, "end": index + 1, "rows": rows})
-                start, rows = index + 1, 0
-        if start < meta.num_row_groups and rows:
-            pieces.append({"start": start, "end": meta.num_row_groups, "rows": rows})
-        return names, pieces
-
-    def _plan_csv(self, blob: DatasetBlob) -> tuple[list[str], list[dict[str, Any]]]:
-        """Columns (header) and byte ranges of ~CHUNK_ROWS records, in one streaming pass."""
-        from shared.prediction.batch.files import csv_chunks
-
-        stream = _reader(self.inputs.container, blob)
-        header_end, ranges = csv_chunks(stream.read, CHUNK_ROWS)
-        head = self.inputs.container.download_blob(
-            blob.path, offset=0, length=max(1, header_end), max_concurrency=1
-        ).readall()
-        names = next(csv.reader(io.StringIO(head.decode("utf-8-sig"))), [])
-        pieces = [
-            {"start": start, "end": end, "rows": rows, "header_end": header_end}
-            for start, end, rows in ranges
-        ]
-        return names, pieces
 
     # --- one chunk -----------------------------------------------------------------------------
     def run_chunk(self, job_id: str, chunk_id: str, dequeue_count: int = 1) -> None:
