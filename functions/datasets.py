@@ -36,6 +36,7 @@ class DatasetPage(Page[DatasetView]):
 @routes.put(
     "datasets/{name}",
     auth="train",
+    rate_group="upload",
     response=DatasetView,
     status=201,
     body_schema=UPLOAD_SCHEMA,

@@ -59,6 +59,7 @@ class OutputQuery(BaseModel):
 @routes.put(
     "scoring/{name}",
     auth="predict",
+    rate_group="upload",
     response=DatasetView,
     status=201,
     body_schema=UPLOAD_SCHEMA,

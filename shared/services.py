@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from shared.prediction.service import PredictionService
     from shared.prediction.traffic import TrafficRouter
     from shared.prediction.transform import Transformer
+    from shared.ratelimit import RateLimiter
     from shared.registry.loader import ModelLoader
     from shared.registry.signing import ModelSigner
     from shared.registry.store import ModelRegistry
@@ -353,3 +354,16 @@ def report_builder() -> ReportBuilder:
     return ReportBuilder(
         s.container(CONTAINER), s.container(SCORED_CONTAINER), model_registry(), drift_monitor
     )
+
+
+@singleton
+def rate_limiter() -> RateLimiter:
+    from shared.ratelimit import GROUPS, TABLE, Policy, RateLimiter
+
+    settings = get_settings()
+    policies = {}
+    for group in GROUPS:
+        policy = Policy.parse(group, getattr(settings, f"rate_limit_{group}"))
+        if policy is not None:
+            policies[group] = policy
+    return RateLimiter(storage().table(TABLE), policies)
