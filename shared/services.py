@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from shared.identity.roles import RoleStore
     from shared.identity.tokens import TokenService
     from shared.identity.users import UserStore
+    from shared.ingestion import Ingestor
     from shared.monitoring.drift import DriftMonitor
     from shared.monitoring.reports import ReportBuilder
     from shared.prediction.engine import Predictor
@@ -367,3 +368,10 @@ def rate_limiter() -> RateLimiter:
         if policy is not None:
             policies[group] = policy
     return RateLimiter(storage().table(TABLE), policies)
+
+
+@singleton
+def ingestor() -> Ingestor:
+    from shared.ingestion import Ingestor
+
+    return Ingestor(dataset_store(), idempotency_store())

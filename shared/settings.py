@@ -193,6 +193,12 @@ class Settings(BaseSettings):
     rate_limit_train: str = Field(
         default="60/60", validation_alias=AliasChoices("RATE_LIMIT_TRAIN")
     )
+    max_ingest_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        ge=1024,
+        validation_alias=AliasChoices("MAX_INGEST_BYTES"),
+        description="Largest batch POST /datasets/{name}/records takes.",
+    )
     max_download_bytes: int = Field(
         default=100 * 1024 * 1024,
         ge=1024,
