@@ -23,6 +23,7 @@ routes = Routes(bp, tag="monitoring")
 @routes.post(
     "models/{name}/drift",
     auth="models:read",
+    rate_group="drift",
     body=DriftRequest,
     response=DriftReport,
     errors=(404, 409, 413),
@@ -41,6 +42,7 @@ def drift(call: Call) -> func.HttpResponse:
 @routes.get(
     "models/{name}/drift/recent",
     auth="models:read",
+    rate_group="drift",
     query=RecentDriftQuery,
     response=DriftReport,
     errors=(404, 409),
@@ -55,6 +57,7 @@ def drift_recent(call: Call) -> func.HttpResponse:
 @routes.post(
     "models/{name}/versions/{version:int}/evaluate",
     auth="models:read",
+    rate_group="evaluate",
     body=EvaluateRequest,
     response=EvaluationReport,
     errors=(404, 409),

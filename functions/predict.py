@@ -20,6 +20,7 @@ routes = Routes(bp, tag="predict")
 @routes.post(
     "predict/{model}",
     auth="predict",
+    rate_group="predict",
     body=PredictRequest,
     response=PredictResponse,
     errors=(404, 409, 413),

@@ -5,6 +5,7 @@ import azure.functions as func
 from shared.datasets.schemas import DatasetView
 from shared.errors import NotFound, PayloadTooLarge
 from shared.http import Call, Routes, empty_response, json_response
+from shared.http.ingest import INGEST_SCHEMA, INGEST_TYPES, IngestResult, ingest_response
 from shared.http.uploads import read_data_file
 from shared.names import check_name
 from shared.pages import PageQuery
@@ -35,6 +36,7 @@ _MEDIA = {"parquet": "application/vnd.apache.parquet", "csv": "text/csv"}
 @routes.put(
     "scoring/{name}",
     auth="predict",
+    rate_group="upload",
     response=DatasetView,
     status=201,
     body_schema=UPLOAD_SCHEMA,
@@ -52,6 +54,22 @@ def put_scoring_dataset(call: Call) -> func.HttpResponse:
     return json_response(
         view, status=201 if created else 200, headers={"Location": f"/scoring/{name}"}
     )
+
+
+@routes.post(
+    "scoring/{name}/records",
+    auth="predict",
+    rate_group="upload",
+    response=IngestResult,
+    status=201,
+    body_schema=INGEST_SCHEMA,
+    body_content_types=INGEST_TYPES,
+    errors=(404, 409, 413, 415, 422),
+)
+def ingest_scoring_records(call: Call) -> func.HttpResponse:
+    """Append rows to score as a new immutable part (the same batch twice is stored once)."""
+    name = check_name(call.param("name"), "dataset")
+    return ingest_response(call, call.services.scoring_ingestor, name, f"/scoring/{name}")
 
 
 @routes.get("scoring", auth="predict", query=PageQuery, response=ScoringDatasetPage, audited=False)

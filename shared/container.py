@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from shared.identity.roles import RoleStore
     from shared.identity.tokens import TokenService
     from shared.identity.users import UserStore
+    from shared.ingestion import Ingestor
     from shared.monitoring.drift import DriftMonitor
     from shared.monitoring.evaluate import Evaluator
     from shared.monitoring.reports import ReportBuilder
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
     from shared.prediction.service import PredictionService
     from shared.prediction.traffic import TrafficRouter
     from shared.prediction.transform import Transformer
+    from shared.ratelimit import RateLimiter
     from shared.registry.loader import ModelLoader
     from shared.registry.signing import ModelSigner
     from shared.registry.store import ModelRegistry
@@ -220,6 +222,17 @@ class Services:
         from shared.idempotency import IdempotencyStore
 
         return IdempotencyStore(self.storage.table(Tables.IDEMPOTENCY))
+
+    @service
+    def rate_limiter(self) -> RateLimiter:
+        from shared.ratelimit import GROUPS, Policy, RateLimiter
+
+        policies = {}
+        for group in GROUPS:
+            policy = Policy.parse(group, getattr(self.settings, f"rate_limit_{group}"))
+            if policy is not None:
+                policies[group] = policy
+        return RateLimiter(self.storage.table(Tables.RATE_LIMITS), policies)
 
     # --- registry and datasets ---------------------------------------------------------------
     @service
@@ -429,3 +442,17 @@ class Services:
             self.model_registry,
             lambda: self.drift_monitor,
         )
+
+    # --- ingestion ---------------------------------------------------------------------------
+    @service
+    def ingestor(self) -> Ingestor:
+        from shared.ingestion import Ingestor
+
+        return Ingestor(self.dataset_store, self.idempotency)
+
+    @service
+    def scoring_ingestor(self) -> Ingestor:
+        """Record ingestion into the scoring datasets (container ``scoring``)."""
+        from shared.ingestion import Ingestor
+
+        return Ingestor(self.batch_scorer.inputs, self.idempotency, "ingest-scoring")

@@ -31,6 +31,7 @@ class Tables:
     TRAFFIC: Final = "Traffic"
     AB_STATS: Final = "AbStats"
     PREDICTIONS: Final = "Predictions"
+    RATE_LIMITS: Final = "RateLimits"
 
 
 class Containers:

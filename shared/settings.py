@@ -150,6 +150,19 @@ class Settings(BaseSettings):
     )
     max_model_bytes: int = Field(default=200 * 1024 * 1024, ge=1024)
     max_dataset_bytes: int = Field(default=200 * 1024 * 1024, ge=1024)
+    rate_limit_predict: str = Field(
+        default="6000/60",
+        description="N/S: requests per S seconds per API key or user ('off': none).",
+    )
+    rate_limit_drift: str = "10/60"
+    rate_limit_evaluate: str = "60/60"
+    rate_limit_upload: str = "120/60"
+    rate_limit_train: str = "60/60"
+    max_ingest_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        ge=1024,
+        description="Largest batch POST /datasets/{name}/records takes.",
+    )
     max_download_bytes: int = Field(
         default=100 * 1024 * 1024,
         ge=1024,

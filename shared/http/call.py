@@ -119,6 +119,7 @@ class Operation:
     query: type[BaseModel] | None = None
     errors: tuple[int, ...] = ()
     audited: bool = True  # False for high-volume reads/predictions: counted in metrics
+    rate_group: str | None = None  # a group of shared/ratelimit.py: limited per key/user
 
 
 OPERATIONS: list[Operation] = []

@@ -32,7 +32,7 @@ from shared.http.audit_hook import after_request
 from shared.http.call import OPERATIONS, Call, Operation, path_of, request_id_for
 from shared.http.guard import authenticate, require
 from shared.http.responses import problem_response
-from shared.identity.principal import Requirement
+from shared.identity.principal import Principal, Requirement
 from shared.observability import get_logger, request_id_var
 
 if TYPE_CHECKING:
@@ -82,10 +82,13 @@ def handle(
     request_id = request_id_for(req)
     token = request_id_var.set(request_id)
     call = Call(req=req, request_id=request_id, services=services)
+    limit_headers: dict[str, str] = {}
     try:
         try:
             call.principal = authenticate(req, op.auth, lambda: services.authenticator)
             require(call.principal, op.auth)
+            if op.rate_group is not None and call.principal is not None:
+                limit_headers = _rate_limit(services, op.rate_group, call.principal)
             response = handler(call)
         except Exception as exc:
             problem = _problem_for(exc)
@@ -97,6 +100,8 @@ def handle(
                 )
             response = problem_response(problem, request_id, instance=path_of(req))
         response.headers["X-Request-ID"] = request_id
+        for name, value in limit_headers.items():
+            response.headers[name] = value
         elapsed_ms = (time.perf_counter() - started) * 1000
         after_request(call, op, response.status_code, elapsed_ms, lambda: services.audit_log)
         log.info(
@@ -109,6 +114,18 @@ def handle(
         return response
     finally:
         request_id_var.reset(token)
+
+
+def _rate_limit(services: Services, group: str, principal: Principal) -> dict[str, str]:
+    """The RateLimit headers of this request's budget; 429 when it is spent."""
+    from shared.ratelimit import over_limit, subject_of
+
+    decision = services.rate_limiter.check(group, subject_of(principal))
+    if decision is None:
+        return {}
+    if not decision.allowed:
+        raise over_limit(decision)
+    return decision.headers()
 
 
 class Routes:
