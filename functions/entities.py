@@ -1,28 +1,19 @@
 """Prediction by entity id: an index of each entity's latest features, then predict."""
 
 import azure.functions as func
-from pydantic import BaseModel, ConfigDict, Field
 
 from shared.http import Call, Routes, empty_response, json_response
-from shared.names import ALIAS_PATTERN, check_name
+from shared.names import check_name
 from shared.prediction.schemas import (
     EntityIndexInfo,
     EntityIndexRequest,
     EntityPredictRequest,
     EntityPredictResponse,
+    EntityQuery,
 )
 
 bp = func.Blueprint()
 routes = Routes(bp, tag="predict")
-
-
-class EntityQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    version: int | None = Field(default=None, ge=1)
-    alias: str | None = Field(default=None, pattern=ALIAS_PATTERN)
-    return_probabilities: bool = False
-    include_features: bool = False
 
 
 @routes.put(

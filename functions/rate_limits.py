@@ -1,28 +1,13 @@
 """Rate limits: an admin sees and resets the budget of an API key or a user."""
 
 import azure.functions as func
-from pydantic import BaseModel
 
 from shared.http import Call, Routes, empty_response, json_response
 from shared.identity.principal import ADMIN
-from shared.ratelimit import check_subject
+from shared.ratelimit import GroupUsage, RateLimitUsage, check_subject
 
 bp = func.Blueprint()
 routes = Routes(bp, tag="users")
-
-
-class GroupUsage(BaseModel):
-    group: str
-    limit: int
-    window_seconds: int
-    used: int
-    remaining: int
-    reset_seconds: int
-
-
-class RateLimitUsage(BaseModel):
-    subject: str
-    groups: list[GroupUsage]
 
 
 @routes.get(

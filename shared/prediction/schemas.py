@@ -205,3 +205,12 @@ class EntityPredictResponse(BaseModel):
     classes: list[Any] | None = None
     results: list[EntityPrediction]
     request_id: str
+
+
+class EntityQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    version: int | None = Field(default=None, ge=1)
+    alias: str | None = Field(default=None, pattern=ALIAS_PATTERN)
+    return_probabilities: bool = False
+    include_features: bool = False
