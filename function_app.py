@@ -10,6 +10,7 @@ from functions import (
     docs,
     heartbeat,
     inference,
+    jobs,
     models,
     monitoring,
     predict,
@@ -36,5 +37,6 @@ for area in (
     scoring,
     inference,
     monitoring,
+    jobs,
 ):
     app.register_functions(area.bp)

@@ -41,7 +41,7 @@ def get_scoring_job(call: Call) -> func.HttpResponse:
 @bp.queue_trigger(arg_name="msg", queue_name="scoring", connection="AzureWebJobsStorage")
 def scoring_worker(msg: func.QueueMessage) -> None:
     """Plan a job, score one chunk, or finalize one model's output."""
-    batch_scorer().handle(queue_json(msg), msg.dequeue_count or 1)
+    batch_scorer().handle(queue_json(msg), msg.dequeue_count or 1, msg.id)
 
 
 @bp.function_name("scoring_poison")

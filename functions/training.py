@@ -105,7 +105,7 @@ def monthly_training(timer: func.TimerRequest) -> None:
 @bp.queue_trigger(arg_name="msg", queue_name="training", connection="AzureWebJobsStorage")
 def training_worker(msg: func.QueueMessage) -> None:
     """Plan a job, train one (spec, partition) unit, or finalize a job."""
-    services.trainer().handle(queue_json(msg), msg.dequeue_count or 1)
+    services.trainer().handle(queue_json(msg), msg.dequeue_count or 1, msg.id)
 
 
 @bp.function_name("training_poison")

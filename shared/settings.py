@@ -212,6 +212,19 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("QUEUE_MAX_DEQUEUE_COUNT"),
         description="Must equal host.json extensions.queues.maxDequeueCount.",
     )
+    job_stall_seconds: float = Field(
+        default=1800,
+        ge=1,
+        validation_alias=AliasChoices("JOB_STALL_SECONDS"),
+        description="A job with no progress this long is re-driven by the watchdog; longer"
+        " than the slowest unit (a running unit this old is taken as dead and run again).",
+    )
+    job_max_redrives: int = Field(
+        default=3,
+        ge=0,
+        validation_alias=AliasChoices("JOB_MAX_REDRIVES"),
+        description="Re-drives without progress before the watchdog fails the job.",
+    )
     training_schedule: str = Field(
         default="0 0 2 1 * *",
         validation_alias=AliasChoices("TRAINING_SCHEDULE"),
