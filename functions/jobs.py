@@ -6,6 +6,7 @@ from shared import services
 from shared.jobs.queue_job import watch
 from shared.observability import get_logger
 from shared.settings import get_settings
+from shared.storage_deadline import worker_deadline
 
 bp = func.Blueprint()
 log = get_logger("jobs")
@@ -21,7 +22,8 @@ def job_watchdog(timer: func.TimerRequest) -> None:
 
     settings = get_settings()
     for runner in (services.trainer(), batch_scorer()):
-        report = watch(runner, settings.job_stall_seconds, settings.job_max_redrives)
+        with worker_deadline():
+            report = watch(runner, settings.job_stall_seconds, settings.job_max_redrives)
         log.info(
             "job watchdog",
             extra={
