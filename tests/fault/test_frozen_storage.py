@@ -22,6 +22,10 @@ ANSWER_WITHIN = 5 + 2.5
 
 @pytest.fixture(scope="module")
 def tiny_onnx() -> bytes:
+    return tiny_onnx_bytes()
+
+
+def tiny_onnx_bytes() -> bytes:
     from skl2onnx import to_onnx
     from sklearn.datasets import load_iris
     from sklearn.linear_model import LogisticRegression
@@ -77,7 +81,7 @@ def test_requests_answer_503_within_the_budget_while_storage_is_frozen(
                 "/auth/jwt/login", data={"username": ADMIN, "password": ADMIN_PASSWORD}
             ),
             "list": lambda c: c.get("/models", headers=headers),
-            "upload": lambda c: upload(c, headers, model, tiny_onnx + b" "),
+            "upload": lambda c: upload(c, headers, model, tiny_onnx),
             "predict": lambda c: c.post(
                 f"/predict/{model}", headers=headers, json={"records": [[5.1, 3.5, 1.4, 0.2]]}
             ),
