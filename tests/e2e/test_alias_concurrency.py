@@ -22,7 +22,7 @@ def tiny_onnx() -> bytes:
 def test_twenty_concurrent_moves_form_one_chain(host, admin_headers, tiny_onnx) -> None:
     model = f"chain-{secrets.token_hex(3)}"
     with httpx.Client(base_url=host.url, timeout=60) as client:
-        for i in range(5):
+        for _ in range(5):
             r = upload(client, admin_headers, model, tiny_onnx)
             assert r.status_code == 201, r.text
         first = client.put(
