@@ -365,7 +365,22 @@ class ModelRegistry:
             lambda e: e,
             parameters={"meta": META},
         )
-        return [self._summary(m, self.alias_map(m["PartitionKey"])) for m in metas], token
+        aliases = self._alias_maps([m["PartitionKey"] for m in metas])
+        return [self._summary(m, aliases[m["PartitionKey"]]) for m in metas], token
+
+    def _alias_maps(self, names: list[str]) -> dict[str, dict[str, int]]:
+        """The aliases of many models in one range query (a page of models is a range of
+        names: the registry table is ordered by name), not one query per model."""
+        found: dict[str, dict[str, int]] = {n: {} for n in names}
+        if not names:
+            return found
+        for e in self.aliases.query_entities(
+            "PartitionKey ge @lo and PartitionKey le @hi",
+            parameters={"lo": min(names), "hi": max(names)},
+        ):
+            if e["PartitionKey"] in found:
+                found[e["PartitionKey"]][e["RowKey"]] = int(e["version"])
+        return found
 
     def get_model(self, name: str) -> ModelDetail:
         meta = self._meta(name)
