@@ -7,6 +7,7 @@ asserts the job ends, every unit ran once, and nothing is left half-written.
 from __future__ import annotations
 
 import io
+import json
 import secrets
 from typing import Any
 
@@ -149,6 +150,25 @@ def test_a_duplicate_of_a_running_unit_is_dropped_and_the_watchdog_redrives_a_de
     assert job.job_id not in report.redriven  # still recent: left alone
     report = watch(runner, stall_seconds=0, max_redrives=3)
     assert job.job_id in report.redriven
+    pump(runner, private_queue)
+    assert_clean_success(runner, job.job_id, name, trained)
+
+
+def test_a_unit_whose_worker_died_mid_training_is_taken_over_by_its_redelivery(
+    admin, private_queue, trainer_on, monkeypatch
+) -> None:
+    """A host restart mid-job: the message comes back with its id, the unit resumes."""
+    name = put_spec(admin)
+    runner = trainer_on(lambda n, message: False)
+    trained = count_trainings(runner, monkeypatch)
+    job, _ = runner.start([name], trigger="http", by=ADMIN)
+    pump(runner, private_queue, rounds=1, drain=False)  # the plan
+    [message] = private_queue.receive_messages(max_messages=1, visibility_timeout=60)
+    unit_id = json.loads(message.content)["unit_id"]
+    unit = runner.jobs.unit(job.job_id, unit_id)
+    # The worker claimed it and died while training; the host makes the message visible.
+    assert runner.jobs.set_unit(unit, status="running", owner=message.id)
+    private_queue.update_message(message, visibility_timeout=0)
     pump(runner, private_queue)
     assert_clean_success(runner, job.job_id, name, trained)
 
