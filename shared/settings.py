@@ -198,8 +198,20 @@ class Settings(BaseSettings):
     max_dataset_bytes: int = Field(
         default=200 * 1024 * 1024, ge=1024, validation_alias=AliasChoices("MAX_DATASET_BYTES")
     )
+    max_download_bytes: int = Field(
+        default=100 * 1024 * 1024,
+        ge=1024,
+        validation_alias=AliasChoices("MAX_DOWNLOAD_BYTES"),
+        description="Largest scored output served in one response (GET .../output).",
+    )
     max_predict_records: int = Field(
         default=10_000, ge=1, validation_alias=AliasChoices("MAX_PREDICT_RECORDS")
+    )
+    max_entity_index_rows: int = Field(
+        default=5_000_000,
+        ge=1,
+        validation_alias=AliasChoices("MAX_ENTITY_INDEX_ROWS"),
+        description="Largest feature dataset an entity index is built from.",
     )
     max_predict_body_bytes: int = Field(
         default=16 * 1024 * 1024,
