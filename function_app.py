@@ -11,6 +11,7 @@ from functions import (
     entities,
     heartbeat,
     inference,
+    jobs,
     model_tools,
     models,
     monitoring,
@@ -45,6 +46,7 @@ for area in (
     scoring_data,
     inference,
     monitoring,
+    jobs,
     reports,
 ):
     app.register_functions(area.bp)
