@@ -17,6 +17,7 @@ from functions import (
     entities,
     heartbeat,
     inference,
+    jobs,
     model_tools,
     models,
     monitoring,
@@ -60,6 +61,7 @@ for area in (
     scoring_data,
     inference,
     monitoring,
+    jobs,
     reports,
 ):
     app.register_functions(area.bp)

@@ -43,7 +43,7 @@ def get_scoring_job(call: Call) -> func.HttpResponse:
 @routes.queue("scoring_worker", queue=Queues.SCORING)
 def scoring_worker(services: Services, msg: func.QueueMessage) -> None:
     """Plan a job, score one chunk, or finalize one model's output."""
-    services.batch_scorer.handle(queue_json(msg), msg.dequeue_count or 1)
+    services.batch_scorer.handle(queue_json(msg), msg.dequeue_count or 1, msg.id)
 
 
 @routes.queue("scoring_poison", queue=SCORING_POISON)

@@ -105,7 +105,7 @@ def monthly_training(services: Services, timer: func.TimerRequest) -> None:
 @routes.queue("training_worker", queue=Queues.TRAINING)
 def training_worker(services: Services, msg: func.QueueMessage) -> None:
     """Plan a job, train one (spec, partition) unit, or finalize a job."""
-    services.trainer.handle(queue_json(msg), msg.dequeue_count or 1)
+    services.trainer.handle(queue_json(msg), msg.dequeue_count or 1, msg.id)
 
 
 @routes.queue("training_poison", queue=TRAINING_POISON)

@@ -101,6 +101,38 @@ class Settings(BaseSettings):
         description="When set, secrets come from this Key Vault; else from the environment.",
     )
 
+    storage_http_deadline_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=60,
+        description="Budget of one storage operation (connect, read, retries) in an HTTP"
+        " function: a storage that does not answer in time gives a 503.",
+    )
+    storage_worker_deadline_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=600,
+        description="The same budget in queue and timer functions.",
+    )
+    storage_retry_total: int = Field(
+        default=2,
+        ge=0,
+        le=10,
+        description="Retries of one storage operation (Blob, Queue and Table alike).",
+    )
+    storage_retry_backoff_seconds: float = Field(
+        default=0.5,
+        ge=0,
+        le=30,
+        description="Fixed pause between those retries (Blob, Queue and Table alike).",
+    )
+    storage_pool_size: int = Field(
+        default=64,
+        ge=1,
+        le=1000,
+        description="HTTP connections kept per storage service (size it to the concurrency).",
+    )
+
     # --- identity -------------------------------------------------------------------------
     jwt_signing_key_secret: str = Field(
         default="jwt-signing-key",
@@ -211,6 +243,17 @@ class Settings(BaseSettings):
         default=5,
         ge=1,
         description="Must equal host.json extensions.queues.maxDequeueCount.",
+    )
+    job_stall_seconds: float = Field(
+        default=1800,
+        ge=1,
+        description="A job with no progress this long is re-driven by the watchdog; longer"
+        " than the slowest unit (a running unit this old is taken as dead and run again).",
+    )
+    job_max_redrives: int = Field(
+        default=3,
+        ge=0,
+        description="Re-drives without progress before the watchdog fails the job.",
     )
     training_schedule: str = Field(
         default="0 0 2 1 * *",

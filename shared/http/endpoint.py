@@ -34,6 +34,7 @@ from shared.http.guard import authenticate, require
 from shared.http.responses import problem_response
 from shared.identity.principal import Principal, Requirement
 from shared.observability import get_logger, request_id_var
+from shared.storage_deadline import storage_deadline
 
 if TYPE_CHECKING:
     from shared.container import Services
@@ -65,11 +66,12 @@ def _problem_for(exc: Exception) -> AppError:
     if isinstance(exc, HttpResponseError) and exc.status_code in (409, 412):
         # Two writers met on a row a service did not expect to be contended: retryable.
         return Conflict("A concurrent change got there first; retry.", code="CONCURRENT_UPDATE")
-    if isinstance(exc, AzureError) and not (
-        isinstance(exc, HttpResponseError) and exc.status_code and exc.status_code < 500
-    ):
+    if isinstance(exc, AzureError):
+        # Any other storage refusal (a 404 of a container an emulator restart dropped, an
+        # InvalidBlockList after storage died mid-upload, a 5xx, no answer) is storage's
+        # state, not the caller's input: retryable, never a 500.
         return ServiceUnavailable(
-            "Storage is unavailable; nothing was changed.", dependency="storage"
+            "Storage is unavailable or refused the operation; retry.", dependency="storage"
         )
     return AppError("An unexpected error occurred; it has been logged.")
 
@@ -84,26 +86,28 @@ def handle(
     call = Call(req=req, request_id=request_id, services=services)
     limit_headers: dict[str, str] = {}
     try:
-        try:
-            call.principal = authenticate(req, op.auth, lambda: services.authenticator)
-            require(call.principal, op.auth)
-            if op.rate_group is not None and call.principal is not None:
-                limit_headers = _rate_limit(services, op.rate_group, call.principal)
-            response = handler(call)
-        except Exception as exc:
-            problem = _problem_for(exc)
-            if problem.status >= 500:
-                log.error(
-                    "request failed",
-                    exc_info=exc,
-                    extra={"route": op.route, "method": req.method, "code": problem.code},
-                )
-            response = problem_response(problem, request_id, instance=path_of(req))
-        response.headers["X-Request-ID"] = request_id
-        for name, value in limit_headers.items():
-            response.headers[name] = value
-        elapsed_ms = (time.perf_counter() - started) * 1000
-        after_request(call, op, response.status_code, elapsed_ms, lambda: services.audit_log)
+        # Every storage operation of the request, the audit write included, is bounded.
+        with storage_deadline(services.settings.storage_http_deadline_seconds):
+            try:
+                call.principal = authenticate(req, op.auth, lambda: services.authenticator)
+                require(call.principal, op.auth)
+                if op.rate_group is not None and call.principal is not None:
+                    limit_headers = _rate_limit(services, op.rate_group, call.principal)
+                response = handler(call)
+            except Exception as exc:
+                problem = _problem_for(exc)
+                if problem.status >= 500:
+                    log.error(
+                        "request failed",
+                        exc_info=exc,
+                        extra={"route": op.route, "method": req.method, "code": problem.code},
+                    )
+                response = problem_response(problem, request_id, instance=path_of(req))
+            response.headers["X-Request-ID"] = request_id
+            for name, value in limit_headers.items():
+                response.headers[name] = value
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            after_request(call, op, response.status_code, elapsed_ms, lambda: services.audit_log)
         log.info(
             "%s %s %s",
             req.method,
@@ -181,7 +185,10 @@ class Routes:
 
         def register(handler: Callable[[Services, func.QueueMessage], None]) -> Callable[..., None]:
             def entry(msg: func.QueueMessage) -> None:
-                handler(current_services(), msg)
+                services = current_services()
+                # Queue work may wait longer on storage than a request, but not forever.
+                with storage_deadline(services.settings.storage_worker_deadline_seconds):
+                    handler(services, msg)
 
             entry.__name__ = entry.__qualname__ = name
             entry.__doc__ = handler.__doc__
@@ -201,7 +208,9 @@ class Routes:
 
         def register(handler: Callable[[Services, func.TimerRequest], None]) -> Callable[..., None]:
             def entry(timer: func.TimerRequest) -> None:
-                handler(current_services(), timer)
+                services = current_services()
+                with storage_deadline(services.settings.storage_worker_deadline_seconds):
+                    handler(services, timer)
 
             entry.__name__ = entry.__qualname__ = name
             entry.__doc__ = handler.__doc__

@@ -108,12 +108,23 @@ class RegistryDeletion:
             with contextlib.suppress(ResourceNotFoundError):
                 self.container.delete_blob(blob.name)
 
+    def _delete_orphan(self, path: str) -> None:
+        try:
+            self.container.delete_blob(path)
+        except ResourceNotFoundError:
+            # Only staged blocks, no committed blob to delete: commit an empty block list
+            # (a 0-byte blob, dropping the blocks) and delete that.
+            self.container.get_blob_client(path).commit_block_list([])
+            with contextlib.suppress(ResourceNotFoundError):
+                self.container.delete_blob(path)
+
     def sweep_orphans(self, older_than: timedelta = timedelta(hours=1)) -> int:
-        """Delete blobs with no version row (a crashed upload) and finish pending deletions."""
+        """Delete blobs with no version row (a crashed upload: committed, 0-byte or only
+        staged blocks) and finish pending deletions."""
         cutoff = utcnow() - older_than
         removed = 0
         known: dict[tuple[str, int], str | None] = {}
-        for blob in self.container.list_blobs():
+        for blob in self.container.list_blobs(include=["uncommittedblobs"]):
             parts = blob.name.split("/")
             if len(parts) < 3 or not parts[1].isdigit():
                 continue
@@ -125,7 +136,7 @@ class RegistryDeletion:
                     known[key] = None
             last_modified: datetime = blob.last_modified
             if known[key] is None and last_modified < cutoff:
-                self.container.delete_blob(blob.name)
+                self._delete_orphan(blob.name)
                 removed += 1
         for (name, version), status in known.items():
             if status == "deleting":

@@ -3,6 +3,7 @@
 import io
 import json
 import secrets
+import socket
 import time
 
 import httpx
@@ -190,3 +191,9 @@ def onnx_model() -> bytes:
     X, y = load_iris(return_X_y=True)
     model = LogisticRegression(max_iter=1000).fit(X, y)
     return to_onnx(model, X[:1].astype("float32")).SerializeToString()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 from typing import TYPE_CHECKING, Any
 
 from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
@@ -31,12 +30,14 @@ from shared.datasets.blobs import READ_BLOCK, BlobRangeReader
 from shared.datasets.schemas import DatasetBlob
 from shared.datasets.store import DatasetStore
 from shared.errors import AppError, Conflict, ValidationFailed
+from shared.jobs.queue_job import claim
 from shared.observability import get_logger
 from shared.prediction.batch.blobs import (
     BlockBlobWriter,
     _blob_of,
     _reader,
 )
+from shared.prediction.batch.errors import deterministic
 from shared.prediction.batch.inputs import locate, plan_csv, plan_parquet, scoring_targets
 from shared.prediction.batch.jobs import (
     CHUNK_TERMINAL,
@@ -46,6 +47,7 @@ from shared.prediction.batch.jobs import (
     ScoringJobStore,
     Target,
 )
+from shared.prediction.batch.recovery import ScoringRecovery
 from shared.prediction.batch.schemas import (
     BatchScoreRequest,
 )
@@ -76,24 +78,9 @@ log = get_logger("batch")
 # --- the service ---------------------------------------------------------------------------
 
 
-def _deterministic(exc: BaseException) -> bool:
-    """Errors a retry cannot fix: bad data, a changed input, a model that cannot score."""
-    import pyarrow as pa
+class BatchScorer(ScoringRecovery):
+    kind = "scoring"
 
-    if isinstance(exc, AppError):
-        return exc.status < 500
-    return isinstance(
-        exc,
-        ValueError
-        | KeyError
-        | TypeError
-        | pa.ArrowException
-        | ResourceModifiedError
-        | ResourceNotFoundError,
-    )
-
-
-class BatchScorer:
     def __init__(
         self,
         jobs: ScoringJobStore,
@@ -130,7 +117,7 @@ class BatchScorer:
                 return self.jobs.get(earlier["job_id"]), True
         try:
             job_id = self.jobs.create(body.model_dump(mode="json"), targets, by)
-            self._send({"kind": "plan", "job_id": job_id})
+            self.send({"kind": "plan", "job_id": job_id})
         except Exception:
             if idempotency_key:
                 self.idempotency.abandon(scope, idempotency_key)
@@ -138,9 +125,6 @@ class BatchScorer:
         if idempotency_key:
             self.idempotency.complete(scope, idempotency_key, {"job_id": job_id})
         return self.jobs.get(job_id), False
-
-    def _send(self, message: dict[str, Any]) -> None:
-        self.queue.send_message(json.dumps(message))
 
     def _model(self, name: str, version: int) -> RegistryVersion:
         # One build per version, however many chunks arrive at once (the loader's cache).
@@ -150,12 +134,14 @@ class BatchScorer:
         )
 
     # --- dispatch of queue messages ------------------------------------------------------------
-    def handle(self, message: dict[str, Any], dequeue_count: int = 1) -> None:
+    def handle(
+        self, message: dict[str, Any], dequeue_count: int = 1, message_id: str | None = None
+    ) -> None:
         kind, job_id = message.get("kind"), str(message.get("job_id", ""))
         if kind == "plan":
             self.plan(job_id)
         elif kind == "chunk":
-            self.run_chunk(job_id, str(message["chunk_id"]), dequeue_count)
+            self.run_chunk(job_id, str(message["chunk_id"]), dequeue_count, message_id)
         elif kind == "finalize":
             self.finalize(job_id, int(message["target"]), dequeue_count)
         else:
@@ -203,7 +189,7 @@ class BatchScorer:
             try:
                 plan, mine = self._plan_target(target, request)
             except Exception as exc:
-                if not _deterministic(exc):
+                if not deterministic(exc):
                     raise  # storage trouble: the host retries the plan message
                 message = exc.detail if isinstance(exc, AppError) else str(exc)
                 self.jobs.set_target(
@@ -220,9 +206,7 @@ class BatchScorer:
             messages += self._messages(job_id, target, len(mine))
         if raw["status"] == "queued":
             self.jobs.update(job_id, status="running", started_at=iso(utcnow()))
-        for message in messages:
-            self._send(message)
-        self.jobs.update(job_id, dispatched=True)
+        self.dispatch(messages, lambda: self.jobs.update(job_id, dispatched=True))
         for target in ended:  # counted last: the job may end here
             self._count_target(target)
 
@@ -304,13 +288,22 @@ class BatchScorer:
         return plan, chunks
 
     # --- one chunk -----------------------------------------------------------------------------
-    def run_chunk(self, job_id: str, chunk_id: str, dequeue_count: int = 1) -> None:
+    def run_chunk(
+        self, job_id: str, chunk_id: str, dequeue_count: int = 1, message_id: str | None = None
+    ) -> None:
         chunk = self.jobs.chunk(job_id, chunk_id)
         if chunk.status in CHUNK_TERMINAL:
             self._count_chunk(chunk)  # the previous delivery may have died before counting
             return
-        if not self.jobs.set_chunk(chunk, status="running", started_at=iso(utcnow())):
-            return  # another delivery of this message owns it
+        if not claim(
+            chunk.status,
+            chunk.owner,
+            message_id,
+            lambda: self.jobs.set_chunk(
+                chunk, status="running", owner=message_id or "", started_at=iso(utcnow())
+            ),
+        ):
+            return  # another delivery owns it
         target = self.jobs.target(job_id, chunk.target)
         part = f"{target.model}/{job_id}/part-{chunk.seq:05d}.parquet"
         try:
@@ -325,7 +318,7 @@ class BatchScorer:
                 finished_at=iso(utcnow()),
             )
         except Exception as exc:
-            if not _deterministic(exc) and dequeue_count < self.max_dequeue_count:
+            if not deterministic(exc) and dequeue_count < self.max_dequeue_count:
                 raise  # transient (storage, memory): the host retries the message
             log.warning("scoring chunk failed", extra={"job_id": job_id, "chunk": chunk_id})
             detail = exc.detail if isinstance(exc, AppError) else f"{type(exc).__name__}: {exc}"
@@ -391,12 +384,14 @@ class BatchScorer:
         return stats
 
     def _count_chunk(self, chunk: Chunk) -> None:
-        if chunk.counted:
-            return
-        done, total = self.jobs.add_done_chunk(chunk.job_id, chunk.target)
-        self.jobs.set_chunk(chunk, etag_guard=False, counted=True)
-        if total >= 0 and done >= total:
-            self._send({"kind": "finalize", "job_id": chunk.job_id, "target": chunk.target})
+        job_id, index = chunk.job_id, chunk.target
+        self.fan_in(
+            chunk.counted,
+            lambda: self.jobs.add_done_chunk(job_id, index),
+            lambda: self.jobs.set_chunk(chunk, etag_guard=False, counted=True),
+            lambda: self.jobs.chunk_counts(job_id, index),
+            lambda: self._send({"kind": "finalize", "job_id": job_id, "target": index}),
+        )
 
     # --- fan-in ----------------------------------------------------------------------------------
     def finalize(self, job_id: str, index: int, dequeue_count: int = 1) -> None:
@@ -431,7 +426,7 @@ class BatchScorer:
                     # A duplicate finalize finished first and removed the parts: its result stands.
                     self._count_target(current)
                     return
-                if not _deterministic(exc) and dequeue_count < self.max_dequeue_count:
+                if not deterministic(exc) and dequeue_count < self.max_dequeue_count:
                     raise  # transient: the host retries the finalize message
                 status, error = "failed", f"writing the output failed: {exc}"[:1000]
                 rows_failed, scored = rows_failed + scored, 0
@@ -477,12 +472,14 @@ class BatchScorer:
                 self.outputs.delete_blob(blob.name)
 
     def _count_target(self, target: Target) -> None:
-        if target.counted:
-            return
-        done, total = self.jobs.add_done_target(target.job_id)
-        self.jobs.set_target(target, counted=True)
-        if total >= 0 and done >= total:
-            self._finish(target.job_id)
+        job_id = target.job_id
+        self.fan_in(
+            target.counted,
+            lambda: self.jobs.add_done_target(job_id),
+            lambda: self.jobs.set_target(target, counted=True),
+            lambda: self.jobs.target_counts(job_id),
+            lambda: self._finish(job_id),
+        )
 
     def _finish(self, job_id: str) -> None:
         raw = self.jobs.raw(job_id)
