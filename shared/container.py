@@ -90,7 +90,6 @@ class Services:
         self.settings = settings
         self._built: dict[str, Any] = {}
         self._lock = threading.RLock()
-        self._bootstrapped = False
 
     # --- life cycle --------------------------------------------------------------------------
     def bootstrap(self) -> None:
