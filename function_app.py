@@ -6,6 +6,7 @@ from functions import (
     api_keys,
     audit,
     auth,
+    dashboard,
     datasets,
     docs,
     heartbeat,
@@ -36,5 +37,6 @@ for area in (
     scoring,
     inference,
     monitoring,
+    dashboard,
 ):
     app.register_functions(area.bp)

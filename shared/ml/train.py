@@ -58,6 +58,9 @@ class TrainedModel:
     onnx_bytes: bytes | None  # ONNX export, only if parity verified
     onnx_parity: dict  # {"converted", "max_abs_diff", "verified", "error"}
     estimator: Any  # the fitted Pipeline (not serialised)
+    # The prepared holdout rows and their targets, for the training plots (not serialised).
+    X_holdout: Any = None
+    y_holdout: Any = None
 
 
 # --- checks shared by validate_spec and train_model ---------------------------------------
@@ -358,4 +361,6 @@ def _fit_and_package(
         onnx_bytes=onnx_bytes,
         onnx_parity=parity,
         estimator=pipeline,
+        X_holdout=X_holdout,
+        y_holdout=y_holdout,
     )

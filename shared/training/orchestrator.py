@@ -34,6 +34,7 @@ from shared.registry.store import (
 )
 from shared.tables import iso, utcnow
 from shared.training.jobs import UNIT_TERMINAL, Job, JobStore, Unit
+from shared.training.plots import plot_path, training_plots
 from shared.training.specs import SpecStore, TrainingSpec
 
 STAGING_CONTAINER = "training-staging"
@@ -286,7 +287,7 @@ class Trainer:
                 holdout_fraction=spec.holdout_fraction,
                 exclude=[spec.partition_by] if spec.partition_by else [],
             )
-            outputs = self._stage_outputs(job_id, spec, unit, trained)
+            outputs = self._stage_outputs(job_id, spec, unit, trained, frame)
             self.jobs.set_unit(
                 unit,
                 status="succeeded",
@@ -335,7 +336,7 @@ class Trainer:
         return pd.concat(parts, ignore_index=True)
 
     def _stage_outputs(
-        self, job_id: str, spec: TrainingSpec, unit: Unit, trained: Any
+        self, job_id: str, spec: TrainingSpec, unit: Unit, trained: Any, frame: Any
     ) -> dict[str, Any]:
         base = f"{job_id}/{spec.name}/{unit.partition_key or '_all'}/out/"
         summary = {
@@ -357,9 +358,11 @@ class Trainer:
         }
         if trained.onnx_bytes:
             files["model.onnx"] = trained.onnx_bytes
+        plots = training_plots(trained, frame)
+        files.update({plot_path(name): data for name, data in plots.items()})
         for filename, data in files.items():
             self.staging.upload_blob(base + filename, data, overwrite=True)
-        return {"prefix": base, "onnx": trained.onnx_bytes is not None}
+        return {"prefix": base, "onnx": trained.onnx_bytes is not None, "plots": sorted(plots)}
 
     # --- fan-in -------------------------------------------------------------------------------
     def finalize(self, job_id: str) -> None:
@@ -451,6 +454,8 @@ class Trainer:
                 placed.append(
                     PlacedFile("serving.onnx", self._read(prefix + "model.onnx"), "serving", "onnx")
                 )
+            for plot in map(plot_path, unit.outputs.get("plots", [])):
+                placed.append(PlacedFile(plot, self._read(prefix + plot), "artifact", "png"))
             info = self.registry.register(
                 spec.name,
                 "skops",
@@ -501,6 +506,13 @@ class Trainer:
                     PlacedFile(
                         entry["onnx"], self._read(prefix + "model.onnx"), "partition", "onnx"
                     )
+                )
+            entry["plots"] = [
+                f"partitions/{key}/{plot_path(n)}" for n in unit.outputs.get("plots", [])
+            ]
+            for plot, relative in zip(unit.outputs.get("plots", []), entry["plots"], strict=True):
+                placed.append(
+                    PlacedFile(relative, self._read(prefix + plot_path(plot)), "partition", "png")
                 )
             partitions[str(unit.partition)] = entry
         carried = self._carry_over(spec, [u for u in units if u.status == "failed"], placed)
@@ -563,19 +575,19 @@ class Trainer:
                 **entry,
                 "carried_over_from": entry.get("carried_over_from") or previous.version,
             }
-            for field in ("skops", "onnx", "profile"):
-                if entry.get(field):
-                    stored = find_file(previous, entry[field], previous_manifest)
-                    if stored is None:
-                        raise ValueError(f"version {previous.version} lacks {entry[field]}")
-                    placed.append(
-                        PlacedFile(
-                            entry[field],
-                            self.registry.read_file(stored),
-                            "partition",
-                            stored.format,
-                        )
+            kept = [entry.get(field) for field in ("skops", "onnx", "profile")]
+            for relative in [r for r in kept if r] + list(entry.get("plots") or []):
+                stored = find_file(previous, relative, previous_manifest)
+                if stored is None:
+                    raise ValueError(f"version {previous.version} lacks {relative}")
+                placed.append(
+                    PlacedFile(
+                        relative,
+                        self.registry.read_file(stored),
+                        "partition",
+                        stored.format,
                     )
+                )
             carried[str(unit.partition)] = entry
         return carried
 
