@@ -338,7 +338,8 @@
     var body = h("div", {});
     function show() {
       var v = versions.filter(function (x) { return String(x.version) === select.value; })[0];
-      body.replaceChildren(plotFigures(v.plots, name + " v" + v.version));
+      body.replaceChildren(v.plots.length || !v.partitions.length ? plotFigures(v.plots, name + " v" + v.version)
+        : h("p", { "class": "muted", text: "Each partition has its own model and plots: choose a partition below." }));
       if (v.partitions.length) body.appendChild(partitionsSection(name, v));
     }
     select.addEventListener("change", show);
