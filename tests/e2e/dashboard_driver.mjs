@@ -86,6 +86,12 @@ try {
   await plotLoaded(".plots");
   await shot("5-model-two-versions");
 
+  step("promote v2 to champion with the alias form (after a confirmation)");
+  page.once("dialog", (dialog) => dialog.accept());
+  await page.getByLabel("Version", { exact: true }).first().selectOption("2");
+  await page.getByRole("button", { name: "Promote / roll back" }).click();
+  await page.getByRole("row", { name: "champion v2" }).waitFor();
+
   step("open the partitioned model and a room's plots");
   await page.goto(`${base}/#/models/${partitioned}`);
   await page.getByRole("heading", { level: 1, name: `Model ${partitioned}` }).waitFor();
