@@ -25,10 +25,15 @@ if TYPE_CHECKING:
     from shared.identity.roles import RoleStore
     from shared.identity.tokens import TokenService
     from shared.identity.users import UserStore
+    from shared.monitoring.drift import DriftMonitor
+    from shared.monitoring.reports import ReportBuilder
     from shared.prediction.engine import Predictor
+    from shared.prediction.entities import EntityIndex, EntityPredictions
     from shared.prediction.log import PredictionLog
+    from shared.prediction.quantize import Quantizer
     from shared.prediction.service import PredictionService
     from shared.prediction.traffic import TrafficRouter
+    from shared.prediction.transform import Transformer
     from shared.registry.loader import ModelLoader
     from shared.registry.store import ModelRegistry
     from shared.registry.uploads import ModelUploads
@@ -273,3 +278,53 @@ def prediction_service() -> PredictionService:
     from shared.prediction.service import PredictionService
 
     return PredictionService(predictor(), traffic_router(), prediction_log())
+
+
+@singleton
+def transformer() -> Transformer:
+    from shared.prediction.transform import Transformer
+
+    return Transformer(model_loader(), get_settings().max_predict_records)
+
+
+@singleton
+def quantizer() -> Quantizer:
+    from shared.prediction.quantize import Quantizer
+
+    return Quantizer(model_registry(), model_loader())
+
+
+@singleton
+def entity_index() -> EntityIndex:
+    from shared.prediction.entities import CONTAINER, EntityIndex
+
+    return EntityIndex(
+        storage().container(CONTAINER), dataset_store, get_settings().max_entity_index_rows
+    )
+
+
+@singleton
+def entity_predictions() -> EntityPredictions:
+    from shared.prediction.entities import EntityPredictions
+
+    return EntityPredictions(entity_index(), prediction_service())
+
+
+@singleton
+def drift_monitor() -> DriftMonitor:
+    from shared.monitoring.drift import DriftMonitor
+
+    # Factories, not instances: a records request never builds the dataset store.
+    return DriftMonitor(
+        model_registry(), model_loader(), datasets=dataset_store, prediction_log=prediction_log
+    )
+
+
+@singleton
+def report_builder() -> ReportBuilder:
+    from shared.monitoring.reports import CONTAINER, SCORED_CONTAINER, ReportBuilder
+
+    s = storage()
+    return ReportBuilder(
+        s.container(CONTAINER), s.container(SCORED_CONTAINER), model_registry(), drift_monitor
+    )

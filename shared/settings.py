@@ -164,6 +164,12 @@ class Settings(BaseSettings):
     max_predict_records: int = Field(
         default=10_000, ge=1, validation_alias=AliasChoices("MAX_PREDICT_RECORDS")
     )
+    max_entity_index_rows: int = Field(
+        default=5_000_000,
+        ge=1,
+        validation_alias=AliasChoices("MAX_ENTITY_INDEX_ROWS"),
+        description="Largest feature dataset an entity index is built from.",
+    )
     max_predict_body_bytes: int = Field(
         default=16 * 1024 * 1024,
         ge=1024,

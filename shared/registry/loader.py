@@ -136,13 +136,17 @@ class ModelLoader:
         stored = find_file(parent.info, relative, parent.model)
         if stored is None:
             raise ModelIntegrityFailed(f"The partition file {relative} is not recorded.")
-        key = (parent.name, parent.version, stored.sha256)
+        return self.load_file(parent.info, stored)
+
+    def load_file(self, info: VersionInfo, stored: StoredFile) -> LoadedModel:
+        """One recorded file of a version, verified and loaded (cached like any model)."""
+        key = (info.name, info.version, stored.sha256)
         with self._lock:
             hit = self._models.get(key)
             if hit is not None:
                 self._models.move_to_end(key)
                 return hit
-        loaded = self._load(parent.info, stored)
+        loaded = self._load(info, stored)
         with self._lock:
             self._remember(key, loaded)
         return loaded
