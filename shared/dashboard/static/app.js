@@ -161,9 +161,18 @@
   window.addEventListener("hashchange", route);
 
   // --- models ------------------------------------------------------------------------------
+  // Every model, a page at a time (bounded: a dashboard is not a bulk export).
+  function allModels(items, continuation) {
+    var query = "/models?limit=100" + (continuation ? "&continuation_token=" + enc(continuation) : "");
+    return api(query).then(function (page) {
+      items = items.concat(page.items);
+      return page.continuation_token && items.length < 1000 ? allModels(items, page.continuation_token) : items;
+    });
+  }
+
   function modelsView() {
-    return api("/models?limit=100").then(function (page) {
-      return Promise.all(page.items.map(function (m) { return optional(api("/models/" + enc(m.name))); }));
+    return allModels([], null).then(function (items) {
+      return Promise.all(items.map(function (m) { return optional(api("/models/" + enc(m.name))); }));
     }).then(function (details) {
       var rows = details.filter(function (d) { return !d._error; }).map(function (d) {
         var latest = d.versions.filter(function (v) { return v.version === d.latest_version; })[0];
