@@ -107,7 +107,10 @@ class ModelLoader:
             return loaded
 
     def read_verified(self, info: VersionInfo, stored: StoredFile) -> bytes:
-        """The file's bytes, refused with 409 unless they match the recorded size and hash."""
+        """The file's bytes, refused with 409 unless the version's row carries a valid
+        signature (or none, where unsigned versions are allowed) and the bytes match the
+        recorded size and hash."""
+        self.registry.check_signature(info)
         data = self.registry.read_file(stored)
         if len(data) != stored.size_bytes or hashlib.sha256(data).hexdigest() != stored.sha256:
             raise ModelIntegrityFailed(
