@@ -12,6 +12,7 @@ from functions import (
     entities,
     heartbeat,
     inference,
+    jobs,
     model_tools,
     models,
     monitoring,
@@ -46,6 +47,7 @@ for area in (
     scoring_data,
     inference,
     monitoring,
+    jobs,
     reports,
     dashboard,
 ):
