@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -61,6 +61,7 @@ class TrainedModel:
     # The prepared holdout rows and their targets, for the training plots (not serialised).
     X_holdout: Any = None
     y_holdout: Any = None
+    plots: dict[str, bytes] = field(default_factory=dict)  # {name: PNG}, drawn by the caller
 
 
 # --- checks shared by validate_spec and train_model ---------------------------------------

@@ -311,7 +311,8 @@ class Trainer(TrainingRecovery):
                 holdout_fraction=spec.holdout_fraction,
                 exclude=[spec.partition_by] if spec.partition_by else [],
             )
-            outputs = self._stage_outputs(job_id, spec, unit, trained, frame)
+            trained.plots = training_plots(trained, frame)
+            outputs = self._stage_outputs(job_id, spec, unit, trained)
             self.jobs.set_unit(
                 unit,
                 status="succeeded",
@@ -364,7 +365,7 @@ class Trainer(TrainingRecovery):
         return pd.concat(parts, ignore_index=True)
 
     def _stage_outputs(
-        self, job_id: str, spec: TrainingSpec, unit: Unit, trained: Any, frame: Any
+        self, job_id: str, spec: TrainingSpec, unit: Unit, trained: Any
     ) -> dict[str, Any]:
         base = f"{job_id}/{spec.name}/{unit.partition_key or '_all'}/out/"
         summary = {
@@ -386,7 +387,7 @@ class Trainer(TrainingRecovery):
         }
         if trained.onnx_bytes:
             files["model.onnx"] = trained.onnx_bytes
-        plots = training_plots(trained, frame)
+        plots = trained.plots
         files.update({plot_path(name): data for name, data in plots.items()})
         for filename, data in files.items():
             self.staging.upload_blob(base + filename, data, overwrite=True)
