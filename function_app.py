@@ -6,6 +6,7 @@ from functions import (
     api_keys,
     audit,
     auth,
+    dashboard,
     datasets,
     docs,
     entities,
@@ -48,5 +49,6 @@ for area in (
     monitoring,
     jobs,
     reports,
+    dashboard,
 ):
     app.register_functions(area.bp)

@@ -35,6 +35,7 @@ from shared.registry.store import (
 )
 from shared.tables import iso, utcnow
 from shared.training.jobs import TERMINAL, UNIT_TERMINAL, Job, JobStore, Unit
+from shared.training.plots import plot_path, training_plots
 from shared.training.recovery import TrainingRecovery
 from shared.training.specs import SpecStore, TrainingSpec
 
@@ -310,6 +311,7 @@ class Trainer(TrainingRecovery):
                 holdout_fraction=spec.holdout_fraction,
                 exclude=[spec.partition_by] if spec.partition_by else [],
             )
+            trained.plots = training_plots(trained, frame)
             outputs = self._stage_outputs(job_id, spec, unit, trained)
             self.jobs.set_unit(
                 unit,
@@ -385,9 +387,11 @@ class Trainer(TrainingRecovery):
         }
         if trained.onnx_bytes:
             files["model.onnx"] = trained.onnx_bytes
+        plots = trained.plots
+        files.update({plot_path(name): data for name, data in plots.items()})
         for filename, data in files.items():
             self.staging.upload_blob(base + filename, data, overwrite=True)
-        return {"prefix": base, "onnx": trained.onnx_bytes is not None}
+        return {"prefix": base, "onnx": trained.onnx_bytes is not None, "plots": sorted(plots)}
 
     # --- fan-in -------------------------------------------------------------------------------
     def finalize(self, job_id: str) -> None:
@@ -480,6 +484,8 @@ class Trainer(TrainingRecovery):
                 placed.append(
                     PlacedFile("serving.onnx", self._read(prefix + "model.onnx"), "serving", "onnx")
                 )
+            for plot in map(plot_path, unit.outputs.get("plots", [])):
+                placed.append(PlacedFile(plot, self._read(prefix + plot), "artifact", "png"))
             info = self.registry.register(
                 spec.name,
                 "skops",
@@ -541,6 +547,13 @@ class Trainer(TrainingRecovery):
                     PlacedFile(
                         entry["onnx"], self._read(prefix + "model.onnx"), "partition", "onnx"
                     )
+                )
+            entry["plots"] = [
+                f"partitions/{key}/{plot_path(n)}" for n in unit.outputs.get("plots", [])
+            ]
+            for plot, relative in zip(unit.outputs.get("plots", []), entry["plots"], strict=True):
+                placed.append(
+                    PlacedFile(relative, self._read(prefix + plot_path(plot)), "partition", "png")
                 )
             partitions[str(unit.partition)] = entry
         carried = self._carry_over(spec, [u for u in units if u.status == "failed"], placed)
@@ -604,19 +617,19 @@ class Trainer(TrainingRecovery):
                 **entry,
                 "carried_over_from": entry.get("carried_over_from") or previous.version,
             }
-            for field in ("skops", "onnx", "profile"):
-                if entry.get(field):
-                    stored = find_file(previous, entry[field], previous_manifest)
-                    if stored is None:
-                        raise ValueError(f"version {previous.version} lacks {entry[field]}")
-                    placed.append(
-                        PlacedFile(
-                            entry[field],
-                            self.registry.read_file(stored),
-                            "partition",
-                            stored.format,
-                        )
+            kept = [entry.get(field) for field in ("skops", "onnx", "profile")]
+            for relative in [r for r in kept if r] + list(entry.get("plots") or []):
+                stored = find_file(previous, relative, previous_manifest)
+                if stored is None:
+                    raise ValueError(f"version {previous.version} lacks {relative}")
+                placed.append(
+                    PlacedFile(
+                        relative,
+                        self.registry.read_file(stored),
+                        "partition",
+                        stored.format,
                     )
+                )
             carried[str(unit.partition)] = entry
         return carried
 
