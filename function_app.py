@@ -12,6 +12,7 @@ from functions import (
     api_keys,
     audit,
     auth,
+    dashboard,
     datasets,
     docs,
     entities,
@@ -63,5 +64,6 @@ for area in (
     monitoring,
     jobs,
     reports,
+    dashboard,
 ):
     app.register_functions(area.bp)

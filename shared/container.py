@@ -24,6 +24,7 @@ from shared.settings import Settings
 
 if TYPE_CHECKING:
     from shared.audit import AuditLog
+    from shared.dashboard.plots import PlotCatalog
     from shared.datasets.store import DatasetStore
     from shared.idempotency import IdempotencyStore
     from shared.identity.accounts import Accounts
@@ -455,3 +456,10 @@ class Services:
         from shared.ingestion import Ingestor
 
         return Ingestor(self.batch_scorer.inputs, self.idempotency, "ingest-scoring")
+
+    # --- dashboard ---------------------------------------------------------------------------
+    @service
+    def plot_catalog(self) -> PlotCatalog:
+        from shared.dashboard.plots import PlotCatalog
+
+        return PlotCatalog(self.model_registry, self.model_loader)

@@ -16,6 +16,7 @@ from shared.http.endpoint import OPERATIONS, Operation
 from shared.identity.principal import ADMIN, PUBLIC, SIGNED_IN
 
 _PARAM = re.compile(r"\{(\*?)([A-Za-z_][A-Za-z0-9_]*)(?::([a-z]+)[^}]*)?(\?)?\}")
+_EMPTY_ONLY = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*:maxlength\(0\)\?\}")
 _REF = "#/components/schemas/{model}"
 
 PROBLEM_SCHEMA: dict[str, Any] = {
@@ -58,6 +59,8 @@ def openapi_path(route: str) -> tuple[str, list[dict[str, Any]]]:
         params.append({"name": name, "in": "path", "required": True, "schema": schema})
         return "{" + name + "}"
 
+    # A parameter that can only be empty ("{page:maxlength(0)?}") is how "/" is routed.
+    route = _EMPTY_ONLY.sub("", route)
     return "/" + _PARAM.sub(replace, route), params
 
 

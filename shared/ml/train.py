@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -58,6 +58,10 @@ class TrainedModel:
     onnx_bytes: bytes | None  # ONNX export, only if parity verified
     onnx_parity: dict  # {"converted", "max_abs_diff", "verified", "error"}
     estimator: Any  # the fitted Pipeline (not serialised)
+    # The prepared holdout rows and their targets, for the training plots (not serialised).
+    X_holdout: Any = None
+    y_holdout: Any = None
+    plots: dict[str, bytes] = field(default_factory=dict)  # {name: PNG}, drawn by the caller
 
 
 # --- checks shared by validate_spec and train_model ---------------------------------------
@@ -358,4 +362,6 @@ def _fit_and_package(
         onnx_bytes=onnx_bytes,
         onnx_parity=parity,
         estimator=pipeline,
+        X_holdout=X_holdout,
+        y_holdout=y_holdout,
     )

@@ -28,6 +28,7 @@ from shared.observability import get_logger
 from shared.registry.store import ModelRegistry
 from shared.tables import iso, utcnow
 from shared.training.jobs import TERMINAL, UNIT_TERMINAL, Job, JobStore, Unit
+from shared.training.plots import plot_path, training_plots
 from shared.training.recovery import TrainingRecovery
 from shared.training.registration import Registration
 from shared.training.schemas import TrainingSpec
@@ -304,6 +305,7 @@ class Trainer(TrainingRecovery, Registration):
                 holdout_fraction=spec.holdout_fraction,
                 exclude=[spec.partition_by] if spec.partition_by else [],
             )
+            trained.plots = training_plots(trained, frame)
             outputs = self._stage_outputs(job_id, spec, unit, trained)
             self.jobs.set_unit(
                 unit,
@@ -379,9 +381,11 @@ class Trainer(TrainingRecovery, Registration):
         }
         if trained.onnx_bytes:
             files["model.onnx"] = trained.onnx_bytes
+        plots = trained.plots
+        files.update({plot_path(name): data for name, data in plots.items()})
         for filename, data in files.items():
             self.staging.upload_blob(base + filename, data, overwrite=True)
-        return {"prefix": base, "onnx": trained.onnx_bytes is not None}
+        return {"prefix": base, "onnx": trained.onnx_bytes is not None, "plots": sorted(plots)}
 
     # --- fan-in -------------------------------------------------------------------------------
     def finalize(self, job_id: str) -> None:

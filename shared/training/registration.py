@@ -19,6 +19,7 @@ from shared.registry.review import LOWER_IS_BETTER
 from shared.registry.schemas import Lineage, Promotion, VersionMetadata
 from shared.registry.store import ModelRegistry
 from shared.training.jobs import Unit
+from shared.training.plots import plot_path
 from shared.training.schemas import TrainingSpec
 
 
@@ -63,6 +64,8 @@ class Registration:
                 placed.append(
                     PlacedFile("serving.onnx", self._read(prefix + "model.onnx"), "serving", "onnx")
                 )
+            for plot in map(plot_path, unit.outputs.get("plots", [])):
+                placed.append(PlacedFile(plot, self._read(prefix + plot), "artifact", "png"))
             info = self.registry.register(
                 spec.name,
                 "skops",
@@ -124,6 +127,13 @@ class Registration:
                     PlacedFile(
                         entry["onnx"], self._read(prefix + "model.onnx"), "partition", "onnx"
                     )
+                )
+            entry["plots"] = [
+                f"partitions/{key}/{plot_path(n)}" for n in unit.outputs.get("plots", [])
+            ]
+            for plot, relative in zip(unit.outputs.get("plots", []), entry["plots"], strict=True):
+                placed.append(
+                    PlacedFile(relative, self._read(prefix + plot_path(plot)), "partition", "png")
                 )
             partitions[str(unit.partition)] = entry
         carried = self._carry_over(spec, [u for u in units if u.status == "failed"], placed)
@@ -187,19 +197,19 @@ class Registration:
                 **entry,
                 "carried_over_from": entry.get("carried_over_from") or previous.version,
             }
-            for field in ("skops", "onnx", "profile"):
-                if entry.get(field):
-                    stored = find_file(previous, entry[field], previous_manifest)
-                    if stored is None:
-                        raise ValueError(f"version {previous.version} lacks {entry[field]}")
-                    placed.append(
-                        PlacedFile(
-                            entry[field],
-                            self.registry.read_file(stored),
-                            "partition",
-                            stored.format,
-                        )
+            kept = [entry.get(field) for field in ("skops", "onnx", "profile")]
+            for relative in [r for r in kept if r] + list(entry.get("plots") or []):
+                stored = find_file(previous, relative, previous_manifest)
+                if stored is None:
+                    raise ValueError(f"version {previous.version} lacks {relative}")
+                placed.append(
+                    PlacedFile(
+                        relative,
+                        self.registry.read_file(stored),
+                        "partition",
+                        stored.format,
                     )
+                )
             carried[str(unit.partition)] = entry
         return carried
 

@@ -84,6 +84,8 @@ def test_everything_but_public_routes_is_closed(client: httpx.Client) -> None:
         "GET /openapi.json",
         "GET /docs",
         "GET /docs/{asset}",
+        "GET /",  # the dashboard's static page and assets: no data, sign-in inside
+        "GET /dashboard/{asset}",
         "POST /auth/jwt/login",
         "POST /auth/register",
         "GET /v2",

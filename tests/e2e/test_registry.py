@@ -6,6 +6,7 @@ import os
 import pickle
 import secrets
 from datetime import timedelta
+from urllib.parse import quote
 
 import pytest
 
@@ -292,7 +293,10 @@ def test_orphan_blobs_are_swept(client, admin, onnx_model, services) -> None:
 def test_bad_names_are_refused_before_storage(client, admin, onnx_model, bad) -> None:
     r = upload(client, admin, bad, onnx_model)
     assert r.status_code in (404, 422), r.text
-    assert client.get(f"/models/{bad}", headers=admin).status_code in (404, 422)
+    # Dots percent-encoded: a client would otherwise resolve "/models/.." to "/" (the
+    # dashboard) and the name would never reach the route.
+    encoded = quote(bad, safe="").replace(".", "%2E")
+    assert client.get(f"/models/{encoded}", headers=admin).status_code in (404, 422)
 
 
 def test_roles_on_registry_routes(client, make_user, admin, onnx_model) -> None:

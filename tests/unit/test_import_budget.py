@@ -6,7 +6,16 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-HEAVY = ("pandas", "sklearn", "skops", "onnxruntime", "numpy", "scipy", "azure.identity")
+HEAVY = (
+    "pandas",
+    "sklearn",
+    "skops",
+    "onnxruntime",
+    "numpy",
+    "scipy",
+    "matplotlib",
+    "azure.identity",
+)
 
 
 def test_import_function_app_loads_no_ml_stack() -> None:

@@ -1,0 +1,1 @@
+"""The dashboard at ``/``: static page, plots of versions, the signed-in session."""

@@ -1,0 +1,164 @@
+"""The plots saved with model versions: the tree of what exists, and one plot's bytes.
+
+Layout (relative to a version's folder): ``plots/{plot}.png`` for the version, and
+``partitions/{key}/plots/{plot}.png`` per partition of a partitioned version (listed in
+its manifest with their hashes, like the partition models). A plot's URL is
+``/models/{name}/versions/{v}/plots/{plot}.png`` or ``.../plots/{key}/{plot}.png``; only
+files the version records are served, read and checked against their SHA-256.
+"""
+
+from __future__ import annotations
+
+import re
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from shared.errors import NotFound, ValidationFailed
+from shared.names import NAME_PATTERN, check_name
+from shared.registry.files import CONTAINER, find_file
+from shared.registry.loader import ModelLoader
+from shared.registry.schemas import VersionInfo
+from shared.registry.store import ModelRegistry
+
+# What follows ".../plots/" in a plot URL: "<plot>.png" or "<partition key>/<plot>.png".
+_PLOT_URL_PATH = re.compile(r"^(?:(?P<key>[0-9a-f]{16})/)?(?P<plot>[a-z0-9_]{1,64})\.png$")
+MAX_MODELS = 200
+
+
+class PlotsQuery(BaseModel):
+    model: str | None = Field(default=None, pattern=NAME_PATTERN, description="One model only.")
+    versions: int = Field(default=10, ge=1, le=50, description="Newest versions per model.")
+
+
+class PlotLink(BaseModel):
+    name: str
+    url: str
+
+
+class PartitionPlots(BaseModel):
+    partition: str
+    key: str
+    n_rows: int | None = None
+    metrics: dict[str, float] = {}
+    carried_over_from: int | None = None
+    plots: list[PlotLink]
+
+
+class VersionPlots(BaseModel):
+    version: int
+    created_at: datetime
+    aliases: list[str]
+    plots: list[PlotLink]
+    partitions: list[PartitionPlots] = []
+
+
+class ModelPlots(BaseModel):
+    name: str
+    versions: list[VersionPlots]
+
+
+class PlotTree(BaseModel):
+    models: list[ModelPlots]
+
+
+def _plot_name(relative: str) -> str:
+    return relative.rsplit("/", 1)[-1].removesuffix(".png")
+
+
+def _url(name: str, version: int, plot: str, key: str | None = None) -> str:
+    middle = f"{key}/" if key else ""
+    return f"/models/{name}/versions/{version}/plots/{middle}{plot}.png"
+
+
+class PlotCatalog:
+    def __init__(self, registry: ModelRegistry, loader: ModelLoader) -> None:
+        self.registry = registry
+        self.loader = loader
+
+    # --- the tree -------------------------------------------------------------------------
+    def tree(self, query: PlotsQuery) -> PlotTree:
+        if query.model:
+            names = [query.model]
+            self.registry.get_model(query.model)  # 404 for an unknown model
+        else:
+            summaries, _ = self.registry.list_models(MAX_MODELS, None)
+            names = sorted(s.name for s in summaries)
+        wanted = []
+        for name in names:
+            detail = self.registry.get_model(name)
+            newest = sorted((v.version for v in detail.versions), reverse=True)
+            wanted += [(name, v) for v in newest[: query.versions]]
+        # One Table read (and, if partitioned, one manifest read) per version: in parallel.
+        with ThreadPoolExecutor(max_workers=8, thread_name_prefix="plots") as pool:
+            versions = list(pool.map(lambda nv: self._version(*nv), wanted))
+        by_model: dict[str, list[VersionPlots]] = {n: [] for n in names}
+        for (name, _), plots in zip(wanted, versions, strict=True):
+            if plots is not None:
+                by_model[name].append(plots)
+        return PlotTree(models=[ModelPlots(name=n, versions=by_model[n]) for n in names])
+
+    def _version(self, name: str, version: int) -> VersionPlots | None:
+        try:
+            info = self.registry.get_version(name, version)
+        except NotFound:
+            return None  # deleted meanwhile
+        prefix = f"{CONTAINER}/{name}/{version}/plots/"
+        plots = [
+            PlotLink(name=_plot_name(f.path), url=_url(name, version, _plot_name(f.path)))
+            for f in sorted(info.files, key=lambda f: f.path)
+            if f.path.startswith(prefix) and f.path.endswith(".png")
+        ]
+        partitions = []
+        if info.format == "partitioned":
+            manifest = self._manifest(info)
+            for value, entry in sorted(manifest.get("partitions", {}).items()):
+                key = entry["key"]
+                partitions.append(
+                    PartitionPlots(
+                        partition=value,
+                        key=key,
+                        n_rows=entry.get("n_rows"),
+                        metrics=entry.get("metrics") or {},
+                        carried_over_from=entry.get("carried_over_from"),
+                        plots=[
+                            PlotLink(
+                                name=_plot_name(p), url=_url(name, version, _plot_name(p), key)
+                            )
+                            for p in entry.get("plots") or []
+                        ],
+                    )
+                )
+        return VersionPlots(
+            version=version,
+            created_at=info.created_at,
+            aliases=info.aliases,
+            plots=plots,
+            partitions=partitions,
+        )
+
+    def _manifest(self, info: VersionInfo) -> dict[str, Any]:
+        # The loader caches the manifest by its hash and checks it against the row.
+        return self.loader.load(info.name, version=info.version).model
+
+    # --- one plot -------------------------------------------------------------------------
+    def read(self, name: str, version: int, url_path: str) -> bytes:
+        """The PNG at ``.../plots/{url_path}``: 422 for a malformed path, 404 if absent."""
+        check_name(name, "model")
+        match = _PLOT_URL_PATH.fullmatch(url_path or "")
+        if match is None:
+            raise ValidationFailed(
+                "A plot path is '<plot>.png' or '<partition key>/<plot>.png' "
+                "(lower-case letters, digits and _; the key is 16 hex digits).",
+                [{"loc": ["path", "path"], "msg": "invalid plot path", "type": "plot_path"}],
+            )
+        key, plot = match.group("key"), match.group("plot")
+        info = self.registry.get_version(name, version)
+        relative = f"partitions/{key}/plots/{plot}.png" if key else f"plots/{plot}.png"
+        manifest = self._manifest(info) if key and info.format == "partitioned" else None
+        stored = find_file(info, relative, manifest)
+        if stored is None:
+            raise NotFound("This version has no such plot.", code="PLOT_NOT_FOUND")
+        return self.loader.read_verified(info, stored)
