@@ -69,6 +69,15 @@ class _LocalSettingsJson(EnvSettingsSource):
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
 
+    @classmethod
+    def env_names(cls, field: str) -> list[str]:
+        """The environment / local.settings.json names a field is read from: its aliases,
+        else its own name in capitals (names are matched case-insensitively)."""
+        alias = cls.model_fields[field].validation_alias
+        if alias is None:
+            return [field.upper()]
+        return [str(a) for a in getattr(alias, "choices", [alias])]
+
     # --- runtime identity -------------------------------------------------------------
     environment: Literal["local", "azure"] = Field(
         default="local",

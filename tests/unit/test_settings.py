@@ -126,3 +126,12 @@ def test_local_settings_json_uses_the_same_names(
     monkeypatch.delenv(env, raising=False)  # the environment would win
     write(local_settings, {env: raw})
     assert getattr(Settings(), field) == expected
+
+
+def test_env_names_are_the_names_read() -> None:
+    for env, field, _, _ in ENV_NAMES:
+        assert Settings.env_names(field) == [env]
+    assert Settings.env_names("storage_connection_string") == [
+        "STORAGE_CONNECTION_STRING",
+        "AzureWebJobsStorage",
+    ]
