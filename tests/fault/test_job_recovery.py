@@ -74,13 +74,15 @@ def put_spec(admin: tuple[httpx.Client, dict[str, str]], partitioned: bool = Tru
 
 
 def count_trainings(runner: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
-    """How many times each unit trained (its outputs staged)."""
+    """How many times each unit trained (its outputs staged). One partition per unit
+    here (a row budget of 1), so unit and partition are the same thing."""
+    runner.unit_rows = 1
     seen: dict[str, int] = {}
     original = type(runner)._stage_outputs
 
-    def counting(self, job_id, spec, unit, trained):
+    def counting(self, job_id, spec, unit, files):
         seen[unit.unit_id] = seen.get(unit.unit_id, 0) + 1
-        return original(self, job_id, spec, unit, trained)
+        return original(self, job_id, spec, unit, files)
 
     monkeypatch.setattr(type(runner), "_stage_outputs", counting)
     return seen
