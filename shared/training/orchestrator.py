@@ -46,7 +46,7 @@ from shared.training.staging import (
     stage_units,
     unit_prefix,
 )
-from shared.training.units import MAX_PARTITIONS_PER_UNIT, bundle, unbundle
+from shared.training.units import MAX_ERROR_CHARS, MAX_PARTITIONS_PER_UNIT, bundle, unbundle
 
 __all__ = ["CHUNK_ROWS", "STAGING_CONTAINER", "Trainer", "partition_key"]
 
@@ -421,7 +421,7 @@ class Trainer(TrainingRecovery):
                 lambda rows=rows: self._fit(spec, rows.reset_index(drop=True)), dequeue_count
             )
             if trained is None:
-                results.append({**entry, "status": "failed", "error": error})
+                results.append({**entry, "status": "failed", "error": error[:MAX_ERROR_CHARS]})
                 continue
             files[entry["key"]] = _files(trained)
             results.append(

@@ -7,6 +7,9 @@ partition larger than the budget is a unit of its own, so a unit never holds mor
 max(budget, largest partition) rows in memory. A cap on partitions per unit keeps the
 unit row's per-partition results well under the Table property limit (64 KiB).
 
+(50 partitions of ~300 characters of results each, errors cut to
+``MAX_ERROR_CHARS``.)
+
 A unit stages all its partitions' files as one uncompressed zip (one upload; one read in
 the fan-in), instead of three or four blobs per partition.
 """
@@ -16,9 +19,9 @@ from __future__ import annotations
 import io
 import zipfile
 from collections.abc import Iterable
-from typing import Any
 
-MAX_PARTITIONS_PER_UNIT = 100
+MAX_PARTITIONS_PER_UNIT = 50
+MAX_ERROR_CHARS = 300
 # The zip holds our own staged files; refuse anything that grew beyond what a unit stages.
 MAX_BUNDLE_MEMBER_BYTES = 2 * 1024**3
 
@@ -62,12 +65,3 @@ def unbundle(data: bytes) -> dict[str, dict[str, bytes]]:
             key, filename = info.filename.split("/")
             out.setdefault(key, {})[filename] = archive.read(info)
     return out
-
-
-def partition_result(entry: dict[str, Any]) -> dict[str, Any]:
-    """The fields of one partition kept on its unit row (JSON, small)."""
-    return {
-        k: entry.get(k)
-        for k in ("key", "partition", "n_rows", "status", "metrics", "error", "onnx")
-        if entry.get(k) is not None
-    }
