@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 
 from shared.errors import NotFound, ServiceUnavailable
 from shared.jobs.queue_job import row_timestamp
-from shared.tables import increment, iso, merge, parse_iso, utcnow
+from shared.tables import increment, iso, merge, parse_iso, transition, utcnow
 
 JOBS_TABLE = "Jobs"
 UNITS_TABLE = "JobUnits"
@@ -308,23 +308,10 @@ class JobStore:
         raise ServiceUnavailable("A fan-in counter stayed contended; the step will retry.")
 
     def transition(self, job_id: str, allowed: tuple[str, ...], **fields: Any) -> dict | None:
-        """Set fields (a new status) only while the job's status is one of ``allowed``,
-        ETag-guarded against a concurrent change. The row as it was, or None if refused."""
-        for _ in range(100):
-            e = self.raw(job_id)
-            if e["status"] not in allowed:
-                return None
-            try:
-                self.jobs.update_entity(
-                    {"PartitionKey": PARTITION, "RowKey": job_id, **fields},
-                    mode=UpdateMode.MERGE,
-                    etag=e.metadata["etag"],
-                    match_condition=MatchConditions.IfNotModified,
-                )
-                return e
-            except ResourceModifiedError:
-                time.sleep(random.uniform(0, 0.01))  # noqa: S311
-        raise ServiceUnavailable("The job row stayed contended; try again.")
+        """Set fields (a new status) only while the job's status is one of ``allowed``.
+        The row as it was, or None if refused."""
+        self.raw(job_id)  # 404 for an unknown id
+        return transition(self.jobs, PARTITION, job_id, allowed, fields)
 
     def record_spec_result(self, job_id: str, spec: str, outcome: dict[str, Any]) -> None:
         for _ in range(100):
