@@ -58,7 +58,7 @@ from train_partitions import (  # noqa: E402
 RESULTS = ROOT / "benchmarks" / "results" / "train_vs_bare.md"
 FEATURES = ["hour", "occupancy", "co2", "temperature"]
 SHAPES = [(24, 1_440), (200, 2_000), (1_000, 1_000)]
-QUICK_SHAPES = [(24, 1_440), (200, 500), (1_000, 100)]
+QUICK_SHAPES = [(24, 1_440), (200, 300), (1_000, 60)]
 TREES = 100
 
 
@@ -77,7 +77,7 @@ def rf_csv(rows: int, features: int = 30, seed: int = 11) -> bytes:
 
 
 # --- bare ------------------------------------------------------------------------------------
-def bare_rooms(csv: bytes) -> float:
+def bare_rooms(csv: bytes, trees: int) -> float:
     import pandas as pd
     from sklearn.ensemble import IsolationForest
 
@@ -85,7 +85,7 @@ def bare_rooms(csv: bytes) -> float:
     started = time.perf_counter()
     for _, rows in frame.groupby("room", sort=False):
         X = rows[FEATURES].to_numpy(dtype=float)
-        model = IsolationForest(n_estimators=TREES, random_state=42).fit(X)
+        model = IsolationForest(n_estimators=trees, random_state=42).fit(X)
         model.decision_function(X)
     return time.perf_counter() - started
 
@@ -151,7 +151,12 @@ def _f(value: float | None, digits: int = 1) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="smaller shapes")
+    parser.add_argument(
+        "--quick", action="store_true", help="smaller shapes: 24x1440, 200x300, 1000x60"
+    )
+    parser.add_argument(
+        "--trees", type=int, default=TREES, help="isolation_forest trees (default 100)"
+    )
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--rf-rows", type=int, default=None, help="default 50,000 (quick 20,000)")
     parser.add_argument("--output", type=Path, default=RESULTS)
@@ -164,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     data = {f"rooms-{r}x{n}": room_usage_csv(r, n, labelled=False) for r, n in shapes}
     data["rf"] = rf_csv(rf_rows)
     print("bare loops...", flush=True)
-    bare = {f"rooms-{r}x{n}": bare_rooms(data[f"rooms-{r}x{n}"]) for r, n in shapes}
+    bare = {f"rooms-{r}x{n}": bare_rooms(data[f"rooms-{r}x{n}"], args.trees) for r, n in shapes}
     bare["rf"] = bare_rf(data["rf"])
     print({k: round(v, 1) for k, v in bare.items()}, flush=True)
 
@@ -216,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
                     for r, n in shapes:
                         name = f"rooms-{r}x{n}"
                         print(f"{workers} worker(s): {name}...", flush=True)
-                        spec = {**rooms, "params": {"n_estimators": TREES}}
+                        spec = {**rooms, "params": {"n_estimators": args.trees}}
                         out = run_job(client, headers, name, spec)
                         platform_s[(name, workers)] = out["wall"]
                         status_reads += out["reads"]
@@ -251,7 +256,8 @@ def main(argv: list[str] | None = None) -> int:
         name = f"rooms-{r}x{n}"
         one, two = platform_s.get((name, 1)), platform_s.get((name, 2))
         lines.append(
-            f"| {r:,} rooms x {n:,} rows, isolation_forest {TREES} trees | {_f(bare[name])} "
+            f"| {r:,} rooms x {n:,} rows, isolation_forest {args.trees} trees "
+            f"| {_f(bare[name])} "
             f"| {_f(one)} | {_f(one / bare[name] if one else None, 2)} | {_f(two)} "
             f"| {_f(two / bare[name] if two else None, 2)} "
             f"| {_f(one / two if one and two else None, 2)} |"
