@@ -122,6 +122,9 @@ def run_job(client: Any, headers: dict[str, str], dataset: str, spec: dict[str, 
             wall = time.perf_counter() - started
             job = r.json()
             return {"wall": wall, "job": job, "reads": reads}
+        if r.status_code == 503:  # storage slow on a loaded machine: poll again, as ADF does
+            time.sleep(1.0)
+            continue
         if r.status_code != 202:
             raise RuntimeError(f"GET job: {r.status_code} {r.text[:300]}")
         reads.append(elapsed)
@@ -155,6 +158,9 @@ def main(argv: list[str] | None = None) -> int:
         "--quick", action="store_true", help="smaller shapes: 24x1440, 200x300, 1000x60"
     )
     parser.add_argument(
+        "--shapes", nargs="+", default=None, help="ROOMSxROWS ... (overrides the defaults)"
+    )
+    parser.add_argument(
         "--trees", type=int, default=TREES, help="isolation_forest trees (default 100)"
     )
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
@@ -162,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     shapes = QUICK_SHAPES if args.quick else SHAPES
+    if args.shapes:
+        shapes = [(int(a), int(b)) for a, b in (x.lower().split("x") for x in args.shapes)]
     rf_rows = args.rf_rows or (20_000 if args.quick else 50_000)
     command = " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv])
     from devhost.azurite import start_azurite
