@@ -2,7 +2,7 @@
 
 import azure.functions as func
 
-from shared.http import Call, Routes
+from shared.http import Call, Routes, json_response
 from shared.http.async_jobs import JobAccepted, accepted, job_status, queue_json
 from shared.observability import get_logger
 from shared.prediction.batch_jobs import TERMINAL, ScoringJob
@@ -37,6 +37,12 @@ def get_scoring_job(call: Call) -> func.HttpResponse:
     """A batch scoring job: 202 while queued/running, 200 once finished (outputs, counts)."""
     job = batch_scorer().jobs.get(call.param("id"))
     return job_status(job, job.status in TERMINAL, f"/predict/jobs/{job.job_id}")
+
+
+@routes.post("predict/jobs/{id}/cancel", auth="predict", response=ScoringJob, errors=(404, 409))
+def cancel_scoring_job(call: Call) -> func.HttpResponse:
+    """Cancel a queued or running batch scoring job: it ends `cancelled`, no output."""
+    return json_response(batch_scorer().cancel(call.param("id"), call.user.username))
 
 
 @bp.function_name("scoring_worker")

@@ -272,6 +272,8 @@ def trainer() -> Trainer:
         queue=storage().queue("training"),
         staging=storage().container(STAGING_CONTAINER),
         max_dequeue_count=get_settings().queue_max_dequeue_count,
+        unit_rows=get_settings().training_unit_rows,
+        threads=get_settings().training_threads,
     )
 
 

@@ -439,8 +439,8 @@ class BatchScorer(ScoringRecovery):
     # --- plan ----------------------------------------------------------------------------------
     def plan(self, job_id: str) -> None:
         raw = self.jobs.raw(job_id)
-        if raw["status"] != "queued" and raw.get("dispatched"):
-            return  # planned and dispatched already (a redelivered message)
+        if raw["status"] in TERMINAL or (raw["status"] != "queued" and raw.get("dispatched")):
+            return  # cancelled, or planned and dispatched already (a redelivered message)
         request = self.jobs.request(job_id)
         messages: list[dict[str, Any]] = []
         ended: list[Target] = []
@@ -471,8 +471,10 @@ class BatchScorer(ScoringRecovery):
             self.jobs.add_chunks(job_id, mine)
             self.jobs.set_target(target, plan=plan, total_chunks=len(mine), status="running")
             messages += self._messages(job_id, target, len(mine))
-        if raw["status"] == "queued":
-            self.jobs.update(job_id, status="running", started_at=iso(utcnow()))
+        if raw["status"] == "queued" and not self.jobs.transition(
+            job_id, ("queued",), status="running", started_at=iso(utcnow())
+        ):
+            return  # cancelled while planning: its chunks are never sent
         self.dispatch(messages, lambda: self.jobs.update(job_id, dispatched=True))
         for target in ended:  # counted last: the job may end here
             self._count_target(target)
@@ -594,8 +596,12 @@ class BatchScorer(ScoringRecovery):
     ) -> None:
         chunk = self.jobs.chunk(job_id, chunk_id)
         if chunk.status in CHUNK_TERMINAL:
-            self._count_chunk(chunk)  # the previous delivery may have died before counting
+            if chunk.status != "cancelled":
+                self._count_chunk(chunk)  # the previous delivery may have died first
             return
+        if self._cancelled(job_id):
+            self.jobs.set_chunk(chunk, etag_guard=False, status="cancelled", part="")
+            return  # not started: skipped
         if not claim(
             chunk.status,
             chunk.owner,
@@ -609,6 +615,11 @@ class BatchScorer(ScoringRecovery):
         part = f"{target.model}/{job_id}/part-{chunk.seq:05d}.parquet"
         try:
             stats = self._score_chunk(target, chunk, part)
+            if self._cancelled(job_id):  # cancelled while it ran: drop its part
+                with contextlib.suppress(ResourceNotFoundError):
+                    self.outputs.delete_blob(part)
+                self.jobs.set_chunk(chunk, etag_guard=False, status="cancelled", part="")
+                return
             self.jobs.set_chunk(
                 chunk,
                 status="succeeded",
@@ -683,6 +694,32 @@ class BatchScorer(ScoringRecovery):
             sink.commit()
         return stats
 
+    def _cancelled(self, job_id: str) -> bool:
+        return self.jobs.raw(job_id)["status"] == "cancelled"
+
+    def cancel(self, job_id: str, by: str) -> ScoringJob:
+        """Cancel a queued or running job: chunks not started are skipped, running ones
+        drop their output when they finish, no output is written. Twice is a no-op."""
+        if not self.jobs.transition(
+            job_id,
+            ("queued", "running"),
+            status="cancelled",
+            cancelled_by=by,
+            finished_at=iso(utcnow()),
+            error=f"cancelled by {by}",
+        ):
+            job = self.jobs.get(job_id)
+            if job.status == "cancelled":
+                return job
+            raise Conflict(
+                f"The job is {job.status}: only a queued or running job can be cancelled.",
+                code="JOB_NOT_CANCELLABLE",
+            )
+        log.info("scoring job cancelled", extra={"job_id": job_id, "by": by})
+        for target in self.jobs.list_targets(job_id):
+            self._delete_parts(target)
+        return self.jobs.get(job_id)
+
     def _count_chunk(self, chunk: Chunk) -> None:
         job_id, index = chunk.job_id, chunk.target
         self.fan_in(
@@ -699,6 +736,8 @@ class BatchScorer(ScoringRecovery):
         if target.status in TERMINAL:
             self._count_target(target)
             return
+        if self._cancelled(job_id):
+            return  # no output for a cancelled job
         chunks = self.jobs.list_chunks(job_id, index)
         if any(c.status not in CHUNK_TERMINAL for c in chunks):
             return  # a chunk was double counted; the last real one will finalize
@@ -730,6 +769,12 @@ class BatchScorer(ScoringRecovery):
                     raise  # transient: the host retries the finalize message
                 status, error = "failed", f"writing the output failed: {exc}"[:1000]
                 rows_failed, scored = rows_failed + scored, 0
+            if self._cancelled(job_id):  # cancelled while the output was written
+                for path in outputs:
+                    with contextlib.suppress(ResourceNotFoundError):
+                        self.outputs.delete_blob(path.split("/", 1)[1])
+                self._delete_parts(target)
+                return
         self.jobs.set_target(
             target,
             status=status,

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import json
-from collections.abc import Callable
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -21,7 +20,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob import ContainerClient
 from azure.storage.queue import QueueClient
 
-from shared.errors import NotFound, ValidationFailed
+from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.idempotency import IdempotencyStore
 from shared.jobs.queue_job import claim
 from shared.observability import get_logger
@@ -34,18 +33,28 @@ from shared.registry.store import (
     find_file,
 )
 from shared.tables import iso, utcnow
-from shared.training.jobs import TERMINAL, UNIT_TERMINAL, Job, JobStore, Unit
+from shared.training.jobs import ACTIVE, TERMINAL, UNIT_TERMINAL, Job, JobStore, Unit
 from shared.training.plots import plot_path, training_plots
 from shared.training.recovery import TrainingRecovery
 from shared.training.specs import SpecStore, TrainingSpec
+from shared.training.staging import (
+    CHUNK_ROWS,
+    count_partitions,
+    partition_key,
+    plain,
+    plan_units,
+    read_unit_frame,
+    stage_units,
+    unit_prefix,
+)
+from shared.training.units import MAX_ERROR_CHARS, MAX_PARTITIONS_PER_UNIT, bundle, unbundle
+
+__all__ = ["CHUNK_ROWS", "STAGING_CONTAINER", "Trainer", "partition_key"]
 
 STAGING_CONTAINER = "training-staging"
-CHUNK_ROWS = 100_000
+# A running unit looks at its job's status (cancelled?) at most this often.
+CANCEL_CHECK_SECONDS = 1.0
 log = get_logger("training")
-
-
-def partition_key(value: Any) -> str:
-    return hashlib.sha256(str(value).encode()).hexdigest()[:16]
 
 
 def _unit_id(spec: str, index: int) -> str:
@@ -65,6 +74,8 @@ class Trainer(TrainingRecovery):
         queue: QueueClient,
         staging: ContainerClient,
         max_dequeue_count: int = 5,
+        unit_rows: int = 50_000,
+        threads: int = 1,
     ) -> None:
         self.specs = specs
         self.jobs = jobs
@@ -74,6 +85,8 @@ class Trainer(TrainingRecovery):
         self.queue = queue
         self.staging = staging
         self.max_dequeue_count = max_dequeue_count
+        self.unit_rows = unit_rows
+        self.threads = threads
 
     # --- start -----------------------------------------------------------------------------
     def start(
@@ -108,6 +121,10 @@ class Trainer(TrainingRecovery):
             raise
         if idempotency_key:
             self.idempotency.complete(scope, idempotency_key, {"job_id": job.job_id})
+        log.info(
+            "training job started",
+            extra={"job_id": job.job_id, "specs": job.specs, "by": by, "trigger": trigger},
+        )
         return job, False
 
     def start_scheduled(self) -> Job | None:
@@ -146,8 +163,12 @@ class Trainer(TrainingRecovery):
         self.send(message)
 
     def _snapshot(self, job_id: str) -> dict[str, TrainingSpec]:
-        raw = json.loads(self.jobs.raw(job_id)["snapshot"])
-        return {name: TrainingSpec.model_validate(body) for name, body in raw.items()}
+        return self._snapshot_of(self.jobs.raw(job_id))
+
+    @staticmethod
+    def _snapshot_of(raw: dict[str, Any]) -> dict[str, TrainingSpec]:
+        specs = json.loads(raw["snapshot"])
+        return {name: TrainingSpec.model_validate(body) for name, body in specs.items()}
 
     # --- dispatch of queue messages ----------------------------------------------------------
     def handle(
@@ -169,16 +190,19 @@ class Trainer(TrainingRecovery):
         if message.get("kind") == "unit":
             unit = self.jobs.unit(job_id, str(message["unit_id"]))
             if unit.status not in UNIT_TERMINAL:
-                self.jobs.set_unit(unit, etag_guard=False, status="failed", error=reason)
+                parts = [{**p, "status": "failed", "error": reason} for p in unit.partitions]
+                self.jobs.set_unit(
+                    unit, etag_guard=False, status="failed", error=reason, partitions=parts
+                )
+                unit.status, unit.partitions = "failed", parts
             self._count(unit)
         else:
             stage = message.get("kind", "a step")
-            self.jobs.update(
-                job_id,
-                status="failed",
-                finished_at=iso(utcnow()),
-                error=f"{stage} failed: {reason}",
-            )
+            error = f"{stage} failed: {reason}"
+            if self.jobs.transition(
+                job_id, ACTIVE, status="failed", finished_at=iso(utcnow()), error=error
+            ):
+                log.error("training job failed", extra={"job_id": job_id, "reason": error})
 
     # --- plan ------------------------------------------------------------------------------
     def plan(self, job_id: str) -> None:
@@ -186,8 +210,8 @@ class Trainer(TrainingRecovery):
         raw = self.jobs.raw(job_id)
         if raw["status"] in TERMINAL or raw.get("dispatched"):
             return  # planned and dispatched already (a redelivered message)
-        if raw["status"] == "queued":
-            self._record_units(job_id)
+        if raw["status"] == "queued" and not self._record_units(job_id):
+            return  # cancelled while planning
         # Every unit still queued gets its message (again, if an earlier delivery died
         # part-way: a unit that already runs ignores the duplicate); none left: fan in.
         queued = [u for u in self.jobs.list_units(job_id) if u.status == "queued"]
@@ -197,7 +221,7 @@ class Trainer(TrainingRecovery):
             lambda: self.jobs.update(job_id, dispatched=True),
         )
 
-    def _record_units(self, job_id: str) -> None:
+    def _record_units(self, job_id: str) -> bool:
         units: list[dict[str, Any]] = []
         for spec in self._snapshot(job_id).values():
             try:
@@ -214,13 +238,22 @@ class Trainer(TrainingRecovery):
                 )
         self.jobs.add_units(job_id, units)
         finished = sum(1 for u in units if u["status"] in UNIT_TERMINAL)
-        self.jobs.update(
+        parts = [(u["status"], p) for u in units for p in (u.get("partitions") or [u])]
+        started = self.jobs.transition(
             job_id,
+            ("queued",),
             status="running",
             started_at=iso(utcnow()),
             total_units=len(units),
             done_units=finished,
+            partitions_total=len(parts),
+            partitions_skipped=sum(1 for status, _ in parts if status == "skipped"),
+            partitions_failed=sum(1 for status, _ in parts if status == "failed"),
+            rows_total=sum(int(p.get("n_rows") or 0) for status, p in parts if status == "queued"),
         )
+        if started is None:  # cancelled while planning: drop what was staged
+            self._delete_staging(job_id)
+        return started is not None
 
     def _plan_spec(self, job_id: str, spec: TrainingSpec) -> list[dict[str, Any]]:
         if not spec.partition_by:
@@ -236,44 +269,44 @@ class Trainer(TrainingRecovery):
                     "error": f"{rows} rows < min_rows {spec.min_rows}" if small else None,
                 }
             ]
-        counts: dict[str, int] = {}
-        values: dict[str, Any] = {}
-        uploads = []
-        with ThreadPoolExecutor(max_workers=8, thread_name_prefix="stage") as pool:
-            for index, frame in enumerate(
-                self.datasets.iter_frames(spec.dataset, chunksize=CHUNK_ROWS)
-            ):
-                if spec.partition_by not in frame.columns:
-                    raise ValidationFailed(f"Column '{spec.partition_by}' is not in the dataset.")
-                for value, part in frame.groupby(spec.partition_by, sort=False, dropna=True):
-                    key = partition_key(value)
-                    counts[key] = counts.get(key, 0) + len(part)
-                    values[key] = value
-                    buffer = io.BytesIO()
-                    part.to_parquet(buffer, index=False)
-                    uploads.append(
-                        pool.submit(
-                            self.staging.upload_blob,
-                            f"{job_id}/{spec.name}/{key}/in/{index:06d}.parquet",
-                            buffer.getvalue(),
-                            overwrite=True,
-                        )
-                    )
-            for future in uploads:
-                future.result()
-        ordered = sorted(values, key=lambda k: str(values[k]))
+        counts, values = count_partitions(self.datasets, spec.dataset, spec.partition_by)
+        groups, skipped = plan_units(counts, values, spec.min_rows, self.unit_rows)
+        unit_of_value = {values[k]: i for i, keys in enumerate(groups) for k in keys}
+        stage_units(self.datasets, self.staging, job_id, spec, unit_of_value)
+
+        def entry(key: str, **more: Any) -> dict[str, Any]:
+            return {"key": key, "partition": plain(values[key]), "n_rows": counts[key], **more}
+
         units = []
-        for index, key in enumerate(ordered):
-            small = counts[key] < spec.min_rows
+        for index, keys in enumerate(groups):
             units.append(
                 {
                     "unit_id": _unit_id(spec.name, index),
                     "spec": spec.name,
-                    "partition": _plain(values[key]),
-                    "partition_key": key,
-                    "status": "skipped" if small else "queued",
-                    "n_rows": counts[key],
-                    "error": f"{counts[key]} rows < min_rows {spec.min_rows}" if small else None,
+                    "partition": plain(values[keys[0]]) if len(keys) == 1 else None,
+                    "status": "queued",
+                    "n_rows": sum(counts[k] for k in keys),
+                    "partitions": [entry(k) for k in keys],
+                }
+            )
+        # Partitions with too few rows: recorded (skipped) in units that never run.
+        for start in range(0, len(skipped), MAX_PARTITIONS_PER_UNIT):
+            keys = skipped[start : start + MAX_PARTITIONS_PER_UNIT]
+            units.append(
+                {
+                    "unit_id": _unit_id(spec.name, len(groups) + start // MAX_PARTITIONS_PER_UNIT),
+                    "spec": spec.name,
+                    "partition": None,
+                    "status": "skipped",
+                    "n_rows": sum(counts[k] for k in keys),
+                    "partitions": [
+                        entry(
+                            k,
+                            status="skipped",
+                            error=f"{counts[k]} rows < min_rows {spec.min_rows}",
+                        )
+                        for k in keys
+                    ],
                 }
             )
         return units
@@ -282,11 +315,13 @@ class Trainer(TrainingRecovery):
     def run_unit(
         self, job_id: str, unit_id: str, dequeue_count: int = 1, message_id: str | None = None
     ) -> None:
-        from shared.ml.train import TrainingError, train_model  # lazy: the ML stack
-
         unit = self.jobs.unit(job_id, unit_id)
         if unit.status in UNIT_TERMINAL:
             self._count(unit)  # the previous delivery may have died before counting
+            return
+        raw = self.jobs.raw(job_id)
+        if raw["status"] == "cancelled":
+            self._stop_cancelled(unit)  # not started: skipped
             return
         if not claim(
             unit.status,
@@ -297,51 +332,153 @@ class Trainer(TrainingRecovery):
             ),
         ):
             return  # another delivery owns it
-        spec = self._snapshot(job_id)[unit.spec]
+        spec = self._snapshot_of(raw)[unit.spec]
+        if unit.partitions:
+            done = self._train_partitions(job_id, spec, unit, dequeue_count)
+        else:
+            done = self._train_whole(job_id, spec, unit, dequeue_count)
+        if done:
+            self._count(self.jobs.unit(job_id, unit_id))
+
+    def _fit(self, spec: TrainingSpec, frame: Any) -> Any:
+        from shared.ml.train import train_model  # lazy: the ML stack
+
+        trained = train_model(
+            frame,
+            target=spec.target,
+            features=spec.features,
+            task=spec.task,
+            algorithm=spec.algorithm,
+            params=spec.params,
+            seed=spec.seed,
+            holdout_fraction=spec.holdout_fraction,
+            exclude=[spec.partition_by] if spec.partition_by else [],
+            threads=self.threads,
+        )
+        trained.plots = training_plots(trained, frame)
+        return trained
+
+    def _attempt(self, fit: Any, dequeue_count: int) -> tuple[Any, str | None]:
+        """(trained, None) or (None, why it failed for good). A transient failure (storage,
+        memory) raises while retries are left, so the host redelivers the message."""
+        from shared.ml.train import TrainingError  # lazy: the ML stack
+
         try:
-            frame = self._unit_frame(job_id, spec, unit)
-            trained = train_model(
-                frame,
-                target=spec.target,
-                features=spec.features,
-                task=spec.task,
-                algorithm=spec.algorithm,
-                params=spec.params,
-                seed=spec.seed,
-                holdout_fraction=spec.holdout_fraction,
-                exclude=[spec.partition_by] if spec.partition_by else [],
-            )
-            trained.plots = training_plots(trained, frame)
-            outputs = self._stage_outputs(job_id, spec, unit, trained)
-            self.jobs.set_unit(
-                unit,
-                status="succeeded",
-                metrics=trained.metrics,
-                n_rows=len(frame),
-                outputs=outputs,
-                finished_at=iso(utcnow()),
-            )
+            return fit(), None
         except (TrainingError, ValueError, KeyError) as exc:
             # Bad data or a bad spec fails the same way on every retry: fail it now.
-            self.jobs.set_unit(
-                unit, status="failed", error=str(exc)[:1000], finished_at=iso(utcnow())
-            )
+            return None, str(exc)[:1000]
         except Exception as exc:
             if dequeue_count < self.max_dequeue_count:
-                raise  # transient (storage, memory): the host retries the message
-            self.jobs.set_unit(
-                unit,
-                status="failed",
-                error=f"{type(exc).__name__}: {exc}"[:1000],
-                finished_at=iso(utcnow()),
+                raise
+            return None, f"{type(exc).__name__}: {exc}"[:1000]
+
+    def _train_whole(self, job_id: str, spec: TrainingSpec, unit: Unit, dequeue_count: int) -> bool:
+        frame = None
+
+        def fit() -> Any:
+            nonlocal frame
+            frame = self._unit_frame(job_id, spec, unit)
+            return self._fit(spec, frame)
+
+        trained, error = self._attempt(fit, dequeue_count)
+        if self._cancelled(job_id):
+            return self._stop_cancelled(unit)
+        if trained is None:
+            self.jobs.set_unit(unit, status="failed", error=error, finished_at=iso(utcnow()))
+            return True
+        outputs = self._stage_outputs(job_id, spec, unit, {"_all": _files(trained)})
+        self.jobs.set_unit(
+            unit,
+            status="succeeded",
+            metrics=trained.metrics,
+            n_rows=len(frame) if frame is not None else None,
+            outputs={**outputs, "onnx": trained.onnx_bytes is not None},
+            finished_at=iso(utcnow()),
+        )
+        return True
+
+    def _train_partitions(
+        self, job_id: str, spec: TrainingSpec, unit: Unit, dequeue_count: int
+    ) -> bool:
+        """Train each partition of the unit; one that fails fails alone. Between
+        partitions the job's status is checked, so a cancel stops the unit there."""
+        frame = read_unit_frame(self.staging, _prefix(job_id, spec.name, unit.unit_id))
+        by_key = {
+            partition_key(value): rows
+            for value, rows in frame.groupby(spec.partition_by, sort=False, dropna=True)
+        }
+        del frame
+        results, files = [], {}
+        checked = time.monotonic()
+        for entry in unit.partitions:
+            if time.monotonic() - checked > CANCEL_CHECK_SECONDS:
+                checked = time.monotonic()
+                if self._cancelled(job_id):
+                    return self._stop_cancelled(unit)
+            rows = by_key.pop(entry["key"], None)
+            if rows is None:
+                results.append({**entry, "status": "failed", "error": "no rows to train on"})
+                continue
+            trained, error = self._attempt(
+                lambda rows=rows: self._fit(spec, rows.reset_index(drop=True)), dequeue_count
             )
-        self._count(self.jobs.unit(job_id, unit_id))
+            if trained is None:
+                results.append({**entry, "status": "failed", "error": error[:MAX_ERROR_CHARS]})
+                continue
+            files[entry["key"]] = _files(trained)
+            results.append(
+                {
+                    **entry,
+                    "status": "succeeded",
+                    "n_rows": len(rows),
+                    "metrics": trained.metrics,
+                    "onnx": trained.onnx_bytes is not None,
+                }
+            )
+        if self._cancelled(job_id):
+            return self._stop_cancelled(unit)
+        outputs = self._stage_outputs(job_id, spec, unit, files) if files else {}
+        failed = [r for r in results if r["status"] == "failed"]
+        self.jobs.set_unit(
+            unit,
+            status="failed" if len(failed) == len(results) else "succeeded",
+            partitions=results,
+            error=failed[0]["error"] if len(failed) == len(results) else "",
+            outputs=outputs,
+            finished_at=iso(utcnow()),
+        )
+        return True
+
+    def _cancelled(self, job_id: str) -> bool:
+        return self.jobs.raw(job_id)["status"] == "cancelled"
+
+    def _stop_cancelled(self, unit: Unit) -> bool:
+        """End a unit of a cancelled job without training (further): nothing staged."""
+        parts = [{**p, "status": "cancelled"} for p in unit.partitions]
+        self.jobs.set_unit(
+            unit, etag_guard=False, status="cancelled", partitions=parts, error="job cancelled"
+        )
+        return False
 
     def _count(self, unit: Unit) -> None:
         job_id = unit.job_id
+        parts = unit.partitions or [{"status": unit.status, "n_rows": unit.n_rows or 0}]
+
+        def rows(statuses: tuple[str, ...]) -> int:
+            return sum(int(p.get("n_rows") or 0) for p in parts if p.get("status") in statuses)
+
+        deltas = {
+            "done_units": 1,
+            "partitions_done": sum(p.get("status") == "succeeded" for p in parts),
+            "partitions_failed": sum(p.get("status") == "failed" for p in parts),
+            "partitions_skipped": sum(p.get("status") == "cancelled" for p in parts),
+            "rows_done": rows(("succeeded", "failed")),
+            "rows_trained": rows(("succeeded",)),
+        }
         self.fan_in(
             bool(unit.outputs.get("counted")),
-            lambda: self.jobs.add_done(job_id),
+            lambda: self.jobs.add_progress(job_id, deltas),
             lambda: self.jobs.set_unit(
                 unit, etag_guard=False, outputs={**unit.outputs, "counted": True}
             ),
@@ -352,55 +489,55 @@ class Trainer(TrainingRecovery):
     def _unit_frame(self, job_id: str, spec: TrainingSpec, unit: Unit) -> Any:
         import pandas as pd
 
-        if unit.partition_key:
-            prefix = f"{job_id}/{spec.name}/{unit.partition_key}/in/"
-            parts = [
-                pd.read_parquet(io.BytesIO(self.staging.download_blob(b.name).readall()))
-                for b in self.staging.list_blobs(name_starts_with=prefix)
-            ]
-        else:
-            parts = list(self.datasets.iter_frames(spec.dataset, chunksize=CHUNK_ROWS))
+        parts = list(self.datasets.iter_frames(spec.dataset, chunksize=CHUNK_ROWS))
         if not parts:
             raise ValueError("no rows to train on")
         return pd.concat(parts, ignore_index=True)
 
     def _stage_outputs(
-        self, job_id: str, spec: TrainingSpec, unit: Unit, trained: Any
+        self, job_id: str, spec: TrainingSpec, unit: Unit, files: dict[str, dict[str, bytes]]
     ) -> dict[str, Any]:
-        base = f"{job_id}/{spec.name}/{unit.partition_key or '_all'}/out/"
-        summary = {
-            "task": trained.task,
-            "algorithm": trained.algorithm,
-            "params": trained.params,
-            "features": trained.features,
-            "target": trained.target,
-            "classes": trained.classes,
-            "primary_metric": trained.primary_metric,
-            "n_train": trained.n_train,
-            "n_holdout": trained.n_holdout,
-            "onnx_parity": trained.onnx_parity,
-        }
-        files = {
-            "model.skops": trained.skops_bytes,
-            "profile.json": json.dumps(trained.profile).encode(),
-            "training.json": json.dumps(summary, default=str).encode(),
-        }
-        if trained.onnx_bytes:
-            files["model.onnx"] = trained.onnx_bytes
-        plots = trained.plots
-        files.update({plot_path(name): data for name, data in plots.items()})
-        for filename, data in files.items():
-            self.staging.upload_blob(base + filename, data, overwrite=True)
-        return {"prefix": base, "onnx": trained.onnx_bytes is not None, "plots": sorted(plots)}
+        """Every partition's files in one staged blob (one upload per unit)."""
+        name = _prefix(job_id, spec.name, unit.unit_id) + "out.zip"
+        self.staging.upload_blob(name, bundle(files), overwrite=True)
+        return {"bundle": name}
+
+    # --- cancel ---------------------------------------------------------------------------------
+    def cancel(self, job_id: str, by: str) -> Job:
+        """Cancel a queued or running job: units not started are skipped, running ones
+        stop at their next partition, nothing is registered. Cancelling twice is a no-op."""
+        before = self.jobs.transition(
+            job_id,
+            ("queued", "running"),
+            status="cancelled",
+            cancelled_by=by,
+            finished_at=iso(utcnow()),
+            error=f"cancelled by {by}",
+        )
+        if before is None:
+            job = self.jobs.get(job_id)
+            if job.status == "cancelled":
+                return job
+            raise Conflict(
+                f"The job is {job.status}: only a queued or running job can be cancelled.",
+                code="JOB_NOT_CANCELLABLE",
+            )
+        log.info("training job cancelled", extra={"job_id": job_id, "by": by})
+        self._delete_staging(job_id)
+        return self.jobs.get(job_id)
 
     # --- fan-in -------------------------------------------------------------------------------
     def finalize(self, job_id: str) -> None:
         raw = self.jobs.raw(job_id)
-        if raw["status"] not in ("running", "queued"):
+        if raw["status"] not in ACTIVE:
             return
         units = self.jobs.list_units(job_id)
         if any(u.status not in UNIT_TERMINAL for u in units):
             return  # a unit was double counted; the last real one will finalize
+        if raw["status"] != "registering" and not self.jobs.transition(
+            job_id, ("queued", "running"), status="registering"
+        ):
+            return  # cancelled meanwhile: nothing is registered
         done_specs = json.loads(raw.get("spec_results") or "{}")
         for name, spec in self._snapshot(job_id).items():
             if name in done_specs:
@@ -408,16 +545,28 @@ class Trainer(TrainingRecovery):
             mine = [u for u in units if u.spec == name]
             outcome = self._finalize_spec(job_id, spec, mine)
             self.jobs.record_spec_result(job_id, name, outcome)
-        failed = sum(1 for u in units if u.status == "failed")
+        statuses = [p.get("status") or u.status for u in units for p in u.partitions or [{}]]
+        failed = statuses.count("failed")
         status = (
             "succeeded"
             if failed == 0
             else "failed"
-            if failed == len(units)
+            if failed == len(statuses)
             else ("partially_failed")
         )
         self.jobs.update(job_id, status=status, finished_at=iso(utcnow()))
         self._delete_staging(job_id)
+        log.log(
+            40 if status == "failed" else 20,
+            "training job finished",
+            extra={
+                "job_id": job_id,
+                "status": status,
+                "partitions": len(statuses),
+                "failed": failed,
+                "reason": next((u.error for u in units if u.error), None) if failed else None,
+            },
+        )
 
     def _delete_staging(self, job_id: str) -> None:
         def delete(name: str) -> None:
@@ -430,6 +579,16 @@ class Trainer(TrainingRecovery):
 
     def _read(self, path: str) -> bytes:
         return self.staging.download_blob(path).readall()
+
+    def _bundles(self, units: list[Unit]) -> dict[str, dict[str, bytes]]:
+        """Every staged partition's files, ``{partition key: {filename: bytes}}`` (the
+        units' bundles read in parallel: one read per unit)."""
+        names = [u.outputs["bundle"] for u in units if u.outputs.get("bundle")]
+        out: dict[str, dict[str, bytes]] = {}
+        with ThreadPoolExecutor(max_workers=8, thread_name_prefix="fan-in") as pool:
+            for files in pool.map(lambda n: unbundle(self._read(n)), names):
+                out.update(files)
+        return out
 
     def _finalize_spec(self, job_id: str, spec: TrainingSpec, units: list[Unit]) -> dict[str, Any]:
         ok = [u for u in units if u.status == "succeeded"]
@@ -456,7 +615,8 @@ class Trainer(TrainingRecovery):
         self, job_id: str, spec: TrainingSpec, ok: list[Unit], units: list[Unit]
     ) -> dict[str, Any]:
         dataset = self.datasets.get(spec.dataset)
-        first = json.loads(self._read(ok[0].outputs["prefix"] + "training.json"))
+        staged = self._bundles(ok)
+        first = json.loads(next(iter(staged.values()))["training.json"])
         meta = VersionMetadata(
             description=f"Trained by job {job_id} from dataset {spec.dataset}.",
             params={
@@ -475,24 +635,21 @@ class Trainer(TrainingRecovery):
             tags={"trained_by": "platform", "spec": spec.name},
         )
         if not spec.partition_by:
-            unit = ok[0]
-            prefix = unit.outputs["prefix"]
+            unit, files = ok[0], staged["_all"]
             meta.metrics = unit.metrics
             meta.promotion = self._promotion(spec, meta.metrics, first.get("primary_metric"))
             placed = []
-            if unit.outputs.get("onnx"):
-                placed.append(
-                    PlacedFile("serving.onnx", self._read(prefix + "model.onnx"), "serving", "onnx")
-                )
-            for plot in map(plot_path, unit.outputs.get("plots", [])):
-                placed.append(PlacedFile(plot, self._read(prefix + plot), "artifact", "png"))
+            if "model.onnx" in files:
+                placed.append(PlacedFile("serving.onnx", files["model.onnx"], "serving", "onnx"))
+            for plot in _plots(files):
+                placed.append(PlacedFile(plot, files[plot], "artifact", "png"))
             info = self.registry.register(
                 spec.name,
                 "skops",
-                NewFile("model.skops", self._read(prefix + "model.skops")),
+                NewFile("model.skops", files["model.skops"]),
                 [
-                    NewFile("profile.json", self._read(prefix + "profile.json")),
-                    NewFile("training.json", self._read(prefix + "training.json")),
+                    NewFile("profile.json", files["profile.json"]),
+                    NewFile("training.json", files["training.json"]),
                 ],
                 meta,
                 created_by=f"training:{job_id}",
@@ -500,7 +657,7 @@ class Trainer(TrainingRecovery):
             )
         else:
             info = self._register_partitioned(
-                job_id, spec, ok, units, meta, first.get("primary_metric")
+                job_id, spec, staged, units, meta, first.get("primary_metric")
             )
         promotion = info.promotion
         assert promotion is not None
@@ -517,56 +674,50 @@ class Trainer(TrainingRecovery):
         self,
         job_id: str,
         spec: TrainingSpec,
-        ok: list[Unit],
+        staged: dict[str, dict[str, bytes]],
         units: list[Unit],
         meta: VersionMetadata,
         primary: str | None,
     ) -> Any:
+        """One version with every partition trained, in one pass (uploads in parallel)."""
         partitions: dict[str, Any] = {}
         placed: list[PlacedFile] = []
-        for unit in ok:
-            key, prefix = unit.partition_key, unit.outputs["prefix"]
+        entries = [p for u in units for p in u.partitions]
+        ok = [p for p in entries if p.get("status") == "succeeded" and p["key"] in staged]
+        for part in ok:
+            key, files = part["key"], staged[part["key"]]
             entry = {
                 "key": key,
-                "metrics": unit.metrics,
-                "n_rows": unit.n_rows,
+                "metrics": part.get("metrics") or {},
+                "n_rows": part.get("n_rows"),
                 "skops": f"partitions/{key}/model.skops",
                 "onnx": None,
                 "profile": f"partitions/{key}/profile.json",
                 "carried_over_from": None,
             }
-            placed.append(
-                PlacedFile(entry["skops"], self._read(prefix + "model.skops"), "partition", "skops")
-            )
-            placed.append(
-                PlacedFile(entry["profile"], self._read(prefix + "profile.json"), "partition")
-            )
-            if unit.outputs.get("onnx"):
+            placed.append(PlacedFile(entry["skops"], files["model.skops"], "partition", "skops"))
+            placed.append(PlacedFile(entry["profile"], files["profile.json"], "partition"))
+            if "model.onnx" in files:
                 entry["onnx"] = f"partitions/{key}/model.onnx"
-                placed.append(
-                    PlacedFile(
-                        entry["onnx"], self._read(prefix + "model.onnx"), "partition", "onnx"
-                    )
-                )
-            entry["plots"] = [
-                f"partitions/{key}/{plot_path(n)}" for n in unit.outputs.get("plots", [])
-            ]
-            for plot, relative in zip(unit.outputs.get("plots", []), entry["plots"], strict=True):
-                placed.append(
-                    PlacedFile(relative, self._read(prefix + plot_path(plot)), "partition", "png")
-                )
-            partitions[str(unit.partition)] = entry
-        carried = self._carry_over(spec, [u for u in units if u.status == "failed"], placed)
-        partitions.update(carried)
-        total_rows = sum(u.n_rows or 0 for u in ok) or 1
-        names = sorted({m for u in ok for m in u.metrics})
+                placed.append(PlacedFile(entry["onnx"], files["model.onnx"], "partition", "onnx"))
+            entry["plots"] = [f"partitions/{key}/{plot}" for plot in _plots(files)]
+            for plot, relative in zip(_plots(files), entry["plots"], strict=True):
+                placed.append(PlacedFile(relative, files[plot], "partition", "png"))
+            partitions[str(part["partition"])] = entry
+        failed = [p["partition"] for p in entries if p.get("status") == "failed"]
+        partitions.update(self._carry_over(spec, failed, placed))
+        total_rows = sum(p.get("n_rows") or 0 for p in ok) or 1
+        names = sorted({m for p in ok for m in p.get("metrics") or {}})
         meta.metrics = {
-            m: sum(u.metrics[m] * (u.n_rows or 0) for u in ok if m in u.metrics) / total_rows
+            m: sum(p["metrics"][m] * (p.get("n_rows") or 0) for p in ok if m in p["metrics"])
+            / total_rows
             for m in names
         }
         meta.metrics["partitions_trained"] = float(len(ok))
-        meta.metrics["partitions_failed"] = float(sum(u.status == "failed" for u in units))
-        meta.metrics["partitions_skipped"] = float(sum(u.status == "skipped" for u in units))
+        meta.metrics["partitions_failed"] = float(len(failed))
+        meta.metrics["partitions_skipped"] = float(
+            sum(p.get("status") == "skipped" for p in entries)
+        )
         meta.promotion = self._promotion(spec, meta.metrics, primary)
         manifest = {
             "partition_by": spec.partition_by,
@@ -594,7 +745,7 @@ class Trainer(TrainingRecovery):
         )
 
     def _carry_over(
-        self, spec: TrainingSpec, failed: list[Unit], placed: list[PlacedFile]
+        self, spec: TrainingSpec, failed: list[Any], placed: list[PlacedFile]
     ) -> dict[str, Any]:
         """A failed partition keeps serving the sub-model of the previous version."""
         if not failed:
@@ -609,8 +760,8 @@ class Trainer(TrainingRecovery):
         previous_manifest = json.loads(self.registry.read_file(manifest_file))
         old = previous_manifest["partitions"]
         carried = {}
-        for unit in failed:
-            entry = old.get(str(unit.partition))
+        for partition in failed:
+            entry = old.get(str(partition))
             if entry is None:
                 continue
             entry = {
@@ -624,13 +775,10 @@ class Trainer(TrainingRecovery):
                     raise ValueError(f"version {previous.version} lacks {relative}")
                 placed.append(
                     PlacedFile(
-                        relative,
-                        self.registry.read_file(stored),
-                        "partition",
-                        stored.format,
+                        relative, self.registry.read_file(stored), "partition", stored.format
                     )
                 )
-            carried[str(unit.partition)] = entry
+            carried[str(partition)] = entry
         return carried
 
     def _promotion(
@@ -691,7 +839,35 @@ class Trainer(TrainingRecovery):
         )
 
 
-def _plain(value: Any) -> Any:
-    """Partition values as JSON-friendly Python scalars."""
-    item: Callable[[], Any] | None = getattr(value, "item", None)
-    return item() if item else value
+def _prefix(job_id: str, spec: str, unit_id: str) -> str:
+    return unit_prefix(job_id, spec, int(unit_id.rsplit("~", 1)[1]))
+
+
+def _files(trained: Any) -> dict[str, bytes]:
+    """The files a trained model stages (and the registry stores)."""
+    summary = {
+        "task": trained.task,
+        "algorithm": trained.algorithm,
+        "params": trained.params,
+        "features": trained.features,
+        "target": trained.target,
+        "classes": trained.classes,
+        "primary_metric": trained.primary_metric,
+        "n_train": trained.n_train,
+        "n_holdout": trained.n_holdout,
+        "onnx_parity": trained.onnx_parity,
+    }
+    files = {
+        "model.skops": trained.skops_bytes,
+        "profile.json": json.dumps(trained.profile).encode(),
+        "training.json": json.dumps(summary, default=str).encode(),
+    }
+    if trained.onnx_bytes:
+        files["model.onnx"] = trained.onnx_bytes
+    files.update({plot_path(name): data for name, data in (trained.plots or {}).items()})
+    return files
+
+
+def _plots(files: dict[str, bytes]) -> list[str]:
+    """The staged plot files (``plots/<name>.png``), sorted."""
+    return sorted(name for name in files if name.startswith("plots/") and name.endswith(".png"))
