@@ -3,7 +3,7 @@
 import azure.functions as func
 
 from shared.container import Services
-from shared.http import Call, Routes
+from shared.http import Call, Routes, json_response
 from shared.http.async_jobs import JobAccepted, accepted, job_status, queue_json
 from shared.observability import get_logger
 from shared.prediction.batch.jobs import TERMINAL, ScoringJob
@@ -38,6 +38,12 @@ def get_scoring_job(call: Call) -> func.HttpResponse:
     """A batch scoring job: 202 while queued/running, 200 once finished (outputs, counts)."""
     job = call.services.batch_scorer.jobs.get(call.param("id"))
     return job_status(job, job.status in TERMINAL, f"/predict/jobs/{job.job_id}")
+
+
+@routes.post("predict/jobs/{id}/cancel", auth="predict", response=ScoringJob, errors=(404, 409))
+def cancel_scoring_job(call: Call) -> func.HttpResponse:
+    """Cancel a queued or running batch scoring job: it ends `cancelled`, no output."""
+    return json_response(call.services.batch_scorer.cancel(call.param("id"), call.user.username))
 
 
 @routes.queue("scoring_worker", queue=Queues.SCORING)

@@ -84,9 +84,16 @@ def train(call: Call) -> func.HttpResponse:
 
 @routes.get("train/jobs/{id}", auth="train", response=Job, errors=(404,), audited=False)
 def get_job(call: Call) -> func.HttpResponse:
-    """A job with per-unit results: 202 while queued/running, 200 once finished."""
+    """A job's progress (one storage read) while it runs: 202; 200 with per-partition
+    results once finished."""
     job = call.services.job_store.get(call.param("id"))
     return job_status(job, job.status in TERMINAL, f"/train/jobs/{job.job_id}")
+
+
+@routes.post("train/jobs/{id}/cancel", auth="train", response=Job, errors=(404, 409), status=200)
+def cancel_job(call: Call) -> func.HttpResponse:
+    """Cancel a queued or running job: nothing is registered; it ends `cancelled`."""
+    return json_response(call.services.trainer.cancel(call.param("id"), call.user.username))
 
 
 @routes.get("train/jobs", auth="train", query=JobsQuery, response=JobPage, audited=False)

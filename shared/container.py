@@ -322,6 +322,8 @@ class Services:
             queue=self.storage.queue(Queues.TRAINING),
             staging=self.storage.container(Containers.TRAINING_STAGING),
             max_dequeue_count=self.settings.queue_max_dequeue_count,
+            unit_rows=self.settings.training_unit_rows,
+            threads=self.settings.training_threads,
         )
 
     # --- prediction --------------------------------------------------------------------------

@@ -264,6 +264,22 @@ class Settings(BaseSettings):
         ge=0,
         description="Re-drives without progress before the watchdog fails the job.",
     )
+    training_unit_rows: int = Field(
+        default=50_000,
+        ge=1,
+        le=10_000_000,
+        validation_alias=AliasChoices("TRAINING_UNIT_ROWS"),
+        description="Row budget of one training unit: small partitions are trained"
+        " together, up to this many rows per queue message (a larger partition alone).",
+    )
+    training_threads: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        validation_alias=AliasChoices("TRAINING_THREADS"),
+        description="Threads one fit may use (n_jobs of estimators that take it, unless"
+        " the spec sets it; OpenMP/BLAS limits). Size it to the instance's cores.",
+    )
     training_schedule: str = Field(
         default="0 0 2 1 * *",
         description="NCRONTAB of the monthly training timer.",

@@ -96,6 +96,29 @@ def increment(
     raise ServiceUnavailable("A fan-in counter stayed contended; the step will retry.")
 
 
+def transition(
+    table: TableClient, pk: str, rk: str, allowed: tuple[str, ...], fields: dict[str, Any]
+) -> dict[str, Any] | None:
+    """Merge ``fields`` only while the row's ``status`` is one of ``allowed`` (ETag-guarded
+    against a concurrent change, e.g. a cancel racing the fan-in). The row as it was
+    before, or None when its status does not allow it."""
+    for _ in range(100):
+        e = table.get_entity(pk, rk)
+        if e.get("status") not in allowed:
+            return None
+        try:
+            table.update_entity(
+                {"PartitionKey": pk, "RowKey": rk, **fields},
+                mode=UpdateMode.MERGE,
+                etag=e.metadata["etag"],
+                match_condition=MatchConditions.IfNotModified,
+            )
+            return e
+        except ResourceModifiedError:
+            time.sleep(random.uniform(0, 0.01))  # noqa: S311
+    raise ServiceUnavailable("The job row stayed contended; try again.")
+
+
 def merge(table: TableClient, entity: dict[str, Any], etag: str | None) -> str | None:
     """Merge ``entity``; guarded by ``etag`` when given. The new ETag, or None on a lost race."""
     try:

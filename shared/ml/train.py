@@ -255,12 +255,15 @@ def train_model(
     seed: int = 42,
     holdout_fraction: float = 0.2,
     exclude: Sequence[str] = (),
+    threads: int = 1,
 ) -> TrainedModel:
     """Fit ``algorithm`` on ``df`` and package it (see ``TrainedModel``).
 
     Rows without a target value are dropped. The profile describes all rows used
     (training and holdout), the metrics the holdout only. ONNX is kept only when it
     reproduces the scikit-learn pipeline on the holdout (``onnx_parity`` says why not).
+    ``threads`` bounds OpenMP/BLAS and is the ``n_jobs`` of estimators that take one
+    (unless ``params`` set it).
     """
     _check_names(algorithm, task)
     if not 0 < holdout_fraction < 1:
@@ -276,6 +279,12 @@ def train_model(
     _check_target(task, target, kinds.get(target) if target is not None else None)
     _check_task(algorithm, task)
     estimator = _configured_estimator(algorithm, task, params, seed)
+    # Threads for the fit only: the stored model keeps the spec's n_jobs (serving decides).
+    fit_jobs = (
+        threads
+        if threads > 1 and "n_jobs" not in params and "n_jobs" in estimator.get_params(deep=False)
+        else None
+    )
 
     y: np.ndarray | None = None
     if task == CLASSIFICATION:
@@ -285,9 +294,9 @@ def train_model(
     elif task == REGRESSION:
         y = pd.to_numeric(rows[target], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
 
-    # One thread for OpenMP/BLAS: a Functions worker shares its cores, and OpenMP's
-    # spinning barriers slow HistGradientBoosting tenfold on a contended CPU.
-    with threadpool_limits(limits=1):
+    # One thread for OpenMP/BLAS by default: a Functions worker shares its cores, and
+    # OpenMP's spinning barriers slow HistGradientBoosting tenfold on a contended CPU.
+    with threadpool_limits(limits=max(1, threads)):
         return _fit_and_package(
             rows,
             selected,
@@ -299,6 +308,7 @@ def train_model(
             estimator=estimator,
             seed=seed,
             holdout_fraction=holdout_fraction,
+            fit_jobs=fit_jobs,
         )
 
 
@@ -314,6 +324,7 @@ def _fit_and_package(
     estimator: Any,
     seed: int,
     holdout_fraction: float,
+    fit_jobs: int | None = None,
 ) -> TrainedModel:
     X = prepare_frame(rows, selected)
     train_idx, holdout_idx = _split(len(X), y, task, holdout_fraction, seed)
@@ -327,10 +338,15 @@ def _fit_and_package(
         scale=algos.needs_scaling(algorithm),
         dense=algos.needs_dense_input(algorithm),
     )
+    if fit_jobs:
+        estimator.set_params(n_jobs=fit_jobs)
     try:
         pipeline.fit(X_train, y_train)
     except (ValueError, TypeError) as exc:
         raise TrainingError(f"Training failed: {exc}") from None
+    finally:
+        if fit_jobs:
+            estimator.set_params(n_jobs=None)
 
     classes = _jsonable_classes(pipeline.classes_) if task == CLASSIFICATION else None
     target_desc = None

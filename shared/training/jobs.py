@@ -21,13 +21,26 @@ from pydantic import BaseModel, Field
 
 from shared.errors import NotFound, ServiceUnavailable
 from shared.jobs.queue_job import row_timestamp
-from shared.tables import increment, iso, merge, parse_iso, utcnow
+from shared.tables import increment, iso, merge, parse_iso, transition, utcnow
 
 PARTITION = "jobs"
-TERMINAL = frozenset({"succeeded", "failed", "partially_failed"})
-UNIT_TERMINAL = frozenset({"succeeded", "failed", "skipped"})
+TERMINAL = frozenset({"succeeded", "failed", "partially_failed", "cancelled"})
+ACTIVE = ("queued", "running", "registering")
+UNIT_TERMINAL = frozenset({"succeeded", "failed", "skipped", "cancelled"})
+# Progress counters kept on the job row, so a status read is one Table call.
+PROGRESS = (
+    "partitions_total",
+    "partitions_done",
+    "partitions_failed",
+    "partitions_skipped",
+    "rows_total",
+    "rows_done",
+    "rows_trained",
+)
 
-JobStatus = Literal["queued", "running", "succeeded", "failed", "partially_failed"]
+JobStatus = Literal[
+    "queued", "running", "registering", "succeeded", "failed", "partially_failed", "cancelled"
+]
 
 
 class UnitResult(BaseModel):
@@ -47,6 +60,21 @@ class UnitResult(BaseModel):
     error: str | None = None
 
 
+class Progress(BaseModel):
+    """Counters of a job, read from its row alone (cheap to poll)."""
+
+    partitions_total: int = Field(0, description="Partitions planned (skipped included).")
+    partitions_done: int = Field(0, description="Partitions trained successfully.")
+    partitions_failed: int = 0
+    partitions_skipped: int = Field(0, description="Too few rows, or cancelled.")
+    rows_total: int = Field(0, description="Rows of the partitions to train.")
+    rows_trained: int = Field(0, description="Rows of the partitions trained so far.")
+    elapsed_seconds: float | None = Field(None, description="Since the job started running.")
+    eta_seconds: float | None = Field(
+        None, description="Time left at the rate so far (rows done per second), while running."
+    )
+
+
 class Job(BaseModel):
     job_id: str
     status: JobStatus
@@ -58,8 +86,12 @@ class Job(BaseModel):
     specs: list[str]
     total_units: int | None = None
     done_units: int = 0
+    progress: Progress = Progress()
     error: str | None = None
-    results: list[UnitResult] = []
+    cancelled_by: str | None = None
+    results: list[UnitResult] = Field(
+        default=[], description="Per partition; filled once the job has finished."
+    )
 
 
 class JobPage(BaseModel):
@@ -77,6 +109,9 @@ class Unit(BaseModel):
     metrics: dict[str, float] = {}
     error: str | None = None
     outputs: dict[str, Any] = {}
+    # The partitions a unit trains ({key, partition, n_rows}, then status, metrics, ...);
+    # empty for a spec without partition_by.
+    partitions: list[dict[str, Any]] = []
     owner: str | None = None  # id of the queue message whose delivery runs the unit
     updated_at: datetime | None = None
     etag: str | None = None
@@ -84,6 +119,23 @@ class Unit(BaseModel):
 
 def new_job_id() -> str:
     return f"{10**13 - int(time.time() * 1000):013d}{secrets.token_hex(4)}"
+
+
+def _progress(e: dict[str, Any]) -> Progress:
+    counts = {k: int(e.get(k) or 0) for k in PROGRESS}
+    started = parse_iso(e["started_at"]) if e.get("started_at") else None
+    ended = parse_iso(e["finished_at"]) if e.get("finished_at") else None
+    elapsed = ((ended or utcnow()) - started).total_seconds() if started else None
+    eta = None
+    if elapsed is not None and ended is None and e["status"] == "running":
+        done, total = counts["rows_done"], counts["rows_total"]
+        if done > 0 and elapsed > 0:
+            eta = max(0.0, (total - done) * elapsed / done)
+    return Progress(
+        **{k: v for k, v in counts.items() if k != "rows_done"},
+        elapsed_seconds=round(elapsed, 3) if elapsed is not None else None,
+        eta_seconds=round(eta, 1) if eta is not None else None,
+    )
 
 
 def _job(e: dict[str, Any], results: list[UnitResult] | None = None) -> Job:
@@ -98,7 +150,9 @@ def _job(e: dict[str, Any], results: list[UnitResult] | None = None) -> Job:
         specs=json.loads(e["specs"]),
         total_units=e.get("total_units") if e.get("total_units", -1) >= 0 else None,
         done_units=int(e.get("done_units") or 0),
+        progress=_progress(e),
         error=e.get("error") or None,
+        cancelled_by=e.get("cancelled_by") or None,
         results=results or [],
     )
 
@@ -115,6 +169,7 @@ def _unit(e: dict[str, Any]) -> Unit:
         metrics=json.loads(e.get("metrics") or "{}"),
         error=e.get("error") or None,
         outputs=json.loads(e.get("outputs") or "{}"),
+        partitions=json.loads(e.get("partitions") or "[]"),
         owner=e.get("owner") or None,
         updated_at=row_timestamp(e),
         etag=e.metadata.get("etag") if hasattr(e, "metadata") else None,
@@ -153,26 +208,37 @@ class JobStore:
             raise NotFound("No such job.", code="JOB_NOT_FOUND") from None
 
     def get(self, job_id: str) -> Job:
+        """The job; per-partition results only once it has finished (while it runs, one
+        Table read: the progress counters live on the job row)."""
         e = self.raw(job_id)
+        if e["status"] not in TERMINAL:
+            return _job(e)
         spec_results = json.loads(e.get("spec_results") or "{}")
         results = []
         for unit in self.list_units(job_id):
             outcome = spec_results.get(unit.spec, {})
-            results.append(
-                UnitResult(
-                    spec=unit.spec,
-                    partition=unit.partition,
-                    status=unit.status,
-                    model=outcome.get("model") if unit.status == "succeeded" else None,
-                    version=outcome.get("version") if unit.status == "succeeded" else None,
-                    metrics=unit.metrics,
-                    promoted=bool(outcome.get("promoted")) and unit.status == "succeeded",
-                    promotion=outcome.get("promotion") if unit.status == "succeeded" else None,
-                    n_rows=unit.n_rows,
-                    onnx=unit.outputs.get("onnx"),
-                    error=unit.error or outcome.get("error"),
+            if e["status"] == "cancelled" and unit.status not in UNIT_TERMINAL:
+                unit.status = "cancelled"  # its message had not been delivered yet
+            for part in unit.partitions or [None]:
+                status = (part.get("status") or unit.status) if part else unit.status
+                ok = status == "succeeded"
+                results.append(
+                    UnitResult(
+                        spec=unit.spec,
+                        partition=part.get("partition") if part else unit.partition,
+                        status=status,
+                        model=outcome.get("model") if ok else None,
+                        version=outcome.get("version") if ok else None,
+                        metrics=(part.get("metrics") if part else unit.metrics) or {},
+                        promoted=bool(outcome.get("promoted")) and ok,
+                        promotion=outcome.get("promotion") if ok else None,
+                        n_rows=part.get("n_rows") if part else unit.n_rows,
+                        onnx=part.get("onnx") if part else unit.outputs.get("onnx"),
+                        error=(part.get("error") if part else unit.error)
+                        or (unit.error if part and status != "succeeded" else None)
+                        or outcome.get("error"),
+                    )
                 )
-            )
         return _job(e, results)
 
     def recent(self, limit: int) -> list[Job]:
@@ -196,8 +262,11 @@ class JobStore:
         ]
 
     def active_raw(self) -> list[dict[str, Any]]:
-        """Rows of every job still queued or running (the watchdog's view)."""
-        query = "PartitionKey eq @pk and (status eq 'queued' or status eq 'running')"
+        """Rows of every job still queued, running or registering (the watchdog's view)."""
+        query = (
+            "PartitionKey eq @pk and (status eq 'queued' or status eq 'running'"
+            " or status eq 'registering')"
+        )
         return list(self.jobs.query_entities(query, parameters={"pk": PARTITION}))
 
     def update(self, job_id: str, **fields: Any) -> None:
@@ -215,6 +284,32 @@ class JobStore:
         if not job_id.isalnum() or len(job_id) > 40:
             raise NotFound("No such job.", code="JOB_NOT_FOUND")
         return increment(self.jobs, PARTITION, job_id, "done_units", "total_units", count)
+
+    def add_progress(self, job_id: str, deltas: dict[str, int]) -> tuple[int, int]:
+        """Add a finished unit's counts to the job row in one ETag-guarded write;
+        returns (done_units, total_units) like :meth:`add_done`."""
+        for attempt in range(500):
+            e = self.raw(job_id)
+            fields = {k: int(e.get(k) or 0) + v for k, v in deltas.items()}
+            try:
+                self.jobs.update_entity(
+                    {"PartitionKey": PARTITION, "RowKey": job_id, **fields},
+                    mode=UpdateMode.MERGE,
+                    etag=e.metadata["etag"],
+                    match_condition=MatchConditions.IfNotModified,
+                )
+            except ResourceModifiedError:
+                time.sleep(random.uniform(0, 0.005 * min(attempt + 1, 20)))  # noqa: S311
+                continue
+            done = fields.get("done_units", int(e.get("done_units") or 0))
+            return done, int(e.get("total_units", -1))
+        raise ServiceUnavailable("A fan-in counter stayed contended; the step will retry.")
+
+    def transition(self, job_id: str, allowed: tuple[str, ...], **fields: Any) -> dict | None:
+        """Set fields (a new status) only while the job's status is one of ``allowed``.
+        The row as it was, or None if refused."""
+        self.raw(job_id)  # 404 for an unknown id
+        return transition(self.jobs, PARTITION, job_id, allowed, fields)
 
     def record_spec_result(self, job_id: str, spec: str, outcome: dict[str, Any]) -> None:
         for _ in range(100):
@@ -252,6 +347,7 @@ class JobStore:
                 "n_rows": u.get("n_rows"),
                 "error": u.get("error") or "",
                 "metrics": "{}",
+                "partitions": json.dumps(u.get("partitions") or []),
                 # Units that end at planning are counted in the job's done_units there.
                 "outputs": json.dumps({"counted": u["status"] in UNIT_TERMINAL}),
             }
@@ -273,7 +369,9 @@ class JobStore:
         """Update a unit; False when another delivery of the same message changed it first."""
         entity: dict[str, Any] = {"PartitionKey": unit.job_id, "RowKey": unit.unit_id}
         for key, value in fields.items():
-            entity[key] = json.dumps(value) if key in ("metrics", "outputs") else value
+            entity[key] = (
+                json.dumps(value) if key in ("metrics", "outputs", "partitions") else value
+            )
         etag = merge(self.units, entity, unit.etag if etag_guard else None)
         if etag is None:
             return False

@@ -10,10 +10,7 @@ safe to run twice (queue delivery is at-least-once).
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import io
 import json
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -21,32 +18,39 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob import ContainerClient
 from azure.storage.queue import QueueClient
 
-from shared.errors import NotFound, ValidationFailed
+from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.idempotency import IdempotencyStore
-from shared.jobs.queue_job import claim
 from shared.observability import get_logger
 from shared.registry.store import ModelRegistry
+from shared.resources import Containers
 from shared.tables import iso, utcnow
-from shared.training.jobs import TERMINAL, UNIT_TERMINAL, Job, JobStore, Unit
-from shared.training.plots import plot_path, training_plots
+from shared.training.jobs import ACTIVE, TERMINAL, UNIT_TERMINAL, Job, JobStore, Unit
 from shared.training.recovery import TrainingRecovery
 from shared.training.registration import Registration
 from shared.training.schemas import TrainingSpec
 from shared.training.specs import SpecStore
+from shared.training.staging import (
+    CHUNK_ROWS,
+    count_partitions,
+    partition_key,
+    plain,
+    plan_units,
+    stage_units,
+)
+from shared.training.unit_training import UnitTraining
+from shared.training.units import MAX_PARTITIONS_PER_UNIT, unbundle
 
-CHUNK_ROWS = 100_000
+__all__ = ["CHUNK_ROWS", "STAGING_CONTAINER", "Trainer", "partition_key"]
+
+STAGING_CONTAINER = Containers.TRAINING_STAGING
 log = get_logger("training")
-
-
-def partition_key(value: Any) -> str:
-    return hashlib.sha256(str(value).encode()).hexdigest()[:16]
 
 
 def _unit_id(spec: str, index: int) -> str:
     return f"{spec}~{index:06d}"
 
 
-class Trainer(TrainingRecovery, Registration):
+class Trainer(TrainingRecovery, UnitTraining, Registration):
     kind = "training"
 
     def __init__(
@@ -59,6 +63,8 @@ class Trainer(TrainingRecovery, Registration):
         queue: QueueClient,
         staging: ContainerClient,
         max_dequeue_count: int = 5,
+        unit_rows: int = 50_000,
+        threads: int = 1,
     ) -> None:
         self.specs = specs
         self.jobs = jobs
@@ -68,6 +74,8 @@ class Trainer(TrainingRecovery, Registration):
         self.queue = queue
         self.staging = staging
         self.max_dequeue_count = max_dequeue_count
+        self.unit_rows = unit_rows
+        self.threads = threads
 
     # --- start -----------------------------------------------------------------------------
     def start(
@@ -102,6 +110,10 @@ class Trainer(TrainingRecovery, Registration):
             raise
         if idempotency_key:
             self.idempotency.complete(scope, idempotency_key, {"job_id": job.job_id})
+        log.info(
+            "training job started",
+            extra={"job_id": job.job_id, "specs": job.specs, "by": by, "trigger": trigger},
+        )
         return job, False
 
     def start_scheduled(self) -> Job | None:
@@ -140,8 +152,12 @@ class Trainer(TrainingRecovery, Registration):
         self.send(message)
 
     def _snapshot(self, job_id: str) -> dict[str, TrainingSpec]:
-        raw = json.loads(self.jobs.raw(job_id)["snapshot"])
-        return {name: TrainingSpec.model_validate(body) for name, body in raw.items()}
+        return self._snapshot_of(self.jobs.raw(job_id))
+
+    @staticmethod
+    def _snapshot_of(raw: dict[str, Any]) -> dict[str, TrainingSpec]:
+        specs = json.loads(raw["snapshot"])
+        return {name: TrainingSpec.model_validate(body) for name, body in specs.items()}
 
     # --- dispatch of queue messages ----------------------------------------------------------
     def handle(
@@ -163,16 +179,19 @@ class Trainer(TrainingRecovery, Registration):
         if message.get("kind") == "unit":
             unit = self.jobs.unit(job_id, str(message["unit_id"]))
             if unit.status not in UNIT_TERMINAL:
-                self.jobs.set_unit(unit, etag_guard=False, status="failed", error=reason)
+                parts = [{**p, "status": "failed", "error": reason} for p in unit.partitions]
+                self.jobs.set_unit(
+                    unit, etag_guard=False, status="failed", error=reason, partitions=parts
+                )
+                unit.status, unit.partitions = "failed", parts
             self._count(unit)
         else:
             stage = message.get("kind", "a step")
-            self.jobs.update(
-                job_id,
-                status="failed",
-                finished_at=iso(utcnow()),
-                error=f"{stage} failed: {reason}",
-            )
+            error = f"{stage} failed: {reason}"
+            if self.jobs.transition(
+                job_id, ACTIVE, status="failed", finished_at=iso(utcnow()), error=error
+            ):
+                log.error("training job failed", extra={"job_id": job_id, "reason": error})
 
     # --- plan ------------------------------------------------------------------------------
     def plan(self, job_id: str) -> None:
@@ -180,8 +199,8 @@ class Trainer(TrainingRecovery, Registration):
         raw = self.jobs.raw(job_id)
         if raw["status"] in TERMINAL or raw.get("dispatched"):
             return  # planned and dispatched already (a redelivered message)
-        if raw["status"] == "queued":
-            self._record_units(job_id)
+        if raw["status"] == "queued" and not self._record_units(job_id):
+            return  # cancelled while planning
         # Every unit still queued gets its message (again, if an earlier delivery died
         # part-way: a unit that already runs ignores the duplicate); none left: fan in.
         queued = [u for u in self.jobs.list_units(job_id) if u.status == "queued"]
@@ -191,7 +210,7 @@ class Trainer(TrainingRecovery, Registration):
             lambda: self.jobs.update(job_id, dispatched=True),
         )
 
-    def _record_units(self, job_id: str) -> None:
+    def _record_units(self, job_id: str) -> bool:
         units: list[dict[str, Any]] = []
         for spec in self._snapshot(job_id).values():
             try:
@@ -208,13 +227,22 @@ class Trainer(TrainingRecovery, Registration):
                 )
         self.jobs.add_units(job_id, units)
         finished = sum(1 for u in units if u["status"] in UNIT_TERMINAL)
-        self.jobs.update(
+        parts = [(u["status"], p) for u in units for p in (u.get("partitions") or [u])]
+        started = self.jobs.transition(
             job_id,
+            ("queued",),
             status="running",
             started_at=iso(utcnow()),
             total_units=len(units),
             done_units=finished,
+            partitions_total=len(parts),
+            partitions_skipped=sum(1 for status, _ in parts if status == "skipped"),
+            partitions_failed=sum(1 for status, _ in parts if status == "failed"),
+            rows_total=sum(int(p.get("n_rows") or 0) for status, p in parts if status == "queued"),
         )
+        if started is None:  # cancelled while planning: drop what was staged
+            self._delete_staging(job_id)
+        return started is not None
 
     def _plan_spec(self, job_id: str, spec: TrainingSpec) -> list[dict[str, Any]]:
         if not spec.partition_by:
@@ -230,171 +258,83 @@ class Trainer(TrainingRecovery, Registration):
                     "error": f"{rows} rows < min_rows {spec.min_rows}" if small else None,
                 }
             ]
-        counts: dict[str, int] = {}
-        values: dict[str, Any] = {}
-        uploads = []
-        with ThreadPoolExecutor(max_workers=8, thread_name_prefix="stage") as pool:
-            for index, frame in enumerate(
-                self.datasets.iter_frames(spec.dataset, chunksize=CHUNK_ROWS)
-            ):
-                if spec.partition_by not in frame.columns:
-                    raise ValidationFailed(f"Column '{spec.partition_by}' is not in the dataset.")
-                for value, part in frame.groupby(spec.partition_by, sort=False, dropna=True):
-                    key = partition_key(value)
-                    counts[key] = counts.get(key, 0) + len(part)
-                    values[key] = value
-                    buffer = io.BytesIO()
-                    part.to_parquet(buffer, index=False)
-                    uploads.append(
-                        pool.submit(
-                            self.staging.upload_blob,
-                            f"{job_id}/{spec.name}/{key}/in/{index:06d}.parquet",
-                            buffer.getvalue(),
-                            overwrite=True,
-                        )
-                    )
-            for future in uploads:
-                future.result()
-        ordered = sorted(values, key=lambda k: str(values[k]))
+        counts, values = count_partitions(self.datasets, spec.dataset, spec.partition_by)
+        groups, skipped = plan_units(counts, values, spec.min_rows, self.unit_rows)
+        unit_of_value = {values[k]: i for i, keys in enumerate(groups) for k in keys}
+        stage_units(self.datasets, self.staging, job_id, spec, unit_of_value)
+
+        def entry(key: str, **more: Any) -> dict[str, Any]:
+            return {"key": key, "partition": plain(values[key]), "n_rows": counts[key], **more}
+
         units = []
-        for index, key in enumerate(ordered):
-            small = counts[key] < spec.min_rows
+        for index, keys in enumerate(groups):
             units.append(
                 {
                     "unit_id": _unit_id(spec.name, index),
                     "spec": spec.name,
-                    "partition": _plain(values[key]),
-                    "partition_key": key,
-                    "status": "skipped" if small else "queued",
-                    "n_rows": counts[key],
-                    "error": f"{counts[key]} rows < min_rows {spec.min_rows}" if small else None,
+                    "partition": plain(values[keys[0]]) if len(keys) == 1 else None,
+                    "status": "queued",
+                    "n_rows": sum(counts[k] for k in keys),
+                    "partitions": [entry(k) for k in keys],
+                }
+            )
+        # Partitions with too few rows: recorded (skipped) in units that never run.
+        for start in range(0, len(skipped), MAX_PARTITIONS_PER_UNIT):
+            keys = skipped[start : start + MAX_PARTITIONS_PER_UNIT]
+            units.append(
+                {
+                    "unit_id": _unit_id(spec.name, len(groups) + start // MAX_PARTITIONS_PER_UNIT),
+                    "spec": spec.name,
+                    "partition": None,
+                    "status": "skipped",
+                    "n_rows": sum(counts[k] for k in keys),
+                    "partitions": [
+                        entry(
+                            k,
+                            status="skipped",
+                            error=f"{counts[k]} rows < min_rows {spec.min_rows}",
+                        )
+                        for k in keys
+                    ],
                 }
             )
         return units
 
-    # --- one unit ----------------------------------------------------------------------------
-    def run_unit(
-        self, job_id: str, unit_id: str, dequeue_count: int = 1, message_id: str | None = None
-    ) -> None:
-        from shared.ml.train import TrainingError, train_model  # lazy: the ML stack
-
-        unit = self.jobs.unit(job_id, unit_id)
-        if unit.status in UNIT_TERMINAL:
-            self._count(unit)  # the previous delivery may have died before counting
-            return
-        if not claim(
-            unit.status,
-            unit.owner,
-            message_id,
-            lambda: self.jobs.set_unit(
-                unit, status="running", owner=message_id or "", started_at=iso(utcnow())
-            ),
-        ):
-            return  # another delivery owns it
-        spec = self._snapshot(job_id)[unit.spec]
-        try:
-            frame = self._unit_frame(job_id, spec, unit)
-            trained = train_model(
-                frame,
-                target=spec.target,
-                features=spec.features,
-                task=spec.task,
-                algorithm=spec.algorithm,
-                params=spec.params,
-                seed=spec.seed,
-                holdout_fraction=spec.holdout_fraction,
-                exclude=[spec.partition_by] if spec.partition_by else [],
-            )
-            trained.plots = training_plots(trained, frame)
-            outputs = self._stage_outputs(job_id, spec, unit, trained)
-            self.jobs.set_unit(
-                unit,
-                status="succeeded",
-                metrics=trained.metrics,
-                n_rows=len(frame),
-                outputs=outputs,
-                finished_at=iso(utcnow()),
-            )
-        except (TrainingError, ValueError, KeyError) as exc:
-            # Bad data or a bad spec fails the same way on every retry: fail it now.
-            self.jobs.set_unit(
-                unit, status="failed", error=str(exc)[:1000], finished_at=iso(utcnow())
-            )
-        except Exception as exc:
-            if dequeue_count < self.max_dequeue_count:
-                raise  # transient (storage, memory): the host retries the message
-            self.jobs.set_unit(
-                unit,
-                status="failed",
-                error=f"{type(exc).__name__}: {exc}"[:1000],
-                finished_at=iso(utcnow()),
-            )
-        self._count(self.jobs.unit(job_id, unit_id))
-
-    def _count(self, unit: Unit) -> None:
-        job_id = unit.job_id
-        self.fan_in(
-            bool(unit.outputs.get("counted")),
-            lambda: self.jobs.add_done(job_id),
-            lambda: self.jobs.set_unit(
-                unit, etag_guard=False, outputs={**unit.outputs, "counted": True}
-            ),
-            lambda: self.jobs.counts(job_id),
-            lambda: self._send({"kind": "finalize", "job_id": job_id}),
+    def cancel(self, job_id: str, by: str) -> Job:
+        """Cancel a queued or running job: units not started are skipped, running ones
+        stop at their next partition, nothing is registered. Cancelling twice is a no-op."""
+        before = self.jobs.transition(
+            job_id,
+            ("queued", "running"),
+            status="cancelled",
+            cancelled_by=by,
+            finished_at=iso(utcnow()),
+            error=f"cancelled by {by}",
         )
-
-    def _unit_frame(self, job_id: str, spec: TrainingSpec, unit: Unit) -> Any:
-        import pandas as pd
-
-        if unit.partition_key:
-            prefix = f"{job_id}/{spec.name}/{unit.partition_key}/in/"
-            parts = [
-                pd.read_parquet(io.BytesIO(self.staging.download_blob(b.name).readall()))
-                for b in self.staging.list_blobs(name_starts_with=prefix)
-            ]
-        else:
-            parts = list(self.datasets.iter_frames(spec.dataset, chunksize=CHUNK_ROWS))
-        if not parts:
-            raise ValueError("no rows to train on")
-        return pd.concat(parts, ignore_index=True)
-
-    def _stage_outputs(
-        self, job_id: str, spec: TrainingSpec, unit: Unit, trained: Any
-    ) -> dict[str, Any]:
-        base = f"{job_id}/{spec.name}/{unit.partition_key or '_all'}/out/"
-        summary = {
-            "task": trained.task,
-            "algorithm": trained.algorithm,
-            "params": trained.params,
-            "features": trained.features,
-            "target": trained.target,
-            "classes": trained.classes,
-            "primary_metric": trained.primary_metric,
-            "n_train": trained.n_train,
-            "n_holdout": trained.n_holdout,
-            "onnx_parity": trained.onnx_parity,
-        }
-        files = {
-            "model.skops": trained.skops_bytes,
-            "profile.json": json.dumps(trained.profile).encode(),
-            "training.json": json.dumps(summary, default=str).encode(),
-        }
-        if trained.onnx_bytes:
-            files["model.onnx"] = trained.onnx_bytes
-        plots = trained.plots
-        files.update({plot_path(name): data for name, data in plots.items()})
-        for filename, data in files.items():
-            self.staging.upload_blob(base + filename, data, overwrite=True)
-        return {"prefix": base, "onnx": trained.onnx_bytes is not None, "plots": sorted(plots)}
+        if before is None:
+            job = self.jobs.get(job_id)
+            if job.status == "cancelled":
+                return job
+            raise Conflict(
+                f"The job is {job.status}: only a queued or running job can be cancelled.",
+                code="JOB_NOT_CANCELLABLE",
+            )
+        log.info("training job cancelled", extra={"job_id": job_id, "by": by})
+        self._delete_staging(job_id)
+        return self.jobs.get(job_id)
 
     # --- fan-in -------------------------------------------------------------------------------
     def finalize(self, job_id: str) -> None:
         raw = self.jobs.raw(job_id)
-        if raw["status"] not in ("running", "queued"):
+        if raw["status"] not in ACTIVE:
             return
         units = self.jobs.list_units(job_id)
         if any(u.status not in UNIT_TERMINAL for u in units):
             return  # a unit was double counted; the last real one will finalize
+        if raw["status"] != "registering" and not self.jobs.transition(
+            job_id, ("queued", "running"), status="registering"
+        ):
+            return  # cancelled meanwhile: nothing is registered
         done_specs = json.loads(raw.get("spec_results") or "{}")
         for name, spec in self._snapshot(job_id).items():
             if name in done_specs:
@@ -402,16 +342,28 @@ class Trainer(TrainingRecovery, Registration):
             mine = [u for u in units if u.spec == name]
             outcome = self._finalize_spec(job_id, spec, mine)
             self.jobs.record_spec_result(job_id, name, outcome)
-        failed = sum(1 for u in units if u.status == "failed")
+        statuses = [p.get("status") or u.status for u in units for p in u.partitions or [{}]]
+        failed = statuses.count("failed")
         status = (
             "succeeded"
             if failed == 0
             else "failed"
-            if failed == len(units)
+            if failed == len(statuses)
             else ("partially_failed")
         )
         self.jobs.update(job_id, status=status, finished_at=iso(utcnow()))
         self._delete_staging(job_id)
+        log.log(
+            40 if status == "failed" else 20,
+            "training job finished",
+            extra={
+                "job_id": job_id,
+                "status": status,
+                "partitions": len(statuses),
+                "failed": failed,
+                "reason": next((u.error for u in units if u.error), None) if failed else None,
+            },
+        )
 
     def _delete_staging(self, job_id: str) -> None:
         def delete(name: str) -> None:
@@ -424,6 +376,16 @@ class Trainer(TrainingRecovery, Registration):
 
     def _read(self, path: str) -> bytes:
         return self.staging.download_blob(path).readall()
+
+    def _bundles(self, units: list[Unit]) -> dict[str, dict[str, bytes]]:
+        """Every staged partition's files, ``{partition key: {filename: bytes}}`` (the
+        units' bundles read in parallel: one read per unit)."""
+        names = [u.outputs["bundle"] for u in units if u.outputs.get("bundle")]
+        out: dict[str, dict[str, bytes]] = {}
+        with ThreadPoolExecutor(max_workers=8, thread_name_prefix="fan-in") as pool:
+            for files in pool.map(lambda n: unbundle(self._read(n)), names):
+                out.update(files)
+        return out
 
     def _finalize_spec(self, job_id: str, spec: TrainingSpec, units: list[Unit]) -> dict[str, Any]:
         ok = [u for u in units if u.status == "succeeded"]
@@ -445,9 +407,3 @@ class Trainer(TrainingRecovery, Registration):
             raise
         self.idempotency.complete(scope, key, outcome)
         return outcome
-
-
-def _plain(value: Any) -> Any:
-    """Partition values as JSON-friendly Python scalars."""
-    item: Callable[[], Any] | None = getattr(value, "item", None)
-    return item() if item else value

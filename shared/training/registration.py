@@ -19,8 +19,8 @@ from shared.registry.review import LOWER_IS_BETTER
 from shared.registry.schemas import Lineage, Promotion, VersionMetadata
 from shared.registry.store import ModelRegistry
 from shared.training.jobs import Unit
-from shared.training.plots import plot_path
 from shared.training.schemas import TrainingSpec
+from shared.training.staging import staged_plots
 
 
 class Registration:
@@ -36,7 +36,8 @@ class Registration:
         self, job_id: str, spec: TrainingSpec, ok: list[Unit], units: list[Unit]
     ) -> dict[str, Any]:
         dataset = self.datasets.get(spec.dataset)
-        first = json.loads(self._read(ok[0].outputs["prefix"] + "training.json"))
+        staged = self._bundles(ok)
+        first = json.loads(next(iter(staged.values()))["training.json"])
         meta = VersionMetadata(
             description=f"Trained by job {job_id} from dataset {spec.dataset}.",
             params={
@@ -55,24 +56,21 @@ class Registration:
             tags={"trained_by": "platform", "spec": spec.name},
         )
         if not spec.partition_by:
-            unit = ok[0]
-            prefix = unit.outputs["prefix"]
+            unit, files = ok[0], staged["_all"]
             meta.metrics = unit.metrics
             meta.promotion = self._promotion(spec, meta.metrics, first.get("primary_metric"))
             placed = []
-            if unit.outputs.get("onnx"):
-                placed.append(
-                    PlacedFile("serving.onnx", self._read(prefix + "model.onnx"), "serving", "onnx")
-                )
-            for plot in map(plot_path, unit.outputs.get("plots", [])):
-                placed.append(PlacedFile(plot, self._read(prefix + plot), "artifact", "png"))
+            if "model.onnx" in files:
+                placed.append(PlacedFile("serving.onnx", files["model.onnx"], "serving", "onnx"))
+            for plot in staged_plots(files):
+                placed.append(PlacedFile(plot, files[plot], "artifact", "png"))
             info = self.registry.register(
                 spec.name,
                 "skops",
-                NewFile("model.skops", self._read(prefix + "model.skops")),
+                NewFile("model.skops", files["model.skops"]),
                 [
-                    NewFile("profile.json", self._read(prefix + "profile.json")),
-                    NewFile("training.json", self._read(prefix + "training.json")),
+                    NewFile("profile.json", files["profile.json"]),
+                    NewFile("training.json", files["training.json"]),
                 ],
                 meta,
                 created_by=f"training:{job_id}",
@@ -80,7 +78,7 @@ class Registration:
             )
         else:
             info = self._register_partitioned(
-                job_id, spec, ok, units, meta, first.get("primary_metric")
+                job_id, spec, staged, units, meta, first.get("primary_metric")
             )
         promotion = info.promotion
         assert promotion is not None
@@ -97,56 +95,50 @@ class Registration:
         self,
         job_id: str,
         spec: TrainingSpec,
-        ok: list[Unit],
+        staged: dict[str, dict[str, bytes]],
         units: list[Unit],
         meta: VersionMetadata,
         primary: str | None,
     ) -> Any:
+        """One version with every partition trained, in one pass (uploads in parallel)."""
         partitions: dict[str, Any] = {}
         placed: list[PlacedFile] = []
-        for unit in ok:
-            key, prefix = unit.partition_key, unit.outputs["prefix"]
+        entries = [p for u in units for p in u.partitions]
+        ok = [p for p in entries if p.get("status") == "succeeded" and p["key"] in staged]
+        for part in ok:
+            key, files = part["key"], staged[part["key"]]
             entry = {
                 "key": key,
-                "metrics": unit.metrics,
-                "n_rows": unit.n_rows,
+                "metrics": part.get("metrics") or {},
+                "n_rows": part.get("n_rows"),
                 "skops": f"partitions/{key}/model.skops",
                 "onnx": None,
                 "profile": f"partitions/{key}/profile.json",
                 "carried_over_from": None,
             }
-            placed.append(
-                PlacedFile(entry["skops"], self._read(prefix + "model.skops"), "partition", "skops")
-            )
-            placed.append(
-                PlacedFile(entry["profile"], self._read(prefix + "profile.json"), "partition")
-            )
-            if unit.outputs.get("onnx"):
+            placed.append(PlacedFile(entry["skops"], files["model.skops"], "partition", "skops"))
+            placed.append(PlacedFile(entry["profile"], files["profile.json"], "partition"))
+            if "model.onnx" in files:
                 entry["onnx"] = f"partitions/{key}/model.onnx"
-                placed.append(
-                    PlacedFile(
-                        entry["onnx"], self._read(prefix + "model.onnx"), "partition", "onnx"
-                    )
-                )
-            entry["plots"] = [
-                f"partitions/{key}/{plot_path(n)}" for n in unit.outputs.get("plots", [])
-            ]
-            for plot, relative in zip(unit.outputs.get("plots", []), entry["plots"], strict=True):
-                placed.append(
-                    PlacedFile(relative, self._read(prefix + plot_path(plot)), "partition", "png")
-                )
-            partitions[str(unit.partition)] = entry
-        carried = self._carry_over(spec, [u for u in units if u.status == "failed"], placed)
-        partitions.update(carried)
-        total_rows = sum(u.n_rows or 0 for u in ok) or 1
-        names = sorted({m for u in ok for m in u.metrics})
+                placed.append(PlacedFile(entry["onnx"], files["model.onnx"], "partition", "onnx"))
+            entry["plots"] = [f"partitions/{key}/{plot}" for plot in staged_plots(files)]
+            for plot, relative in zip(staged_plots(files), entry["plots"], strict=True):
+                placed.append(PlacedFile(relative, files[plot], "partition", "png"))
+            partitions[str(part["partition"])] = entry
+        failed = [p["partition"] for p in entries if p.get("status") == "failed"]
+        partitions.update(self._carry_over(spec, failed, placed))
+        total_rows = sum(p.get("n_rows") or 0 for p in ok) or 1
+        names = sorted({m for p in ok for m in p.get("metrics") or {}})
         meta.metrics = {
-            m: sum(u.metrics[m] * (u.n_rows or 0) for u in ok if m in u.metrics) / total_rows
+            m: sum(p["metrics"][m] * (p.get("n_rows") or 0) for p in ok if m in p["metrics"])
+            / total_rows
             for m in names
         }
         meta.metrics["partitions_trained"] = float(len(ok))
-        meta.metrics["partitions_failed"] = float(sum(u.status == "failed" for u in units))
-        meta.metrics["partitions_skipped"] = float(sum(u.status == "skipped" for u in units))
+        meta.metrics["partitions_failed"] = float(len(failed))
+        meta.metrics["partitions_skipped"] = float(
+            sum(p.get("status") == "skipped" for p in entries)
+        )
         meta.promotion = self._promotion(spec, meta.metrics, primary)
         manifest = {
             "partition_by": spec.partition_by,
@@ -174,7 +166,7 @@ class Registration:
         )
 
     def _carry_over(
-        self, spec: TrainingSpec, failed: list[Unit], placed: list[PlacedFile]
+        self, spec: TrainingSpec, failed: list[Any], placed: list[PlacedFile]
     ) -> dict[str, Any]:
         """A failed partition keeps serving the sub-model of the previous version."""
         if not failed:
@@ -189,8 +181,8 @@ class Registration:
         previous_manifest = json.loads(self.registry.read_file(manifest_file))
         old = previous_manifest["partitions"]
         carried = {}
-        for unit in failed:
-            entry = old.get(str(unit.partition))
+        for partition in failed:
+            entry = old.get(str(partition))
             if entry is None:
                 continue
             entry = {
@@ -204,13 +196,10 @@ class Registration:
                     raise ValueError(f"version {previous.version} lacks {relative}")
                 placed.append(
                     PlacedFile(
-                        relative,
-                        self.registry.read_file(stored),
-                        "partition",
-                        stored.format,
+                        relative, self.registry.read_file(stored), "partition", stored.format
                     )
                 )
-            carried[str(unit.partition)] = entry
+            carried[str(partition)] = entry
         return carried
 
     def _promotion(

@@ -112,7 +112,14 @@ def test_partitioned_batch_scoring_fans_out_and_matches_online(
     assert statuses[0] == 202 and statuses[-1] == 200
     assert job["status"] == "succeeded", job
     assert job["model"] == name and job["version"] == version and job["dataset"] == name
-    assert job["chunks"] == {"total": 4, "queued": 0, "running": 0, "succeeded": 4, "failed": 0}
+    assert job["chunks"] == {
+        "total": 4,
+        "queued": 0,
+        "running": 0,
+        "succeeded": 4,
+        "failed": 0,
+        "cancelled": 0,
+    }
     assert job["rows_scored"] == N_ROWS - UNKNOWN_ROOM_ROWS
     assert job["rows_failed"] == UNKNOWN_ROOM_ROWS
     assert job["failure_reasons"] == {"unknown partition 'r9'": UNKNOWN_ROOM_ROWS}

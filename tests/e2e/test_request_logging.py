@@ -4,6 +4,7 @@ for what no function did (an unknown route)."""
 from __future__ import annotations
 
 import logging
+import time
 
 import pytest
 
@@ -42,5 +43,10 @@ def test_a_function_request_is_logged_once_by_the_app(client, admin_headers, lin
 def test_what_no_function_answers_is_logged_once_by_the_host(client, lines) -> None:
     lines.clear()
     assert client.get("/no/such/route").status_code == 404
+    # devhost writes its line just after the answer has left: give it a moment.
+    deadline = time.monotonic() + 5
+    while not request_lines(lines, "/no/such/route") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.2)  # and room for a second line, were there one
     found = request_lines(lines, "/no/such/route")
     assert len(found) == 1 and found[0].name == "devhost.http"

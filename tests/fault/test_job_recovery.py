@@ -26,13 +26,15 @@ def admin(host: Any) -> tuple[httpx.Client, dict[str, str]]:
 
 
 def count_trainings(runner: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
-    """How many times each unit trained (its outputs staged)."""
+    """How many times each unit trained (its outputs staged). One partition per unit
+    here (a row budget of 1), so unit and partition are the same thing."""
+    runner.unit_rows = 1
     seen: dict[str, int] = {}
     original = type(runner)._stage_outputs
 
-    def counting(self, job_id, spec, unit, trained):
+    def counting(self, job_id, spec, unit, files):
         seen[unit.unit_id] = seen.get(unit.unit_id, 0) + 1
-        return original(self, job_id, spec, unit, trained)
+        return original(self, job_id, spec, unit, files)
 
     monkeypatch.setattr(type(runner), "_stage_outputs", counting)
     return seen
@@ -230,3 +232,37 @@ def test_batch_scoring_recovers_at_each_step(
     failed = pump(runner, private_queue)
     assert len(failed) == (0 if step.startswith("duplicate") else 1)
     assert_scored_once(runner, job.job_id, scored)
+
+
+def test_a_cancelled_batch_scoring_job_ends_cancelled_with_no_output(
+    admin, scoring_model, private_queue, scorer_on, monkeypatch
+) -> None:
+    """POST /predict/jobs/{id}/cancel over HTTP: chunks not started are skipped, the one
+    running drops its part, no output is written, the job says who cancelled it."""
+    from shared.prediction.batch_service import BatchScoreRequest
+
+    client, headers = admin
+    runner = scorer_on(lambda n, message: False)
+    scored = count_scorings(runner, monkeypatch)
+    original = type(runner)._score_chunk
+
+    def cancel_while_scoring(self, target, chunk, part):
+        stats = original(self, target, chunk, part)
+        r = client.post(f"/predict/jobs/{chunk.job_id}/cancel", headers=headers)
+        assert r.status_code == 200 and r.json()["status"] == "cancelled", r.text
+        return stats
+
+    monkeypatch.setattr(type(runner), "_score_chunk", cancel_while_scoring)
+    job, _ = runner.start(BatchScoreRequest(model=scoring_model), by=ADMIN)
+    pump(runner, private_queue)
+    r = client.get(f"/predict/jobs/{job.job_id}", headers=headers)
+    assert r.status_code == 200, r.text
+    ended = r.json()
+    assert ended["status"] == "cancelled" and ended["cancelled_by"] == ADMIN, ended
+    assert ended["outputs"] == [] and len(scored) == 1  # one chunk ran, the others never
+    assert ended["chunks"]["cancelled"] == 4 and ended["chunks"]["succeeded"] == 0
+    listed = runner.outputs.list_blobs(name_starts_with=f"{scoring_model}/{job.job_id}")
+    assert [b.name for b in listed] == []
+    again = client.post(f"/predict/jobs/{job.job_id}/cancel", headers=headers)
+    assert again.status_code == 200 and again.json()["status"] == "cancelled"
+    assert client.post("/predict/jobs/nosuchjob/cancel", headers=headers).status_code == 404

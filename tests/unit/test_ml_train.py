@@ -357,3 +357,21 @@ def test_skops_files_are_written_compact_and_load_the_same() -> None:
     schema = zipfile.ZipFile(io.BytesIO(data)).read("schema.json").decode()
     assert "\n" not in schema and ": " not in schema  # no indentation, no spaces
     np.testing.assert_array_equal(load_skops(data).decision_function(X), model.decision_function(X))
+
+
+def test_threads_fit_in_parallel_and_store_the_same_model() -> None:
+    """TRAINING_THREADS: n_jobs for the fit only; the stored model and its predictions are
+    those of the one-thread fit, and a spec's own n_jobs is left alone."""
+    df = mixed_frame()
+    kwargs = {"target": "label", "features": None, "task": None, "exclude": ["amount"]}
+    rf = {"algorithm": "random_forest", "params": {"n_estimators": 20}}
+    one = train_model(df, **rf, **kwargs)
+    two = train_model(df, **rf, **kwargs, threads=2)
+    assert two.estimator[-1].n_jobs is None and two.params.get("n_jobs") is None
+    assert two.onnx_parity["verified"] and two.metrics == one.metrics
+    np.testing.assert_array_equal(
+        one.estimator.predict_proba(_prepared(df, one)),
+        two.estimator.predict_proba(_prepared(df, two)),
+    )
+    own = {"algorithm": "random_forest", "params": {"n_estimators": 20, "n_jobs": 1}}
+    assert train_model(df, **own, **kwargs, threads=2).estimator[-1].n_jobs == 1

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
 # Staged block size of the output blobs: the memory one open output costs.
 BLOCK_BYTES = 8 * 1024 * 1024
+CONTENT_TYPES = {"parquet": "application/vnd.apache.parquet", "csv": "text/csv"}
 
 
 # --- blob I/O ------------------------------------------------------------------------------

@@ -20,17 +20,17 @@ from pydantic import BaseModel, Field
 
 from shared.errors import NotFound
 from shared.jobs.queue_job import row_timestamp
-from shared.tables import increment, iso, merge, parse_iso, utcnow
+from shared.tables import increment, iso, merge, parse_iso, transition, utcnow
 from shared.training.jobs import new_job_id
 
 PARTITION = "scoring"
-TERMINAL = frozenset({"succeeded", "failed", "partially_failed"})
-CHUNK_TERMINAL = frozenset({"succeeded", "failed"})
+TERMINAL = frozenset({"succeeded", "failed", "partially_failed", "cancelled"})
+CHUNK_TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 # A Table string property holds 32k UTF-16 characters; long plans are split over several.
 TEXT_PART = 30_000
 TEXT_PARTS = 20
 
-JobStatus = Literal["queued", "running", "succeeded", "failed", "partially_failed"]
+JobStatus = Literal["queued", "running", "succeeded", "failed", "partially_failed", "cancelled"]
 
 
 class ChunkCounts(BaseModel):
@@ -39,6 +39,7 @@ class ChunkCounts(BaseModel):
     running: int = 0
     succeeded: int = 0
     failed: int = 0
+    cancelled: int = 0
 
 
 class TargetResult(BaseModel):
@@ -76,6 +77,7 @@ class ScoringJob(BaseModel):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     error: str | None = None
+    cancelled_by: str | None = None
     targets: list[TargetResult] = []
 
 
@@ -200,7 +202,7 @@ def _chunk(e: dict[str, Any]) -> Chunk:
 def _counts(chunks: list[Chunk]) -> ChunkCounts:
     counts = ChunkCounts(total=len(chunks))
     for c in chunks:
-        if c.status in ("queued", "running", "succeeded", "failed"):
+        if c.status in ("queued", "running", "succeeded", "failed", "cancelled"):
             setattr(counts, c.status, getattr(counts, c.status) + 1)
     return counts
 
@@ -327,6 +329,7 @@ class ScoringJobStore:
             started_at=parse_iso(e["started_at"]) if e.get("started_at") else None,
             finished_at=parse_iso(e["finished_at"]) if e.get("finished_at") else None,
             error=e.get("error") or None,
+            cancelled_by=e.get("cancelled_by") or None,
             targets=results,
         )
 
@@ -334,6 +337,11 @@ class ScoringJobStore:
         self.jobs.update_entity(
             {"PartitionKey": PARTITION, "RowKey": job_id, **fields}, mode=UpdateMode.MERGE
         )
+
+    def transition(self, job_id: str, allowed: tuple[str, ...], **fields: Any) -> dict | None:
+        """Set fields only while the job's status is one of ``allowed`` (see tables)."""
+        self.raw(job_id)  # 404 for an unknown id
+        return transition(self.jobs, PARTITION, job_id, allowed, fields)
 
     def active_raw(self) -> list[dict[str, Any]]:
         """Rows of every job still queued or running (the watchdog's view)."""

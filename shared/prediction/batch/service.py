@@ -21,22 +21,21 @@ code (``DatasetStore`` over that container, metadata cached in Table
 from __future__ import annotations
 
 import contextlib
-import io
 from typing import TYPE_CHECKING, Any
 
-from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+from azure.core.exceptions import ResourceNotFoundError
 
-from shared.datasets.blobs import READ_BLOCK, BlobRangeReader
 from shared.datasets.schemas import DatasetBlob
 from shared.datasets.store import DatasetStore
 from shared.errors import AppError, Conflict, ValidationFailed
-from shared.jobs.queue_job import claim
 from shared.observability import get_logger
 from shared.prediction.batch.blobs import (
+    CONTENT_TYPES,
     BlockBlobWriter,
     _blob_of,
     _reader,
 )
+from shared.prediction.batch.chunks import ChunkScoring
 from shared.prediction.batch.errors import deterministic
 from shared.prediction.batch.inputs import locate, plan_csv, plan_parquet, scoring_targets
 from shared.prediction.batch.jobs import (
@@ -71,14 +70,13 @@ if TYPE_CHECKING:
 OUTPUT_CONTAINER = Containers.SCORED
 # Mirrors shared.prediction.batch.files.CHUNK_ROWS (that module loads numpy; this one must not).
 CHUNK_ROWS = 250_000
-CONTENT_TYPES = {"parquet": "application/vnd.apache.parquet", "csv": "text/csv"}
 
 log = get_logger("batch")
 
 # --- the service ---------------------------------------------------------------------------
 
 
-class BatchScorer(ScoringRecovery):
+class BatchScorer(ScoringRecovery, ChunkScoring):
     kind = "scoring"
 
     def __init__(
@@ -172,8 +170,8 @@ class BatchScorer(ScoringRecovery):
     # --- plan ----------------------------------------------------------------------------------
     def plan(self, job_id: str) -> None:
         raw = self.jobs.raw(job_id)
-        if raw["status"] != "queued" and raw.get("dispatched"):
-            return  # planned and dispatched already (a redelivered message)
+        if raw["status"] in TERMINAL or (raw["status"] != "queued" and raw.get("dispatched")):
+            return  # cancelled, or planned and dispatched already (a redelivered message)
         request = self.jobs.request(job_id)
         messages: list[dict[str, Any]] = []
         ended: list[Target] = []
@@ -204,8 +202,10 @@ class BatchScorer(ScoringRecovery):
             self.jobs.add_chunks(job_id, mine)
             self.jobs.set_target(target, plan=plan, total_chunks=len(mine), status="running")
             messages += self._messages(job_id, target, len(mine))
-        if raw["status"] == "queued":
-            self.jobs.update(job_id, status="running", started_at=iso(utcnow()))
+        if raw["status"] == "queued" and not self.jobs.transition(
+            job_id, ("queued",), status="running", started_at=iso(utcnow())
+        ):
+            return  # cancelled while planning: its chunks are never sent
         self.dispatch(messages, lambda: self.jobs.update(job_id, dispatched=True))
         for target in ended:  # counted last: the job may end here
             self._count_target(target)
@@ -287,101 +287,31 @@ class BatchScorer(ScoringRecovery):
                 )
         return plan, chunks
 
-    # --- one chunk -----------------------------------------------------------------------------
-    def run_chunk(
-        self, job_id: str, chunk_id: str, dequeue_count: int = 1, message_id: str | None = None
-    ) -> None:
-        chunk = self.jobs.chunk(job_id, chunk_id)
-        if chunk.status in CHUNK_TERMINAL:
-            self._count_chunk(chunk)  # the previous delivery may have died before counting
-            return
-        if not claim(
-            chunk.status,
-            chunk.owner,
-            message_id,
-            lambda: self.jobs.set_chunk(
-                chunk, status="running", owner=message_id or "", started_at=iso(utcnow())
-            ),
+    def _cancelled(self, job_id: str) -> bool:
+        return self.jobs.raw(job_id)["status"] == "cancelled"
+
+    def cancel(self, job_id: str, by: str) -> ScoringJob:
+        """Cancel a queued or running job: chunks not started are skipped, running ones
+        drop their output when they finish, no output is written. Twice is a no-op."""
+        if not self.jobs.transition(
+            job_id,
+            ("queued", "running"),
+            status="cancelled",
+            cancelled_by=by,
+            finished_at=iso(utcnow()),
+            error=f"cancelled by {by}",
         ):
-            return  # another delivery owns it
-        target = self.jobs.target(job_id, chunk.target)
-        part = f"{target.model}/{job_id}/part-{chunk.seq:05d}.parquet"
-        try:
-            stats = self._score_chunk(target, chunk, part)
-            self.jobs.set_chunk(
-                chunk,
-                status="succeeded",
-                rows_scored=stats.rows_scored,
-                rows_failed=stats.rows_failed,
-                reasons=dict(stats.reasons),
-                part=part if stats.rows_scored else "",
-                finished_at=iso(utcnow()),
-            )
-        except Exception as exc:
-            if not deterministic(exc) and dequeue_count < self.max_dequeue_count:
-                raise  # transient (storage, memory): the host retries the message
-            log.warning("scoring chunk failed", extra={"job_id": job_id, "chunk": chunk_id})
-            detail = exc.detail if isinstance(exc, AppError) else f"{type(exc).__name__}: {exc}"
-            self.jobs.set_chunk(
-                chunk, status="failed", error=detail[:1000], part="", finished_at=iso(utcnow())
-            )
-        self._count_chunk(self.jobs.chunk(job_id, chunk_id))
-
-    def _score_chunk(self, target: Target, chunk: Chunk, part: str) -> Any:
-        from shared.prediction.batch.engine import score_csv, score_parquet
-        from shared.prediction.batch.files import OutputWriter, RangeReader
-
-        model = self._model(target.model, target.version)
-        plan = target.plan
-        blob = DatasetBlob(
-            path=chunk.path,
-            format=chunk.format,  # type: ignore[arg-type]
-            size=chunk.size,
-            etag=chunk.etag_of_input,
-            last_modified=utcnow(),
-        )
-        sink = BlockBlobWriter(self.outputs, part, CONTENT_TYPES["parquet"])
-        writer = OutputWriter(sink)
-        options = {
-            "key_columns": plan["keys"],
-            "probabilities": plan.get("probabilities") or "predicted",
-            "classes": plan.get("classes"),
-        }
-        try:
-            if chunk.format == "parquet":
-                stats = score_parquet(
-                    _reader(self.inputs.container, blob),
-                    model,
-                    writer,
-                    row_groups=range(chunk.start, chunk.end),
-                    **options,
-                )
-            else:
-                source = BlobRangeReader(self.inputs.container, blob)
-
-                def read_range(offset: int, length: int) -> bytes:
-                    source.seek(offset)
-                    return source.read(length) or b""
-
-                header = read_range(0, chunk.header_end)
-                stream = io.BufferedReader(
-                    RangeReader(header, read_range, chunk.start, chunk.end), READ_BLOCK
-                )
-                stats = score_csv(stream, plan["dtypes"], model, writer, **options)
-        except ResourceModifiedError:
+            job = self.jobs.get(job_id)
+            if job.status == "cancelled":
+                return job
             raise Conflict(
-                f"'{chunk.path}' was replaced while it was being scored; score again.",
-                code="DATASET_CHANGED",
-            ) from None
-        except ResourceNotFoundError:
-            raise Conflict(
-                f"'{chunk.path}' was removed while it was being scored; score again.",
-                code="DATASET_CHANGED",
-            ) from None
-        if writer.rows:
-            writer.close()
-            sink.commit()
-        return stats
+                f"The job is {job.status}: only a queued or running job can be cancelled.",
+                code="JOB_NOT_CANCELLABLE",
+            )
+        log.info("scoring job cancelled", extra={"job_id": job_id, "by": by})
+        for target in self.jobs.list_targets(job_id):
+            self._delete_parts(target)
+        return self.jobs.get(job_id)
 
     def _count_chunk(self, chunk: Chunk) -> None:
         job_id, index = chunk.job_id, chunk.target
@@ -399,6 +329,8 @@ class BatchScorer(ScoringRecovery):
         if target.status in TERMINAL:
             self._count_target(target)
             return
+        if self._cancelled(job_id):
+            return  # no output for a cancelled job
         chunks = self.jobs.list_chunks(job_id, index)
         if any(c.status not in CHUNK_TERMINAL for c in chunks):
             return  # a chunk was double counted; the last real one will finalize
@@ -430,6 +362,12 @@ class BatchScorer(ScoringRecovery):
                     raise  # transient: the host retries the finalize message
                 status, error = "failed", f"writing the output failed: {exc}"[:1000]
                 rows_failed, scored = rows_failed + scored, 0
+            if self._cancelled(job_id):  # cancelled while the output was written
+                for path in outputs:
+                    with contextlib.suppress(ResourceNotFoundError):
+                        self.outputs.delete_blob(path.split("/", 1)[1])
+                self._delete_parts(target)
+                return
         self.jobs.set_target(
             target,
             status=status,

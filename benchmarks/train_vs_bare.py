@@ -1,0 +1,305 @@
+"""Platform training job vs the bare scikit-learn loop (issue 10), one run, one table.
+
+Usage (from the repository root):
+
+    .venv/bin/python benchmarks/train_vs_bare.py            # the issue's shapes
+    .venv/bin/python benchmarks/train_vs_bare.py --quick    # smaller shapes, same code
+
+For each rooms x rows shape (an unlabelled room-usage dataset, isolation_forest with
+n_estimators=100 per room) it times
+
+* bare: in this process, per room, ``IsolationForest(100, random_state=42).fit(X)`` and
+  ``decision_function(X)`` on the room's rows (same features, same params);
+* platform, 1 and 2 workers: ``POST /train`` until ``GET /train/jobs/{id}`` answers 200,
+  through the local host (``python -m devhost``, one per worker, queue batchSize 1) and
+  an in-memory Azurite. Every unit does split, fit, metrics, profile, skops, ONNX export
+  and parity check; the fan-in registers one partitioned version.
+
+plus a 100-tree random forest (30 features x N rows, a binary label, not partitioned)
+against its bare ``fit``. The hosts are warmed up with a small job first
+(the ML stack import is a cold-start cost, measured by ``cold_start.py``). Status reads
+made while the jobs run are timed too (p50/p95), and the hosts' peak RSS is read from
+/proc. Prints a markdown table and writes it to benchmarks/results/train_vs_bare.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import platform
+import secrets
+import shlex
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from train_partitions import (  # noqa: E402
+    _STARTED,
+    ADMIN,
+    HostProcess,
+    login,
+    room_usage_csv,
+    start_host,
+    stop_hosts,
+    wait_ready,
+)
+
+RESULTS = ROOT / "benchmarks" / "results" / "train_vs_bare.md"
+FEATURES = ["hour", "occupancy", "co2", "temperature"]
+SHAPES = [(24, 1_440), (200, 2_000), (1_000, 1_000)]
+QUICK_SHAPES = [(24, 1_440), (200, 300), (1_000, 60)]
+TREES = 100
+
+
+def rf_csv(rows: int, features: int = 30, seed: int = 11) -> bytes:
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(rows, features))
+    y = (X[:, 0] + 0.5 * X[:, 1] - X[:, 2] + rng.normal(0, 1, rows)) > 0
+    frame = pd.DataFrame(X, columns=[f"f{i:02d}" for i in range(features)])
+    frame["label"] = np.where(y, "yes", "no")
+    buffer = io.StringIO()
+    frame.to_csv(buffer, index=False)
+    return buffer.getvalue().encode()
+
+
+# --- bare ------------------------------------------------------------------------------------
+def bare_rooms(csv: bytes, trees: int) -> float:
+    import pandas as pd
+    from sklearn.ensemble import IsolationForest
+
+    frame = pd.read_csv(io.BytesIO(csv))
+    started = time.perf_counter()
+    for _, rows in frame.groupby("room", sort=False):
+        X = rows[FEATURES].to_numpy(dtype=float)
+        model = IsolationForest(n_estimators=trees, random_state=42).fit(X)
+        model.decision_function(X)
+    return time.perf_counter() - started
+
+
+def bare_rf(csv: bytes) -> float:
+    import pandas as pd
+    from sklearn.ensemble import RandomForestClassifier
+
+    frame = pd.read_csv(io.BytesIO(csv))
+    X, y = frame.drop(columns=["label"]).to_numpy(dtype=float), frame["label"].to_numpy()
+    started = time.perf_counter()
+    RandomForestClassifier(n_estimators=TREES, random_state=42).fit(X, y)
+    return time.perf_counter() - started
+
+
+# --- platform ----------------------------------------------------------------------------------
+def run_job(client: Any, headers: dict[str, str], dataset: str, spec: dict[str, Any]) -> dict:
+    """Upload nothing; PUT a fresh spec, POST /train, poll until 200. Wall + read times."""
+    name = f"b-{secrets.token_hex(4)}"
+    r = client.put(f"/train/specs/{name}", headers=headers, json={**spec, "dataset": dataset})
+    if r.status_code not in (200, 201):
+        raise RuntimeError(f"PUT spec: {r.status_code} {r.text[:300]}")
+    reads: list[float] = []
+    started = time.perf_counter()
+    r = client.post("/train", headers=headers, json={"specs": [name]})
+    if r.status_code != 202:
+        raise RuntimeError(f"POST /train: {r.status_code} {r.text[:300]}")
+    location = r.headers["location"]
+    while True:
+        t0 = time.perf_counter()
+        r = client.get(location, headers=headers)
+        elapsed = time.perf_counter() - t0
+        if r.status_code == 200:
+            wall = time.perf_counter() - started
+            job = r.json()
+            return {"wall": wall, "job": job, "reads": reads}
+        if r.status_code == 503:  # storage slow on a loaded machine: poll again, as ADF does
+            time.sleep(1.0)
+            continue
+        if r.status_code != 202:
+            raise RuntimeError(f"GET job: {r.status_code} {r.text[:300]}")
+        reads.append(elapsed)
+        if time.perf_counter() - started > 3600:
+            raise RuntimeError("job did not finish within an hour")
+        time.sleep(0.1)
+
+
+def upload(client: Any, headers: dict[str, str], name: str, csv: bytes) -> None:
+    r = client.put(
+        f"/datasets/{name}", headers={**headers, "Content-Type": "text/csv"}, content=csv
+    )
+    r.raise_for_status()
+
+
+def peak_rss_mb(host: HostProcess) -> float | None:
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path(f"/proc/{host.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return None
+
+
+def _f(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--quick", action="store_true", help="smaller shapes: 24x1440, 200x300, 1000x60"
+    )
+    parser.add_argument(
+        "--shapes", nargs="+", default=None, help="ROOMSxROWS ... (overrides the defaults)"
+    )
+    parser.add_argument(
+        "--trees", type=int, default=TREES, help="isolation_forest trees (default 100)"
+    )
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--rf-rows", type=int, default=None, help="default 50,000 (quick 20,000)")
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    shapes = QUICK_SHAPES if args.quick else SHAPES
+    if args.shapes:
+        shapes = [(int(a), int(b)) for a, b in (x.lower().split("x") for x in args.shapes)]
+    rf_rows = args.rf_rows or (20_000 if args.quick else 50_000)
+    command = " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv])
+    from devhost.azurite import start_azurite
+
+    data = {f"rooms-{r}x{n}": room_usage_csv(r, n, labelled=False) for r, n in shapes}
+    data["rf"] = rf_csv(rf_rows)
+    print("bare loops...", flush=True)
+    bare = {f"rooms-{r}x{n}": bare_rooms(data[f"rooms-{r}x{n}"], args.trees) for r, n in shapes}
+    bare["rf"] = bare_rf(data["rf"])
+    print({k: round(v, 1) for k, v in bare.items()}, flush=True)
+
+    platform_s: dict[tuple[str, int], float] = {}
+    status_reads: list[float] = []
+    rss: dict[int, float] = {}
+    failures: list[str] = []
+    azurite = start_azurite(in_memory=True)
+    workdir = Path(tempfile.mkdtemp(prefix="bench-vs-bare-"))
+    try:
+        host_config = json.loads((ROOT / "host.json").read_text(encoding="utf-8-sig"))
+        host_config.setdefault("extensions", {}).setdefault("queues", {})["batchSize"] = 1
+        host_json = workdir / "host.json"
+        host_json.write_text(json.dumps(host_config))
+        env = {
+            **{k: v for k, v in os.environ.items() if k != "PORT"},
+            "STORAGE_CONNECTION_STRING": azurite.connection_string,
+            "AzureWebJobsStorage": azurite.connection_string,
+            "JWT_SIGNING_KEY": secrets.token_urlsafe(48),
+            "BOOTSTRAP_ADMIN_USERNAME": ADMIN,
+            "BOOTSTRAP_ADMIN_PASSWORD": secrets.token_urlsafe(24),
+            "LOCAL_SETTINGS_PATH": str(workdir / "no-local-settings.json"),
+            "LOG_LEVEL": "WARNING",
+            "PYTHONUNBUFFERED": "1",
+        }
+        import httpx
+
+        uploaded = False
+        for workers in args.workers:
+            hosts = [start_host(f"w{workers}-{i}", workdir, env, host_json) for i in range(workers)]
+            try:
+                wait_ready(hosts)
+                with httpx.Client(base_url=hosts[0].url, timeout=300) as client:
+                    headers = login(client, env["BOOTSTRAP_ADMIN_PASSWORD"])
+                    if not uploaded:
+                        for name, csv in data.items():
+                            upload(client, headers, name, csv)
+                        upload(client, headers, "warmup", room_usage_csv(16, 200, False))
+                        uploaded = True
+                    rooms = {
+                        "target": None,
+                        "algorithm": "isolation_forest",
+                        "partition_by": "room",
+                        "min_rows": 50,
+                        "enabled": False,
+                    }
+                    # Warm-up: every host imports the ML stack before the timed jobs.
+                    run_job(client, headers, "warmup", {**rooms, "params": {"n_estimators": 5}})
+                    for r, n in shapes:
+                        name = f"rooms-{r}x{n}"
+                        print(f"{workers} worker(s): {name}...", flush=True)
+                        spec = {**rooms, "params": {"n_estimators": args.trees}}
+                        out = run_job(client, headers, name, spec)
+                        platform_s[(name, workers)] = out["wall"]
+                        status_reads += out["reads"]
+                        if out["job"]["status"] != "succeeded":
+                            failures.append(f"{name} {workers}w: {out['job']['status']}")
+                        print(f"  {out['wall']:.1f} s", flush=True)
+                    if workers == 1:
+                        print("1 worker: random forest...", flush=True)
+                        spec = {
+                            "target": "label",
+                            "algorithm": "random_forest",
+                            "params": {"n_estimators": TREES},
+                            "enabled": False,
+                        }
+                        out = run_job(client, headers, "rf", spec)
+                        platform_s[("rf", 1)] = out["wall"]
+                        if out["job"]["status"] != "succeeded":
+                            failures.append(f"rf: {out['job']['status']}")
+                rss[workers] = max((peak_rss_mb(h) or 0) for h in hosts)
+            finally:
+                stop_hosts(hosts)
+    finally:
+        stop_hosts([h for h in _STARTED if h.process.returncode is None])
+        azurite.stop()
+
+    lines = [
+        "| job | bare loop s | platform 1 worker s | ratio 1w/bare | platform 2 workers s "
+        "| ratio 2w/bare | speed-up 2w vs 1w |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r, n in shapes:
+        name = f"rooms-{r}x{n}"
+        one, two = platform_s.get((name, 1)), platform_s.get((name, 2))
+        lines.append(
+            f"| {r:,} rooms x {n:,} rows, isolation_forest {args.trees} trees "
+            f"| {_f(bare[name])} "
+            f"| {_f(one)} | {_f(one / bare[name] if one else None, 2)} | {_f(two)} "
+            f"| {_f(two / bare[name] if two else None, 2)} "
+            f"| {_f(one / two if one and two else None, 2)} |"
+        )
+    rf = platform_s.get(("rf", 1))
+    lines.append(
+        f"| random_forest {TREES} trees, 30 features x {rf_rows:,} rows (fit) | {_f(bare['rf'])} "
+        f"| {_f(rf)} | {_f(rf / bare['rf'] if rf else None, 2)} | - | - | - |"
+    )
+    reads = sorted(status_reads)
+    p50 = statistics.median(reads) * 1000 if reads else None
+    p95 = reads[int(0.95 * (len(reads) - 1))] * 1000 if reads else None
+    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    lines += [
+        "",
+        f"Status reads while running (GET /train/jobs/{{id}}, 202): n={len(reads)}, "
+        f"p50 {_f(p50)} ms, p95 {_f(p95)} ms. Peak RSS per host: "
+        + ", ".join(f"{w} worker(s) {v:,.0f} MB" for w, v in rss.items())
+        + ".",
+        *(["", "Not succeeded: " + "; ".join(failures)] if failures else []),
+        "",
+        f"Machine: nproc={affinity or os.cpu_count()}, load avg {os.getloadavg()[0]:.1f}, "
+        f"Python {platform.python_version()}, {platform.system()} {platform.machine()}; "
+        f"TRAINING_UNIT_ROWS default; {datetime.now(UTC):%Y-%m-%d %H:%M} UTC.",
+        "",
+        f"Command: `{command}`",
+        "",
+    ]
+    text = "\n".join(lines)
+    print("\n" + text)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
