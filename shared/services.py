@@ -98,8 +98,15 @@ def token_service() -> TokenService:
         key = _secrets.token_urlsafe(48)
     if len(key.encode()) < MIN_KEY_BYTES:
         raise ConfigurationError(f"The token signing key must be >= {MIN_KEY_BYTES * 8} bits.")
+    previous = secret_store().get(settings.jwt_previous_signing_key_secret)
+    if previous and len(previous.encode()) < MIN_KEY_BYTES:
+        raise ConfigurationError("The previous token signing key is too short.")
     return TokenService(
-        key.encode(), settings.jwt_issuer, settings.jwt_audience, settings.access_token_ttl_seconds
+        key.encode(),
+        settings.jwt_issuer,
+        settings.jwt_audience,
+        settings.access_token_ttl_seconds,
+        previous_keys=(previous.encode(),) if previous else (),
     )
 
 
