@@ -115,8 +115,11 @@ def user_store() -> UserStore:
     from shared.identity.bootstrap import bootstrap_admin
     from shared.identity.users import TABLE, UserStore
 
+    from shared.identity.predefined import ensure_predefined_users
+
     users = UserStore(storage().table(TABLE))
     bootstrap_admin(get_settings(), secret_store(), users)
+    ensure_predefined_users(get_settings(), secret_store(), users)
     return users
 
 
