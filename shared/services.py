@@ -113,9 +113,8 @@ def token_service() -> TokenService:
 @singleton
 def user_store() -> UserStore:
     from shared.identity.bootstrap import bootstrap_admin
-    from shared.identity.users import TABLE, UserStore
-
     from shared.identity.predefined import ensure_predefined_users
+    from shared.identity.users import TABLE, UserStore
 
     users = UserStore(storage().table(TABLE))
     bootstrap_admin(get_settings(), secret_store(), users)

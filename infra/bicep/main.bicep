@@ -45,7 +45,7 @@ param gitMetadata string = 'unknown'
 @description('Users created on first start if absent, never overwritten; each password is the named Key Vault secret.')
 param predefinedUsers array = [
   { username: 'admin', roles: ['admin'], password_secret: 'bootstrap-admin-password' }
-  { username: 'adf-service', roles: ['trainer'], password_secret: 'adf-service-password' }
+  { username: 'adf-service', roles: ['train-service'], password_secret: 'adf-service-password' }
 ]
 
 @description('Token signing key. azd passes the vault\'s current value or a new random one; empty leaves the secret as it is.')

@@ -14,7 +14,9 @@ from shared.settings import Settings
 log = get_logger("bootstrap")
 
 
-def ensure_predefined_users(settings: Settings, secrets: SecretStore, users: UserStore) -> list[str]:
+def ensure_predefined_users(
+    settings: Settings, secrets: SecretStore, users: UserStore
+) -> list[str]:
     """Create the listed users that do not exist yet; the names created now.
 
     One bad entry (unknown role, missing or weak secret) is logged and skipped so the

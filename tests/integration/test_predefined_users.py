@@ -43,7 +43,7 @@ def settings_with(entries: list[dict], env: str = "azure") -> Settings:
 
 ENTRIES = [
     {"username": "ops-admin", "roles": ["admin"], "password_secret": "ops-admin-password"},
-    {"username": "adf-service", "roles": ["trainer"], "password_secret": "adf-service-password"},
+    {"username": "adf-service", "roles": ["train-service"], "password_secret": "adf-service-password"},
 ]
 SECRETS = {
     "ops-admin-password": "correct horse battery staple",
@@ -55,7 +55,7 @@ def test_listed_users_are_created_with_their_roles_and_secret_passwords(users: U
     created = ensure_predefined_users(settings_with(ENTRIES), DictSecrets(SECRETS), users)
     assert created == ["ops-admin", "adf-service"]
     adf = users.get_by_username("adf-service")
-    assert adf is not None and adf.roles == ["trainer"]
+    assert adf is not None and adf.roles == ["train-service"]
     assert verify_password(adf.password_hash, SECRETS["adf-service-password"])
 
 

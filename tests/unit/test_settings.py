@@ -81,10 +81,10 @@ def test_predefined_users_are_read_as_json_from_the_environment(
 ) -> None:
     monkeypatch.setenv(
         "PREDEFINED_USERS",
-        json.dumps([{"username": "adf", "roles": ["trainer"], "password_secret": "adf-pw"}]),
+        json.dumps([{"username": "adf", "roles": ["train-service"], "password_secret": "adf-pw"}]),
     )
     (user,) = Settings().predefined_users
-    assert (user.username, user.roles, user.password_secret) == ("adf", ["trainer"], "adf-pw")
+    assert (user.username, user.roles, user.password_secret) == ("adf", ["train-service"], "adf-pw")
 
 
 def test_upload_limits_default_below_the_hosts_request_body_limit(local_settings: Path) -> None:
