@@ -43,7 +43,11 @@ def settings_with(entries: list[dict], env: str = "azure") -> Settings:
 
 ENTRIES = [
     {"username": "ops-admin", "roles": ["admin"], "password_secret": "ops-admin-password"},
-    {"username": "adf-service", "roles": ["train-service"], "password_secret": "adf-service-password"},
+    {
+        "username": "adf-service",
+        "roles": ["train-service"],
+        "password_secret": "adf-service-password",
+    },
 ]
 SECRETS = {
     "ops-admin-password": "correct horse battery staple",

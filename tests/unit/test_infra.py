@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 from shared.settings import Settings
+from tests.unit.test_indexing import index
 
 ROOT = Path(__file__).resolve().parents[2]
 MAIN = (ROOT / "infra" / "bicep" / "main.bicep").read_text(encoding="utf-8")
@@ -77,15 +78,12 @@ def test_bicep_sets_only_settings_something_reads() -> None:
 
 
 def test_binding_expressions_resolve_to_app_settings() -> None:
-    import function_app
-
     bicep = app_settings()
-    for function in function_app.app.get_functions():
-        for binding in function.get_bindings():
-            text = json.dumps(binding.get_dict_repr(), default=str)
-            for name in re.findall(r"%([A-Za-z0-9_]+)%", text):
-                assert name in bicep, (function.get_function_name(), name)
-            connection = binding.get_dict_repr().get("connection")
+    for function in index():
+        for binding in function["bindings"]:
+            for name in re.findall(r"%([A-Za-z0-9_]+)%", json.dumps(binding)):
+                assert name in bicep, (function["name"], name)
+            connection = binding.get("connection")
             if connection:
                 assert f"{connection}__accountName" in bicep
 
@@ -119,14 +117,13 @@ def _string_constants() -> dict[str, set[str]]:
 
 
 def test_every_table_container_and_queue_the_code_uses_is_created_by_bicep() -> None:
-    import function_app
     from shared.storage import CONTAINERS, QUEUES
 
     used = _string_constants()
     used["container"] |= set(CONTAINERS)
     used["queue"] |= set(QUEUES)
-    for function in function_app.app.get_functions():
-        trigger = function.get_trigger().get_dict_repr()
+    for function in index():
+        trigger = function["trigger"]
         if trigger.get("type") == "queueTrigger":
             used["queue"].add(trigger["queueName"])
     assert used["table"] and used["container"] and used["queue"]
