@@ -40,8 +40,12 @@ REQUIRED_IN_AZURE = {
 def bicep_block(name: str, opener: str) -> str:
     closer = {"{": "}", "[": "]"}[opener]
     start = MAIN.index(f"var {name} = {opener}")
-    end = MAIN.index(f"\n{closer}", start)
-    return MAIN[start:end]
+    depth = 0
+    for end in range(start, len(MAIN)):
+        depth += {opener: 1, closer: -1}.get(MAIN[end], 0)
+        if depth == 0 and MAIN[end] == closer:
+            return MAIN[start:end]
+    raise AssertionError(f"unbalanced var {name}")
 
 
 def bicep_strings(name: str) -> set[str]:
