@@ -12,12 +12,17 @@ from functions import (
     inference,
     models,
     monitoring,
+    operations,
     predict,
     roles,
     scoring,
     training,
     users,
 )
+from shared import telemetry
+
+# Exports to Application Insights only when APPLICATIONINSIGHTS_CONNECTION_STRING is set.
+telemetry.start_if_configured()
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
@@ -36,5 +41,6 @@ for area in (
     scoring,
     inference,
     monitoring,
+    operations,
 ):
     app.register_functions(area.bp)

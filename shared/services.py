@@ -58,6 +58,11 @@ def singleton(build: Callable[[], T]) -> Callable[[], T]:
     return get
 
 
+def is_built(name: str) -> bool:
+    """Whether a service exists already (GET /status must not load the registry for it)."""
+    return name in _built
+
+
 def reset() -> None:
     """Forget every built service and the cached settings (tests)."""
     with _lock:

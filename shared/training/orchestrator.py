@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import io
 import json
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -21,6 +22,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob import ContainerClient
 from azure.storage.queue import QueueClient
 
+from shared import metrics
 from shared.errors import NotFound, ValidationFailed
 from shared.idempotency import IdempotencyStore
 from shared.observability import get_logger
@@ -280,6 +282,7 @@ class Trainer:
         if not self.jobs.set_unit(unit, status="running", started_at=iso(utcnow())):
             return  # another delivery of this message owns it
         spec = self._snapshot(job_id)[unit.spec]
+        started = time.perf_counter()
         try:
             frame = self._unit_frame(job_id, spec, unit)
             trained = train_model(
@@ -302,14 +305,18 @@ class Trainer:
                 outputs=outputs,
                 finished_at=iso(utcnow()),
             )
+            metrics.observe_training_unit("succeeded", time.perf_counter() - started)
         except (TrainingError, ValueError, KeyError) as exc:
             # Bad data or a bad spec fails the same way on every retry: fail it now.
             self.jobs.set_unit(
                 unit, status="failed", error=str(exc)[:1000], finished_at=iso(utcnow())
             )
+            metrics.observe_training_unit("failed", time.perf_counter() - started)
         except Exception as exc:
             if dequeue_count < self.max_dequeue_count:
+                metrics.observe_training_unit("retried", time.perf_counter() - started)
                 raise  # transient (storage, memory): the host retries the message
+            metrics.observe_training_unit("failed", time.perf_counter() - started)
             self.jobs.set_unit(
                 unit,
                 status="failed",

@@ -206,3 +206,7 @@ def test_train_pipeline_fails_the_run_when_the_job_fails(fresh_host: str) -> Non
     assert ctx.outputs["Train"]["status"] == "failed"
     fired, message = if_failed(ctx)
     assert fired and ctx.outputs["Train"]["job_id"] in message
+    # The failed unit is counted in this instance's metrics, with its duration.
+    text = httpx.get(f"{fresh_host}/metrics", headers=headers).text
+    assert 'ml_training_units_total{outcome="failed"} 1.0' in text
+    assert 'ml_training_unit_duration_seconds_count{outcome="failed"} 1.0' in text
