@@ -109,6 +109,9 @@ def test_with_a_connection_string_requests_are_exported_with_their_request_id(
             # Offline and loopback-only: no statsbeat to Microsoft, no cloud resource probes.
             "APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL": "true",
             "OTEL_EXPERIMENTAL_RESOURCE_DETECTORS": "otel",
+            # The distro's default samples at most 5 traces/s with a warm-up; a single
+            # request is sampled deterministically only with always_on.
+            "OTEL_TRACES_SAMPLER": "always_on",
             "HOME": str(tmp_path),
             "TMPDIR": str(tmp_path),
         }
