@@ -60,6 +60,9 @@ param jwtPreviousSigningKey string = ''
 @secure()
 param userPasswords object = {}
 
+@description('Object id of an existing Data Factory\'s managed identity: may read the ADF service user\'s password secret and drop files into datasets/ and scoring/. Empty = none.')
+param dataFactoryPrincipalId string = ''
+
 param tags object = {}
 
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
@@ -169,6 +172,17 @@ module deployerRoles 'modules/deployer-roles.bicep' = if (!empty(principalId)) {
     storageAccountName: storage.outputs.name
     deploymentContainerName: storage.outputs.deploymentContainerName
     keyVaultName: vault.outputs.name
+  }
+}
+
+module dataFactoryRoles 'modules/datafactory-roles.bicep' = if (!empty(dataFactoryPrincipalId)) {
+  name: 'datafactory-roles'
+  scope: rg
+  params: {
+    principalId: dataFactoryPrincipalId
+    storageAccountName: storage.outputs.name
+    keyVaultName: vault.outputs.name
+    passwordSecretName: 'adf-service-password'
   }
 }
 
