@@ -158,10 +158,12 @@ class ModelLoader:
             hit = self._models.get(key)
             if hit is not None:
                 self._models.move_to_end(key)
+                metrics.count_model_cache(True, len(self._models))
                 return hit
         loaded = self._load(parent.info, stored)
         with self._lock:
             self._remember(key, loaded)
+        metrics.count_model_cache(False, len(self._models))
         return loaded
 
     def _remember(self, key: tuple[str, int, str], loaded: LoadedModel) -> None:
