@@ -64,7 +64,9 @@ def start_if_configured(environ: Mapping[str, str] | None = None) -> bool:
             logger_name="ml_platform",
             enable_live_metrics=False,
         )
-        logging.getLogger("ml_platform").addFilter(_RequestIdFilter())
+        # On the handlers: a logger's own filters skip records propagated from children.
+        for handler in logging.getLogger("ml_platform").handlers:
+            handler.addFilter(_RequestIdFilter())
         _state["tracer"] = trace.get_tracer("ml_platform")
         _state["trace"] = trace
         _state["context"] = context

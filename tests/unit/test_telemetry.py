@@ -29,6 +29,8 @@ from shared import telemetry
 fn = {f.get_function_name(): f for f in function_app.app.get_functions()}["heartbeat"]
 req = func.HttpRequest("GET", "http://localhost/heartbeat", body=b"",
                        headers={"X-Request-ID": "rid-telemetry-1"})
+import logging
+logging.getLogger("ml_platform").setLevel("INFO")  # as configure_logging does with LOG_LEVEL
 resp = fn.get_user_function()(req)
 telemetry.flush()
 print(json.dumps({
@@ -128,3 +130,8 @@ def test_with_a_connection_string_requests_are_exported_with_their_request_id(
     assert data["name"] == "GET /heartbeat"
     assert data["responseCode"] == "200"
     assert data["properties"]["ml.request_id"] == "rid-telemetry-1"
+    # The request's log line is exported too, with the same request id and trace.
+    logs = [i for i in _Ingestion.received if i.get("data", {}).get("baseType") == "MessageData"]
+    line = next(i for i in logs if i["data"]["baseData"]["message"].startswith("GET heartbeat"))
+    assert line["data"]["baseData"]["properties"]["request_id"] == "rid-telemetry-1"
+    assert line["tags"]["ai.operation.id"] == requests[0]["tags"]["ai.operation.id"]
