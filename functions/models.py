@@ -23,6 +23,8 @@ from shared.registry.schemas import (
     VerifyResult,
     VersionCreated,
     VersionInfo,
+    VersionPage,
+    VersionQuery,
 )
 from shared.registry.store import NewFile, find_file
 from shared.settings import get_settings
@@ -70,6 +72,21 @@ def list_models(call: Call) -> func.HttpResponse:
 def get_model(call: Call) -> func.HttpResponse:
     """One model with its versions, aliases and tags."""
     return json_response(services.model_registry().get_model(call.param("name")))
+
+
+@routes.get(
+    "models/{name}/versions",
+    auth="models:read",
+    query=VersionQuery,
+    response=VersionPage,
+    errors=(404,),
+    audited=False,
+)
+def list_versions(call: Call) -> func.HttpResponse:
+    """A model's versions, oldest first (paginated); filter by alias, tag or status."""
+    name = check_name(call.param("name"), "model")
+    items, token = services.model_registry().list_versions(name, call.query(VersionQuery))
+    return json_response(VersionPage(items=items, continuation_token=token))
 
 
 @routes.post(

@@ -158,6 +158,21 @@ class Settings(BaseSettings):
     bootstrap_admin_username: str | None = Field(
         default=None, validation_alias=AliasChoices("BOOTSTRAP_ADMIN_USERNAME")
     )
+    model_signing_key_secret: str = Field(
+        default="model-signing-key",
+        validation_alias=AliasChoices("MODEL_SIGNING_KEY_SECRET_NAME"),
+        description="Secret name of the model signing key (MODEL_SIGNING_KEY locally).",
+    )
+    model_signing_previous_keys_secret: str = Field(
+        default="model-signing-keys-previous",
+        validation_alias=AliasChoices("MODEL_SIGNING_KEYS_PREVIOUS_SECRET_NAME"),
+        description="Secret name of the comma-separated keys that signed older versions.",
+    )
+    require_signed_models: bool | None = Field(
+        default=None,
+        validation_alias=AliasChoices("REQUIRE_SIGNED_MODELS"),
+        description="Refuse to load unsigned versions; default: on in Azure, off locally.",
+    )
     bootstrap_admin_password_secret: str = Field(
         default="bootstrap-admin-password",
         validation_alias=AliasChoices("BOOTSTRAP_ADMIN_PASSWORD_SECRET_NAME"),
@@ -186,8 +201,20 @@ class Settings(BaseSettings):
     max_dataset_bytes: int = Field(
         default=90 * 1024 * 1024, ge=1024, validation_alias=AliasChoices("MAX_DATASET_BYTES")
     )
+    max_download_bytes: int = Field(
+        default=100 * 1024 * 1024,
+        ge=1024,
+        validation_alias=AliasChoices("MAX_DOWNLOAD_BYTES"),
+        description="Largest scored output served in one response (GET .../output).",
+    )
     max_predict_records: int = Field(
         default=10_000, ge=1, validation_alias=AliasChoices("MAX_PREDICT_RECORDS")
+    )
+    max_entity_index_rows: int = Field(
+        default=5_000_000,
+        ge=1,
+        validation_alias=AliasChoices("MAX_ENTITY_INDEX_ROWS"),
+        description="Largest feature dataset an entity index is built from.",
     )
     max_predict_body_bytes: int = Field(
         default=16 * 1024 * 1024,

@@ -56,6 +56,7 @@ def app_env(azurite: object) -> Iterator[dict[str, str]]:
     env["STORAGE_CONNECTION_STRING"] = azurite.connection_string  # type: ignore[attr-defined]
     env["AzureWebJobsStorage"] = env["STORAGE_CONNECTION_STRING"]
     env["JWT_SIGNING_KEY"] = secrets.token_urlsafe(48)
+    env["MODEL_SIGNING_KEY"] = secrets.token_urlsafe(48)
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     services.reset()

@@ -130,6 +130,7 @@ class Operation:
     body_schema: dict[str, Any] | None = None
     response: type[BaseModel] | None = None
     response_content_type: str = "application/json"
+    response_content_types: tuple[str, ...] = ()  # a file route answering several formats
     query: type[BaseModel] | None = None
     errors: tuple[int, ...] = ()
     audited: bool = True  # False for high-volume reads/predictions: counted in metrics

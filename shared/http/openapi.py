@@ -103,6 +103,9 @@ def _operation(op: Operation, path_params: list[dict[str, Any]]) -> dict[str, An
     ok: dict[str, Any] = {"description": "Success"}
     if op.response is not None:
         ok["content"] = {op.response_content_type: {"schema": _ref(op.response)}}
+    elif op.response_content_types:  # a file in one of several formats
+        binary = {"type": "string", "format": "binary"}
+        ok["content"] = {ct: {"schema": binary} for ct in op.response_content_types}
     elif op.response_content_type != "application/json":
         ok["content"] = {op.response_content_type: {"schema": {"type": "string"}}}
     responses: dict[str, Any] = {str(op.status): ok}

@@ -254,6 +254,24 @@ class ScoringJobStore:
         except ResourceNotFoundError:
             raise NotFound("No such scoring job.", code="SCORING_JOB_NOT_FOUND") from None
 
+    def recent(self, limit: int, model: str | None = None, scan: int = 500) -> list[ScoringJob]:
+        """The newest jobs (ids sort newest first), optionally those that scored ``model``;
+        at most ``scan`` jobs are examined."""
+        found: list[ScoringJob] = []
+        rows = self.jobs.query_entities(
+            "PartitionKey eq @pk", parameters={"pk": PARTITION}, results_per_page=100
+        )
+        for examined, row in enumerate(rows):
+            if len(found) >= limit or examined >= scan:
+                break
+            asked = json.loads(_join_text(row, "request") or "{}").get("model")
+            if model is not None and asked not in (None, model):
+                continue
+            job = self.get(row["RowKey"])
+            if model is None or any(t.model == model for t in job.targets):
+                found.append(job)
+        return found
+
     def request(self, job_id: str) -> dict[str, Any]:
         return json.loads(_join_text(self.raw(job_id), "request") or "{}")
 

@@ -36,7 +36,7 @@ from azure.data.tables import TableClient, TableTransactionError, UpdateMode
 from azure.storage.blob import ContainerClient
 
 from shared.errors import Conflict, NotFound, ServiceUnavailable, ValidationFailed
-from shared.names import check_alias, check_name
+from shared.names import ALIAS_PATTERN, check_alias, check_name
 from shared.registry.schemas import (
     AliasInfo,
     BestValue,
@@ -48,11 +48,20 @@ from shared.registry.schemas import (
     Lineage,
     ModelDetail,
     ModelSummary,
+    Promotion,
     StoredFile,
     VerifyResult,
     VersionBrief,
     VersionInfo,
     VersionMetadata,
+    VersionQuery,
+    VersionSummary,
+)
+from shared.registry.signing import (
+    ModelSignatureInvalid,
+    ModelSigner,
+    SignatureStatus,
+    signed_content,
 )
 from shared.tables import iso, page, parse_iso, utcnow
 
@@ -64,6 +73,46 @@ ARTIFACT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,127}$")
 LOWER_IS_BETTER = frozenset(
     {"mae", "mse", "rmse", "log_loss", "mape", "max_error", "median_absolute_error", "brier"}
 )
+
+
+MODEL_REF_FORMS = "name@version, name@alias, models:/name/version or models:/name@alias"
+_MODEL_REF = re.compile(
+    r"^(?:models:/(?P<uri_name>[^/@]+)(?:/(?P<uri_version>[0-9]{1,9})|@(?P<uri_alias>[^/@]+))"
+    r"|(?P<name>[^/@:]+)[@:](?P<selector>[^/@:]+))$"
+)
+
+
+def parse_model_ref(ref: str) -> tuple[str, int | None, str | None]:
+    """(name, version, alias) from any accepted form of a model reference.
+
+    ``name@3``, ``name@champion``, MLflow's ``models:/name/3`` and ``models:/name@champion``;
+    ``name:3`` too, the form MLflow users type first. The name and alias are checked
+    before any storage read; a version is 1 to 9 ASCII digits."""
+    match = _MODEL_REF.match(ref)
+    if match is None:
+        raise ValidationFailed(f"'{ref[:80]}' is not a model reference: use {MODEL_REF_FORMS}.")
+    name = match["uri_name"] or match["name"]
+    selector = match["uri_version"] or match["uri_alias"] or match["selector"]
+    check_name(name, "model")
+    if re.fullmatch(r"[0-9]{1,9}", selector, flags=re.ASCII) and int(selector) > 0:
+        return name, int(selector), None
+    if re.fullmatch(ALIAS_PATTERN, selector) is None:
+        raise ValidationFailed(
+            f"'{ref[:80]}': '{selector[:40]}' is neither a version (1 to 9 digits) nor an"
+            f" alias. Accepted forms: {MODEL_REF_FORMS}."
+        )
+    return name, None, selector
+
+
+def _signed_content(info: VersionInfo) -> bytes:
+    return signed_content(
+        info.name,
+        info.version,
+        info.format,
+        info.task,
+        [f.model_dump() for f in info.features] if info.features is not None else None,
+        [f.model_dump() for f in info.files],
+    )
 
 
 def row_key(version: int) -> str:
@@ -128,11 +177,35 @@ def find_file(
 
 class ModelRegistry:
     def __init__(
-        self, models: TableClient, aliases: TableClient, container: ContainerClient
+        self,
+        models: TableClient,
+        aliases: TableClient,
+        container: ContainerClient,
+        signer: ModelSigner | None = None,
     ) -> None:
         self.models = models
         self.aliases = aliases
         self.container = container
+        self.signer = signer or ModelSigner(None)
+
+    def signature_status(self, info: VersionInfo) -> SignatureStatus:
+        """Whether the version's row is what the platform signed (see ``signing``)."""
+        return self.signer.check(_signed_content(info), info.signature)
+
+    def check_signature(self, info: VersionInfo) -> None:
+        """409 unless the version may be loaded: validly signed, or unsigned where allowed."""
+        status = self.signature_status(info)
+        if not self.signer.acceptable(status):
+            raise ModelSignatureInvalid(
+                f"{info.name} version {info.version} is {status.replace('_', ' ')}"
+                + (
+                    " (signed with a key this platform does not hold)"
+                    if status == "unknown_key"
+                    else ""
+                )
+                + ": it will not be loaded.",
+                extra={"signature": status},
+            )
 
     # --- writing a version --------------------------------------------------------------
     def register(
@@ -233,6 +306,10 @@ class ModelRegistry:
         created_by: str,
     ) -> VersionInfo:
         now = utcnow()
+        features = [f.model_dump() for f in meta.features] if meta.features is not None else None
+        content = signed_content(
+            name, version, model_format, meta.task, features, [f.model_dump() for f in files]
+        )
         row = {
             "PartitionKey": name,
             "RowKey": row_key(version),
@@ -252,6 +329,8 @@ class ModelRegistry:
             "task": meta.task or "",
             "lineage": meta.lineage.model_dump_json() if meta.lineage else "",
             "decision": "",
+            "promotion": meta.promotion.model_dump_json() if meta.promotion else "",
+            "signature": self.signer.sign(content) or "",
         }
         for _ in range(200):
             current = self.models.get_entity(name, META)
@@ -310,6 +389,10 @@ class ModelRegistry:
             aliases=aliases,
             lineage=Lineage.model_validate_json(row["lineage"]) if row.get("lineage") else None,
             decision=Decision.model_validate_json(row["decision"]) if row.get("decision") else None,
+            promotion=Promotion.model_validate_json(row["promotion"])
+            if row.get("promotion")
+            else None,
+            signature=row.get("signature") or None,
             files=files,
         )
 
@@ -389,6 +472,55 @@ class ModelRegistry:
         ]
         return ModelDetail(**self._summary(meta, aliases).model_dump(), versions=versions)
 
+    def list_versions(
+        self, name: str, query: VersionQuery
+    ) -> tuple[list[VersionSummary], str | None]:
+        """One page of a model's versions, oldest first; filters by alias, tag or status."""
+        self._meta(name)  # 404 for an unknown model
+        aliases = self.alias_map(name)
+        by_version: dict[int, list[str]] = {}
+        for alias, v in aliases.items():
+            by_version.setdefault(v, []).append(alias)
+        query_filter = "PartitionKey eq @n and RowKey lt @meta and status eq @status"
+        parameters: dict[str, Any] = {"n": name, "meta": META, "status": query.status}
+        if query.alias is not None:
+            if query.alias not in aliases:
+                return [], None
+            query_filter += " and RowKey eq @rk"
+            parameters["rk"] = row_key(aliases[query.alias])
+        rows, token = page(
+            self.models,
+            query_filter,
+            query.limit,
+            query.continuation_token,
+            lambda e: e,
+            parameters=parameters,
+        )
+        items = []
+        for row in rows:
+            tags = json.loads(row.get("tags") or "{}")
+            if query.tag is not None:
+                key, has_value, value = query.tag.partition("=")
+                if key not in tags or (has_value and tags[key] != value):
+                    continue
+            version = int(row["version"])
+            items.append(
+                VersionSummary(
+                    version=version,
+                    created_at=parse_iso(row["created_at"]),
+                    created_by=row.get("created_by", ""),
+                    format=row["format"],
+                    status=row["status"],
+                    metrics=json.loads(row.get("metrics") or "{}"),
+                    aliases=sorted(by_version.get(version, [])),
+                    description=row.get("description", ""),
+                    tags=tags,
+                    task=row.get("task") or None,
+                    promotion=json.loads(row["promotion"]) if row.get("promotion") else None,
+                )
+            )
+        return items, token
+
     def resolve(self, name: str, version: int | None = None, alias: str | None = None) -> int:
         """A version number from an explicit version, an alias, or champion-else-latest."""
         if version is not None:
@@ -438,8 +570,12 @@ class ModelRegistry:
                     actual_size=None if data is None else len(data),
                 )
             )
-        overall = "valid" if all(c.status == "valid" for c in checks) else "corrupt"
-        return VerifyResult(name=name, version=version, status=overall, files=checks)
+        signature = self.signature_status(info)
+        files_ok = all(c.status == "valid" for c in checks)
+        overall = "valid" if files_ok and self.signer.acceptable(signature) else "corrupt"
+        return VerifyResult(
+            name=name, version=version, status=overall, signature=signature, files=checks
+        )
 
     # --- aliases ---------------------------------------------------------------------------
     def get_alias(self, name: str, alias: str) -> AliasInfo:
@@ -513,13 +649,11 @@ class ModelRegistry:
     def compare(self, refs: list[str], metrics: list[str] | None) -> CompareResult:
         compared = []
         for ref in refs:
-            name, _, selector = ref.partition("@")
-            if not selector:
-                raise ValidationFailed(f"'{ref[:80]}' is not name@version or name@alias.")
+            name, version_number, alias = parse_model_ref(ref)
             version = (
-                self.resolve(name, version=int(selector))
-                if selector.isdigit()
-                else self.resolve(name, alias=selector)
+                self.resolve(name, version=version_number)
+                if version_number is not None
+                else self.resolve(name, alias=alias)
             )
             compared.append((ref, name, version, self.get_version(name, version).metrics))
         wanted = metrics or sorted({m for *_, ms in compared for m in ms})

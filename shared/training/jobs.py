@@ -17,7 +17,7 @@ from typing import Any, Literal
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from shared.errors import NotFound, ServiceUnavailable
 from shared.tables import increment, iso, merge, parse_iso, utcnow
@@ -39,6 +39,10 @@ class UnitResult(BaseModel):
     version: int | None = None
     metrics: dict[str, float] = {}
     promoted: bool = False
+    promotion: dict[str, Any] | None = Field(
+        default=None,
+        description="Why the version was or was not promoted: rule, metric, both values.",
+    )
     n_rows: int | None = None
     onnx: bool | None = None
     error: str | None = None
@@ -160,6 +164,7 @@ class JobStore:
                     version=outcome.get("version") if unit.status == "succeeded" else None,
                     metrics=unit.metrics,
                     promoted=bool(outcome.get("promoted")) and unit.status == "succeeded",
+                    promotion=outcome.get("promotion") if unit.status == "succeeded" else None,
                     n_rows=unit.n_rows,
                     onnx=unit.outputs.get("onnx"),
                     error=unit.error or outcome.get("error"),

@@ -26,7 +26,7 @@ from shared import metrics
 from shared.errors import NotFound, ValidationFailed
 from shared.idempotency import IdempotencyStore
 from shared.observability import get_logger
-from shared.registry.schemas import Lineage, VersionMetadata
+from shared.registry.schemas import Lineage, Promotion, VersionMetadata
 from shared.registry.store import (
     LOWER_IS_BETTER,
     ModelRegistry,
@@ -460,6 +460,7 @@ class Trainer:
             unit = ok[0]
             prefix = unit.outputs["prefix"]
             meta.metrics = unit.metrics
+            meta.promotion = self._promotion(spec, meta.metrics, first.get("primary_metric"))
             placed = []
             if unit.outputs.get("onnx"):
                 placed.append(
@@ -478,9 +479,19 @@ class Trainer:
                 placed=placed,
             )
         else:
-            info = self._register_partitioned(job_id, spec, ok, units, meta)
-        promoted = self._promote(spec, info.version, meta.metrics, first.get("primary_metric"))
-        return {"model": spec.name, "version": info.version, "promoted": promoted}
+            info = self._register_partitioned(
+                job_id, spec, ok, units, meta, first.get("primary_metric")
+            )
+        promotion = info.promotion
+        assert promotion is not None
+        if promotion.promoted:
+            self.registry.set_alias(spec.name, "champion", info.version, by="training")
+        return {
+            "model": spec.name,
+            "version": info.version,
+            "promoted": promotion.promoted,
+            "promotion": promotion.model_dump(),
+        }
 
     def _register_partitioned(
         self,
@@ -489,6 +500,7 @@ class Trainer:
         ok: list[Unit],
         units: list[Unit],
         meta: VersionMetadata,
+        primary: str | None,
     ) -> Any:
         partitions: dict[str, Any] = {}
         placed: list[PlacedFile] = []
@@ -528,6 +540,7 @@ class Trainer:
         meta.metrics["partitions_trained"] = float(len(ok))
         meta.metrics["partitions_failed"] = float(sum(u.status == "failed" for u in units))
         meta.metrics["partitions_skipped"] = float(sum(u.status == "skipped" for u in units))
+        meta.promotion = self._promotion(spec, meta.metrics, primary)
         manifest = {
             "partition_by": spec.partition_by,
             "task": meta.task,
@@ -593,38 +606,62 @@ class Trainer:
             carried[str(unit.partition)] = entry
         return carried
 
-    def _promote(
-        self, spec: TrainingSpec, version: int, metrics: dict[str, float], primary: str | None
-    ) -> bool:
-        if spec.promote == "manual":
-            return False
-        promote = spec.promote == "always" or self._beats_champion(spec, metrics, primary)
-        if promote:
-            self.registry.set_alias(spec.name, "champion", version, by="training")
-        return promote
-
-    def _beats_champion(
+    def _promotion(
         self, spec: TrainingSpec, metrics: dict[str, float], primary: str | None
-    ) -> bool:
+    ) -> Promotion:
+        """The rule's verdict, with the numbers it compared (recorded on the version)."""
+        if spec.promote == "manual":
+            return Promotion(
+                promoted=False,
+                rule="manual",
+                reason="The spec promotes manually: approve the version or move the alias.",
+            )
+        if spec.promote == "always":
+            return Promotion(promoted=True, rule="always", reason="The spec always promotes.")
         try:
             champion = self.registry.get_version(
                 spec.name, self.registry.get_alias(spec.name, "champion").version
             )
         except NotFound:
-            return True
+            return Promotion(
+                promoted=True, rule="if_better", reason="No champion yet: the first is promoted."
+            )
+        base = {"rule": "if_better", "champion_version": champion.version}
         if primary is None or primary not in metrics:
-            return True  # anomaly models have no holdout quality metric to compare
+            return Promotion(
+                promoted=True,
+                reason="An anomaly model has no holdout quality metric to compare: promoted.",
+                **base,
+            )
+        lower = primary.lower() in LOWER_IS_BETTER
+        base |= {"metric": primary, "higher_is_better": not lower}
+        base["candidate_value"] = metrics[primary]
         if (
             champion.params.get("seed") != spec.seed
             or champion.params.get("holdout_fraction") != spec.holdout_fraction
         ):
-            return True  # a different holdout definition: the champion's score is not comparable
+            return Promotion(
+                promoted=True,
+                reason="The champion was scored on another holdout (seed or fraction): its"
+                f" {primary} is not comparable, so the new version is promoted.",
+                **base,
+            )
         theirs = champion.metrics.get(primary)
         if theirs is None:
-            return True
-        if primary.lower() in LOWER_IS_BETTER:
-            return metrics[primary] < theirs
-        return metrics[primary] > theirs
+            return Promotion(
+                promoted=True, reason=f"The champion has no {primary}: promoted.", **base
+            )
+        base["champion_value"] = theirs
+        ours = metrics[primary]
+        better = ours < theirs if lower else ours > theirs
+        comparison = "lower" if lower else "higher"
+        verdict = "promoted" if better else "not promoted"
+        return Promotion(
+            promoted=better,
+            reason=f"{primary} {ours:.6g} vs champion v{champion.version}'s {theirs:.6g}"
+            f" ({comparison} is better): {verdict}.",
+            **base,
+        )
 
 
 def _plain(value: Any) -> Any:

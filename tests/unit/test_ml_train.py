@@ -328,3 +328,15 @@ def test_skops_refuses_types_outside_the_allow_list() -> None:
     data = dump_skops(Pipeline([("shady", Shady())]).fit(np.zeros((2, 1))))
     with pytest.raises(UntrustedModelError, match="Shady"):
         load_skops(data)
+
+
+def test_stored_params_hold_no_deprecation_placeholders() -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    from shared.ml.algorithms import public_params
+
+    raw = LogisticRegression().get_params(deep=False)
+    assert "deprecated" in raw.values()  # what scikit-learn reports for an unset parameter
+    params = public_params(LogisticRegression(C=0.5))
+    assert "deprecated" not in params.values() and params["C"] == 0.5
+    assert set(params) == {k for k, v in raw.items() if v != "deprecated"}
