@@ -15,7 +15,7 @@ param location string
 @description('Resource group to create (default rg-<environmentName>).')
 param resourceGroupName string = ''
 
-@description('Object id of who deploys (azd sets AZURE_PRINCIPAL_ID): may upload the package and read the vault. Empty = none.')
+@description('Object id of who deploys (azd sets AZURE_PRINCIPAL_ID): may upload the package and create absent secrets. Empty = none.')
 param principalId string = ''
 
 @allowed(['User', 'ServicePrincipal'])
@@ -48,17 +48,9 @@ param predefinedUsers array = [
   { username: 'adf-service', roles: ['train-service'], password_secret: 'adf-service-password' }
 ]
 
-@description('Token signing key. azd passes the vault\'s current value or a new random one; empty leaves the secret as it is.')
+@description('Explicit secret values (secret name -> value), written on every deployment. Normally empty: the postprovision hook (scripts/ensure_secrets.py) generates the signing keys and passwords that are absent and never touches existing ones.')
 @secure()
-param jwtSigningKey string = ''
-
-@description('Previous signing key, accepted for one token lifetime during a rotation (docs/operations.md). Empty = none.')
-@secure()
-param jwtPreviousSigningKey string = ''
-
-@description('Password per predefined-user secret name (azd: current value or new random). Empty values leave a secret as it is.')
-@secure()
-param userPasswords object = {}
+param secretValues object = {}
 
 @description('Object id of an existing Data Factory\'s managed identity: may read the ADF service user\'s password secret and drop files into datasets/ and scoring/. Empty = none.')
 param dataFactoryPrincipalId string = ''
@@ -71,7 +63,15 @@ var deploymentContainerName = 'app-package-${take(resourceToken, 7)}'
 
 // Everything the code creates on first use, created here up front (tests/unit/test_infra.py
 // checks this list against the code).
-var blobContainers = ['models', 'datasets', 'scoring', 'scored', 'training-staging']
+var blobContainers = [
+  'models'
+  'datasets'
+  'scoring'
+  'scored'
+  'training-staging'
+  'reports'
+  'entities'
+]
 var tables = [
   'Users'
   'Roles'
@@ -144,10 +144,7 @@ module vault 'modules/keyvault.bicep' = {
     name: 'kv-${resourceToken}'
     location: location
     tags: allTags
-    secrets: union(userPasswords, {
-      'jwt-signing-key': jwtSigningKey
-      'jwt-signing-key-previous': jwtPreviousSigningKey
-    })
+    secrets: secretValues
   }
 }
 
@@ -201,6 +198,9 @@ var appSettings = {
   KEY_VAULT_URL: vault.outputs.uri
   JWT_SIGNING_KEY_SECRET_NAME: 'jwt-signing-key'
   JWT_PREVIOUS_SIGNING_KEY_SECRET_NAME: 'jwt-signing-key-previous'
+  MODEL_SIGNING_KEY_SECRET_NAME: 'model-signing-key'
+  MODEL_SIGNING_KEYS_PREVIOUS_SECRET_NAME: 'model-signing-keys-previous'
+  REQUIRE_SIGNED_MODELS: 'true'
   JWT_ISSUER: 'ml-platform'
   JWT_AUDIENCE: 'ml-platform-api'
   ACCESS_TOKEN_TTL_SECONDS: '3600'
@@ -248,3 +248,5 @@ output AZURE_KEY_VAULT_NAME string = vault.outputs.name
 output AZURE_KEY_VAULT_URI string = vault.outputs.uri
 output AZURE_MANAGED_IDENTITY_CLIENT_ID string = identity.outputs.clientId
 output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.applicationInsightsName
+// Read by the postprovision hook: which password secrets to create when absent.
+output PREDEFINED_USER_SECRETS string = join(map(predefinedUsers, u => u.password_secret), ',')

@@ -166,14 +166,25 @@ def test_the_app_identity_gets_exactly_the_listed_roles() -> None:
     assert "subscription()" not in roles.replace("subscriptionResourceId", "")
 
 
-def test_every_secret_the_app_reads_is_written_by_bicep_or_azd() -> None:
-    params = (ROOT / "infra/bicep/main.parameters.json").read_text(encoding="utf-8")
+def test_every_secret_the_app_needs_in_azure_is_created_when_absent() -> None:
+    import sys
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import ensure_secrets
+
+    settings = app_settings_values()
+    # The signing keys named by the app settings are the ones the hook generates.
+    keys = {settings["JWT_SIGNING_KEY_SECRET_NAME"], settings["MODEL_SIGNING_KEY_SECRET_NAME"]}
+    assert keys == set(ensure_secrets.SIGNING_KEYS)
+    # Each pre-defined user's password secret reaches the hook through a Bicep output.
     users = re.findall(r"password_secret: '([^']+)'", MAIN)
-    assert users
-    for secret in users:
-        assert f"secretOrRandomPassword ${{AZURE_KEY_VAULT_NAME}} {secret})" in params
-    assert "secretOrRandomPassword ${AZURE_KEY_VAULT_NAME} jwt-signing-key)" in params
-    assert "'jwt-signing-key': jwtSigningKey" in MAIN
+    assert users and "map(predefinedUsers, u => u.password_secret)" in MAIN
+    assert ensure_secrets.wanted({"PREDEFINED_USER_SECRETS": ",".join(users)})[2:] == users
+
+
+def app_settings_values() -> dict[str, str]:
+    block = bicep_block("appSettings", "{")
+    return dict(re.findall(r"^\s+([A-Za-z_][A-Za-z0-9_]*): '([^']*)'", block, re.M))
 
 
 def test_azure_yaml_points_at_the_bicep() -> None:

@@ -1,6 +1,6 @@
 // Optional roles for the principal that runs `azd up` / the deploy workflow: upload the
-// package to the deployment container, and read the vault so azd can keep existing
-// secrets (secretOrRandomPassword). Nothing for the app identity is granted here.
+// package to the deployment container, and create the secrets that are absent (azd's
+// postprovision hook, scripts/ensure_secrets.py). Nothing for the app identity is here.
 param principalId string
 @allowed(['User', 'ServicePrincipal'])
 param principalType string = 'User'
@@ -9,7 +9,7 @@ param deploymentContainerName string
 param keyVaultName string
 
 var blobDataOwner = 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
-var keyVaultSecretsUser = '4633458b-17de-408a-b874-0445c86b69e6'
+var keyVaultSecretsOfficer = 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7'
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: storageAccountName
@@ -39,12 +39,12 @@ resource packageUpload 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   }
 }
 
-resource secretsRead 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+resource secretsWrite 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   scope: vault
-  name: guid(vault.id, principalId, keyVaultSecretsUser)
+  name: guid(vault.id, principalId, keyVaultSecretsOfficer)
   properties: {
     principalId: principalId
     principalType: principalType
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', keyVaultSecretsUser)
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', keyVaultSecretsOfficer)
   }
 }
