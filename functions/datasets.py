@@ -6,6 +6,7 @@ from shared import services
 from shared.auth import ADMIN
 from shared.datasets import DatasetView
 from shared.http import Call, Routes, empty_response, json_response
+from shared.http.ingest import INGEST_SCHEMA, INGEST_TYPES, IngestResult, ingest_response
 from shared.http.uploads import read_data_file
 from shared.identity.schemas import Page, PageQuery
 from shared.names import check_name
@@ -36,6 +37,7 @@ class DatasetPage(Page[DatasetView]):
 @routes.put(
     "datasets/{name}",
     auth="train",
+    rate_group="upload",
     response=DatasetView,
     status=201,
     body_schema=UPLOAD_SCHEMA,
@@ -50,6 +52,22 @@ def put_dataset(call: Call) -> func.HttpResponse:
     return json_response(
         view, status=201 if created else 200, headers={"Location": f"/datasets/{name}"}
     )
+
+
+@routes.post(
+    "datasets/{name}/records",
+    auth="train",
+    rate_group="upload",
+    response=IngestResult,
+    status=201,
+    body_schema=INGEST_SCHEMA,
+    body_content_types=INGEST_TYPES,
+    errors=(404, 409, 413, 415, 422),
+)
+def ingest_records(call: Call) -> func.HttpResponse:
+    """Append records as a new immutable part (the same batch twice is stored once)."""
+    name = check_name(call.param("name"), "dataset")
+    return ingest_response(call, services.ingestor(), name, f"/datasets/{name}")
 
 
 @routes.get("datasets", auth="train", query=PageQuery, response=DatasetPage, audited=False)

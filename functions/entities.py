@@ -64,6 +64,7 @@ def delete_index(call: Call) -> func.HttpResponse:
 @routes.get(
     "predict/{model}/entities/{id}",
     auth="predict",
+    rate_group="predict",
     query=EntityQuery,
     response=EntityPredictResponse,
     errors=(404,),
@@ -79,6 +80,7 @@ def predict_entity(call: Call) -> func.HttpResponse:
 @routes.post(
     "predict/{model}/entities",
     auth="predict",
+    rate_group="predict",
     body=EntityPredictRequest,
     response=EntityPredictResponse,
     errors=(404,),

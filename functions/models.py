@@ -92,6 +92,7 @@ def list_versions(call: Call) -> func.HttpResponse:
 @routes.post(
     "models/{name}/versions",
     auth="models:write",
+    rate_group="upload",
     body_schema=UPLOAD_SCHEMA,
     body_content_types=("multipart/form-data",),
     response=VersionCreated,

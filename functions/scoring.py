@@ -22,6 +22,7 @@ log = get_logger("batch")
 @routes.post(
     "predict",
     auth="predict",
+    rate_group="predict",
     body=BatchScoreRequest,
     response=JobAccepted,
     status=202,

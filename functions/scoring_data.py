@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from shared.datasets import DatasetView
 from shared.errors import NotFound, PayloadTooLarge
 from shared.http import Call, Routes, empty_response, json_response
+from shared.http.ingest import INGEST_SCHEMA, INGEST_TYPES, IngestResult, ingest_response
 from shared.http.uploads import read_data_file
 from shared.identity.schemas import Page, PageQuery
 from shared.names import check_name
@@ -59,6 +60,7 @@ class OutputQuery(BaseModel):
 @routes.put(
     "scoring/{name}",
     auth="predict",
+    rate_group="upload",
     response=DatasetView,
     status=201,
     body_schema=UPLOAD_SCHEMA,
@@ -74,6 +76,26 @@ def put_scoring_dataset(call: Call) -> func.HttpResponse:
     return json_response(
         view, status=201 if created else 200, headers={"Location": f"/scoring/{name}"}
     )
+
+
+@routes.post(
+    "scoring/{name}/records",
+    auth="predict",
+    rate_group="upload",
+    response=IngestResult,
+    status=201,
+    body_schema=INGEST_SCHEMA,
+    body_content_types=INGEST_TYPES,
+    errors=(404, 409, 413, 415, 422),
+)
+def ingest_scoring_records(call: Call) -> func.HttpResponse:
+    """Append rows to score as a new immutable part (the same batch twice is stored once)."""
+    from shared import services
+    from shared.ingestion import Ingestor
+
+    name = check_name(call.param("name"), "dataset")
+    ingestor = Ingestor(batch_scorer().inputs, services.idempotency_store(), "ingest-scoring")
+    return ingest_response(call, ingestor, name, f"/scoring/{name}")
 
 
 @routes.get("scoring", auth="predict", query=PageQuery, response=ScoringDatasetPage, audited=False)

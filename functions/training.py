@@ -69,7 +69,13 @@ def delete_spec(call: Call) -> func.HttpResponse:
 
 
 @routes.post(
-    "train", auth="train", body=TrainRequest, response=JobAccepted, status=202, errors=(404, 409)
+    "train",
+    auth="train",
+    body=TrainRequest,
+    response=JobAccepted,
+    status=202,
+    errors=(404, 409),
+    rate_group="train",
 )
 def train(call: Call) -> func.HttpResponse:
     """Train every enabled spec (or those named): 202 + Location to poll (ADF async pattern)."""

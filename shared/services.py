@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from shared.identity.roles import RoleStore
     from shared.identity.tokens import TokenService
     from shared.identity.users import UserStore
+    from shared.ingestion import Ingestor
     from shared.monitoring.drift import DriftMonitor
     from shared.monitoring.reports import ReportBuilder
     from shared.prediction.engine import Predictor
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from shared.prediction.service import PredictionService
     from shared.prediction.traffic import TrafficRouter
     from shared.prediction.transform import Transformer
+    from shared.ratelimit import RateLimiter
     from shared.registry.loader import ModelLoader
     from shared.registry.signing import ModelSigner
     from shared.registry.store import ModelRegistry
@@ -367,3 +369,23 @@ def report_builder() -> ReportBuilder:
     return ReportBuilder(
         s.container(CONTAINER), s.container(SCORED_CONTAINER), model_registry(), drift_monitor
     )
+
+
+@singleton
+def rate_limiter() -> RateLimiter:
+    from shared.ratelimit import GROUPS, TABLE, Policy, RateLimiter
+
+    settings = get_settings()
+    policies = {}
+    for group in GROUPS:
+        policy = Policy.parse(group, getattr(settings, f"rate_limit_{group}"))
+        if policy is not None:
+            policies[group] = policy
+    return RateLimiter(storage().table(TABLE), policies)
+
+
+@singleton
+def ingestor() -> Ingestor:
+    from shared.ingestion import Ingestor
+
+    return Ingestor(dataset_store(), idempotency_store())

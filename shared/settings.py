@@ -201,6 +201,29 @@ class Settings(BaseSettings):
     max_dataset_bytes: int = Field(
         default=90 * 1024 * 1024, ge=1024, validation_alias=AliasChoices("MAX_DATASET_BYTES")
     )
+    rate_limit_predict: str = Field(
+        default="6000/60",
+        validation_alias=AliasChoices("RATE_LIMIT_PREDICT"),
+        description="N/S: requests per S seconds per API key or user ('off': none).",
+    )
+    rate_limit_drift: str = Field(
+        default="10/60", validation_alias=AliasChoices("RATE_LIMIT_DRIFT")
+    )
+    rate_limit_evaluate: str = Field(
+        default="60/60", validation_alias=AliasChoices("RATE_LIMIT_EVALUATE")
+    )
+    rate_limit_upload: str = Field(
+        default="120/60", validation_alias=AliasChoices("RATE_LIMIT_UPLOAD")
+    )
+    rate_limit_train: str = Field(
+        default="60/60", validation_alias=AliasChoices("RATE_LIMIT_TRAIN")
+    )
+    max_ingest_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        ge=1024,
+        validation_alias=AliasChoices("MAX_INGEST_BYTES"),
+        description="Largest batch POST /datasets/{name}/records takes.",
+    )
     max_download_bytes: int = Field(
         default=100 * 1024 * 1024,
         ge=1024,

@@ -93,6 +93,7 @@ var tables = [
   'ScoringJobs'
   'ScoringTargets'
   'ScoringChunks'
+  'RateLimits'
 ]
 var queues = ['training', 'training-poison', 'scoring', 'scoring-poison']
 

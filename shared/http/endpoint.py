@@ -134,6 +134,7 @@ class Operation:
     query: type[BaseModel] | None = None
     errors: tuple[int, ...] = ()
     audited: bool = True  # False for high-volume reads/predictions: counted in metrics
+    rate_group: str | None = None  # a group of shared/ratelimit.py: limited per key/user
 
 
 OPERATIONS: list[Operation] = []
@@ -164,10 +165,13 @@ def handle(req: func.HttpRequest, handler: Handler, op: Operation) -> func.HttpR
     span = telemetry.start_request_span(op.route, req.method, request_id)
     call = Call(req=req, request_id=request_id)
     status = 500
+    limit_headers: dict[str, str] = {}
     try:
         try:
             call.principal = authenticate(req, op.auth)
             require(call.principal, op.auth)
+            if op.rate_group is not None and call.principal is not None:
+                limit_headers = _rate_limit(op.rate_group, call.principal)
             response = handler(call)
         except Exception as exc:
             problem = _problem_for(exc)
@@ -179,6 +183,8 @@ def handle(req: func.HttpRequest, handler: Handler, op: Operation) -> func.HttpR
                 )
             response = problem_response(problem, request_id, instance=path_of(req))
         response.headers["X-Request-ID"] = request_id
+        for name, value in limit_headers.items():
+            response.headers[name] = value
         elapsed_ms = (time.perf_counter() - started) * 1000
         status = response.status_code
         metrics.observe_request(op.route, req.method, status, elapsed_ms / 1000)
@@ -194,6 +200,19 @@ def handle(req: func.HttpRequest, handler: Handler, op: Operation) -> func.HttpR
     finally:
         telemetry.end_request_span(span, status)
         request_id_var.reset(token)
+
+
+def _rate_limit(group: str, principal: Principal) -> dict[str, str]:
+    """The RateLimit headers of this request's budget; 429 when it is spent."""
+    from shared import services
+    from shared.ratelimit import over_limit, subject_of
+
+    decision = services.rate_limiter().check(group, subject_of(principal))
+    if decision is None:
+        return {}
+    if not decision.allowed:
+        raise over_limit(decision)
+    return decision.headers()
 
 
 def path_of(req: func.HttpRequest) -> str:

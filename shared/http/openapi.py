@@ -110,6 +110,12 @@ def _operation(op: Operation, path_params: list[dict[str, Any]]) -> dict[str, An
         ok["content"] = {op.response_content_type: {"schema": {"type": "string"}}}
     responses: dict[str, Any] = {str(op.status): ok}
     codes = set(op.errors) | {503}
+    if op.rate_group is not None:
+        codes.add(429)
+        ok["headers"] = {
+            "RateLimit-Policy": {"schema": {"type": "string"}, "description": "quota, window"},
+            "RateLimit": {"schema": {"type": "string"}, "description": "remaining, reset"},
+        }
     if op.auth != PUBLIC:
         codes |= {401, 403}
     if op.body is not None or op.query is not None:
