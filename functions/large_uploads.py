@@ -11,7 +11,13 @@ bp = func.Blueprint()
 routes = Routes(bp, tag="datasets")
 
 
-@routes.post("datasets/{name}/upload-url", auth="train", body=UploadUrlRequest, response=UploadUrl)
+@routes.post(
+    "datasets/{name}/upload-url",
+    auth="train",
+    body=UploadUrlRequest,
+    response=UploadUrl,
+    rate_group="upload",
+)
 def dataset_upload_url(call: Call) -> func.HttpResponse:
     """A 15-minute create+write URL for one file of a dataset, for files over the body limit."""
     from shared.datasets import CONTAINER
