@@ -11,6 +11,7 @@ from functions import (
     entities,
     heartbeat,
     inference,
+    jobs,
     large_uploads,
     model_tools,
     models,
@@ -52,6 +53,7 @@ for area in (
     scoring_data,
     inference,
     monitoring,
+    jobs,
     reports,
     operations,
 ):

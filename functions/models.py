@@ -28,6 +28,7 @@ from shared.registry.schemas import (
 )
 from shared.registry.store import NewFile, find_file
 from shared.settings import get_settings
+from shared.storage_deadline import worker_deadline
 
 bp = func.Blueprint()
 routes = Routes(bp, tag="models")
@@ -293,4 +294,5 @@ def delete_model(call: Call) -> func.HttpResponse:
 )
 def registry_cleanup(timer: func.TimerRequest) -> None:
     """Remove blobs of interrupted uploads and finish interrupted deletions."""
-    services.model_registry().sweep_orphans(older_than=timedelta(hours=1))
+    with worker_deadline():
+        services.model_registry().sweep_orphans(older_than=timedelta(hours=1))

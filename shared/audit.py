@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, Field
 
 from shared.observability import get_logger
+from shared.storage_deadline import storage_tripped
 from shared.tables import page, utcnow
 
 if TYPE_CHECKING:
@@ -98,24 +99,30 @@ def after_request(call: Call, op: Operation, status: int, elapsed_ms: float) -> 
     if not ((method in MUTATING and op.audited) or status in REFUSED):
         return
     principal = call.principal
+    entry = AuditEntry(
+        at=datetime.fromtimestamp(time.time(), UTC),
+        principal=principal.username
+        if principal
+        else call.audit_detail.get("username", "anonymous"),
+        principal_id=principal.user_id if principal else None,
+        credential=principal.kind if principal else None,
+        method=method,
+        route=op.route,
+        path=call.path[:500],
+        status=status,
+        duration_ms=round(elapsed_ms, 2),
+        request_id=call.request_id,
+    )
+    failure = "audit record could not be written"
+    extra = {"route": op.route, "audit": entry.model_dump(mode="json")}
+    if storage_tripped():
+        # Storage already failed to answer within this request's budget: waiting for it
+        # again would only hold the 503. The full record goes to the log instead.
+        log.error(failure, extra=extra)
+        return
     try:
         from shared.services import audit_log
 
-        audit_log().record(
-            AuditEntry(
-                at=datetime.fromtimestamp(time.time(), UTC),
-                principal=principal.username
-                if principal
-                else call.audit_detail.get("username", "anonymous"),
-                principal_id=principal.user_id if principal else None,
-                credential=principal.kind if principal else None,
-                method=method,
-                route=op.route,
-                path=call.path[:500],
-                status=status,
-                duration_ms=round(elapsed_ms, 2),
-                request_id=call.request_id,
-            )
-        )
+        audit_log().record(entry)
     except Exception:
-        log.exception("audit record could not be written", extra={"route": op.route})
+        log.exception(failure, extra=extra)  # the full record survives in the log

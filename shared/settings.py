@@ -114,6 +114,43 @@ class Settings(BaseSettings):
         description="When set, secrets come from this Key Vault; else from the environment.",
     )
 
+    storage_http_deadline_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=60,
+        validation_alias=AliasChoices("STORAGE_HTTP_DEADLINE_SECONDS"),
+        description="Budget of one storage operation (connect, read, retries) in an HTTP"
+        " function: a storage that does not answer in time gives a 503.",
+    )
+    storage_worker_deadline_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=600,
+        validation_alias=AliasChoices("STORAGE_WORKER_DEADLINE_SECONDS"),
+        description="The same budget in queue and timer functions.",
+    )
+    storage_retry_total: int = Field(
+        default=2,
+        ge=0,
+        le=10,
+        validation_alias=AliasChoices("STORAGE_RETRY_TOTAL"),
+        description="Retries of one storage operation (Blob, Queue and Table alike).",
+    )
+    storage_retry_backoff_seconds: float = Field(
+        default=0.5,
+        ge=0,
+        le=30,
+        validation_alias=AliasChoices("STORAGE_RETRY_BACKOFF_SECONDS"),
+        description="Fixed pause between those retries (Blob, Queue and Table alike).",
+    )
+    storage_pool_size: int = Field(
+        default=64,
+        ge=1,
+        le=1000,
+        validation_alias=AliasChoices("STORAGE_POOL_SIZE"),
+        description="HTTP connections kept per storage service (size it to the concurrency).",
+    )
+
     # --- identity -------------------------------------------------------------------------
     jwt_signing_key_secret: str = Field(
         default="jwt-signing-key",
@@ -286,6 +323,19 @@ class Settings(BaseSettings):
         ge=1,
         validation_alias=AliasChoices("QUEUE_MAX_DEQUEUE_COUNT"),
         description="Must equal host.json extensions.queues.maxDequeueCount.",
+    )
+    job_stall_seconds: float = Field(
+        default=1800,
+        ge=1,
+        validation_alias=AliasChoices("JOB_STALL_SECONDS"),
+        description="A job with no progress this long is re-driven by the watchdog; longer"
+        " than the slowest unit (a running unit this old is taken as dead and run again).",
+    )
+    job_max_redrives: int = Field(
+        default=3,
+        ge=0,
+        validation_alias=AliasChoices("JOB_MAX_REDRIVES"),
+        description="Re-drives without progress before the watchdog fails the job.",
     )
     training_schedule: str = Field(
         default="0 0 2 1 * *",

@@ -34,6 +34,7 @@ from shared.errors import (
 from shared.http.responses import problem_response
 from shared.observability import get_logger, request_id_var
 from shared.settings import get_settings
+from shared.storage_deadline import storage_deadline
 
 M = TypeVar("M", bound=BaseModel)
 Handler = Callable[["Call"], func.HttpResponse]
@@ -148,11 +149,12 @@ def _problem_for(exc: Exception) -> AppError:
     if isinstance(exc, HttpResponseError) and exc.status_code in (409, 412):
         # Two writers met on a row a service did not expect to be contended: retryable.
         return Conflict("A concurrent change got there first; retry.", code="CONCURRENT_UPDATE")
-    if isinstance(exc, AzureError) and not (
-        isinstance(exc, HttpResponseError) and exc.status_code and exc.status_code < 500
-    ):
+    if isinstance(exc, AzureError):
+        # Any other storage refusal (a 404 of a container an emulator restart dropped, an
+        # InvalidBlockList after storage died mid-upload, a 5xx, no answer) is storage's
+        # state, not the caller's input: retryable, never a 500.
         return ServiceUnavailable(
-            "Storage is unavailable; nothing was changed.", dependency="storage"
+            "Storage is unavailable or refused the operation; retry.", dependency="storage"
         )
     return AppError("An unexpected error occurred; it has been logged.")
 
@@ -167,28 +169,30 @@ def handle(req: func.HttpRequest, handler: Handler, op: Operation) -> func.HttpR
     status = 500
     limit_headers: dict[str, str] = {}
     try:
-        try:
-            call.principal = authenticate(req, op.auth)
-            require(call.principal, op.auth)
-            if op.rate_group is not None and call.principal is not None:
-                limit_headers = _rate_limit(op.rate_group, call.principal)
-            response = handler(call)
-        except Exception as exc:
-            problem = _problem_for(exc)
-            if problem.status >= 500:
-                log.error(
-                    "request failed",
-                    exc_info=exc,
-                    extra={"route": op.route, "method": req.method, "code": problem.code},
-                )
-            response = problem_response(problem, request_id, instance=path_of(req))
-        response.headers["X-Request-ID"] = request_id
-        for name, value in limit_headers.items():
-            response.headers[name] = value
-        elapsed_ms = (time.perf_counter() - started) * 1000
-        status = response.status_code
-        metrics.observe_request(op.route, req.method, status, elapsed_ms / 1000)
-        audit.after_request(call, op, response.status_code, elapsed_ms)
+        # Every storage operation of the request, the audit write included, is bounded.
+        with storage_deadline(get_settings().storage_http_deadline_seconds):
+            try:
+                call.principal = authenticate(req, op.auth)
+                require(call.principal, op.auth)
+                if op.rate_group is not None and call.principal is not None:
+                    limit_headers = _rate_limit(op.rate_group, call.principal)
+                response = handler(call)
+            except Exception as exc:
+                problem = _problem_for(exc)
+                if problem.status >= 500:
+                    log.error(
+                        "request failed",
+                        exc_info=exc,
+                        extra={"route": op.route, "method": req.method, "code": problem.code},
+                    )
+                response = problem_response(problem, request_id, instance=path_of(req))
+            response.headers["X-Request-ID"] = request_id
+            for name, value in limit_headers.items():
+                response.headers[name] = value
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            status = response.status_code
+            metrics.observe_request(op.route, req.method, status, elapsed_ms / 1000)
+            audit.after_request(call, op, response.status_code, elapsed_ms)
         log.info(
             "%s %s %s",
             req.method,

@@ -448,7 +448,22 @@ class ModelRegistry:
             lambda e: e,
             parameters={"meta": META},
         )
-        return [self._summary(m, self.alias_map(m["PartitionKey"])) for m in metas], token
+        aliases = self._alias_maps([m["PartitionKey"] for m in metas])
+        return [self._summary(m, aliases[m["PartitionKey"]]) for m in metas], token
+
+    def _alias_maps(self, names: list[str]) -> dict[str, dict[str, int]]:
+        """The aliases of many models in one range query (a page of models is a range of
+        names: the registry table is ordered by name), not one query per model."""
+        found: dict[str, dict[str, int]] = {n: {} for n in names}
+        if not names:
+            return found
+        for e in self.aliases.query_entities(
+            "PartitionKey ge @lo and PartitionKey le @hi",
+            parameters={"lo": min(names), "hi": max(names)},
+        ):
+            if e["PartitionKey"] in found:
+                found[e["PartitionKey"]][e["RowKey"]] = int(e["version"])
+        return found
 
     def get_model(self, name: str) -> ModelDetail:
         meta = self._meta(name)
@@ -597,32 +612,47 @@ class ModelRegistry:
         )
 
     def set_alias(self, name: str, alias: str, version: int, by: str) -> AliasInfo:
+        """Move an alias; ``previous_version`` is exactly the version this move replaced
+        (read and write under one ETag, so concurrent moves form one chain)."""
         check_alias(alias)
         self._row(name, version)
-        try:
-            previous: int | None = self.get_alias(name, alias).version
-        except NotFound:
-            previous = None
-        now = utcnow()
-        self.aliases.upsert_entity(
-            {
+        for attempt in range(200):
+            try:
+                current = self.aliases.get_entity(name, alias)
+            except ResourceNotFoundError:
+                current = None
+            previous = int(current["version"]) if current else None
+            now = utcnow()
+            entity = {
                 "PartitionKey": name,
                 "RowKey": alias,
                 "version": version,
                 "previous_version": previous or 0,
                 "updated_at": iso(now),
                 "updated_by": by,
-            },
-            mode=UpdateMode.REPLACE,
-        )
-        return AliasInfo(
-            name=name,
-            alias=alias,
-            version=version,
-            previous_version=previous,
-            updated_at=now,
-            updated_by=by,
-        )
+            }
+            try:
+                if current is None:
+                    self.aliases.create_entity(entity)
+                else:
+                    self.aliases.update_entity(
+                        entity,
+                        mode=UpdateMode.REPLACE,
+                        etag=current.metadata["etag"],
+                        match_condition=MatchConditions.IfNotModified,
+                    )
+            except (ResourceModifiedError, ResourceExistsError):
+                time.sleep(random.uniform(0, 0.005 * min(attempt + 1, 20)))  # noqa: S311
+                continue
+            return AliasInfo(
+                name=name,
+                alias=alias,
+                version=version,
+                previous_version=previous,
+                updated_at=now,
+                updated_by=by,
+            )
+        raise ServiceUnavailable("The alias kept changing under this move; retry.")
 
     def delete_alias(self, name: str, alias: str) -> None:
         self.get_alias(name, alias)
@@ -745,12 +775,23 @@ class ModelRegistry:
             with contextlib.suppress(ResourceNotFoundError):
                 self.container.delete_blob(blob.name)
 
+    def _delete_orphan(self, path: str) -> None:
+        try:
+            self.container.delete_blob(path)
+        except ResourceNotFoundError:
+            # Only staged blocks, no committed blob to delete: commit an empty block list
+            # (a 0-byte blob, dropping the blocks) and delete that.
+            self.container.get_blob_client(path).commit_block_list([])
+            with contextlib.suppress(ResourceNotFoundError):
+                self.container.delete_blob(path)
+
     def sweep_orphans(self, older_than: timedelta = timedelta(hours=1)) -> int:
-        """Delete blobs with no version row (a crashed upload) and finish pending deletions."""
+        """Delete blobs with no version row (a crashed upload: committed, 0-byte or only
+        staged blocks) and finish pending deletions."""
         cutoff = utcnow() - older_than
         removed = 0
         known: dict[tuple[str, int], str | None] = {}
-        for blob in self.container.list_blobs():
+        for blob in self.container.list_blobs(include=["uncommittedblobs"]):
             parts = blob.name.split("/")
             if len(parts) < 3 or not parts[1].isdigit():
                 continue
@@ -762,7 +803,7 @@ class ModelRegistry:
                     known[key] = None
             last_modified: datetime = blob.last_modified
             if known[key] is None and last_modified < cutoff:
-                self.container.delete_blob(blob.name)
+                self._delete_orphan(blob.name)
                 removed += 1
         for (name, version), status in known.items():
             if status == "deleting":

@@ -25,6 +25,7 @@ from azure.storage.queue import QueueClient
 from shared import metrics
 from shared.errors import NotFound, ValidationFailed
 from shared.idempotency import IdempotencyStore
+from shared.jobs.queue_job import claim
 from shared.observability import get_logger
 from shared.registry.schemas import Lineage, Promotion, VersionMetadata
 from shared.registry.store import (
@@ -35,7 +36,8 @@ from shared.registry.store import (
     find_file,
 )
 from shared.tables import iso, utcnow
-from shared.training.jobs import UNIT_TERMINAL, Job, JobStore, Unit
+from shared.training.jobs import TERMINAL, UNIT_TERMINAL, Job, JobStore, Unit
+from shared.training.recovery import TrainingRecovery
 from shared.training.specs import SpecStore, TrainingSpec
 
 STAGING_CONTAINER = "training-staging"
@@ -58,7 +60,9 @@ class NothingToTrain(ValidationFailed):
     code = "NOTHING_TO_TRAIN"
 
 
-class Trainer:
+class Trainer(TrainingRecovery):
+    kind = "training"
+
     def __init__(
         self,
         specs: SpecStore,
@@ -147,19 +151,21 @@ class Trainer:
             ) from None
 
     def _send(self, message: dict[str, Any]) -> None:
-        self.queue.send_message(json.dumps(message))
+        self.send(message)
 
     def _snapshot(self, job_id: str) -> dict[str, TrainingSpec]:
         raw = json.loads(self.jobs.raw(job_id)["snapshot"])
         return {name: TrainingSpec.model_validate(body) for name, body in raw.items()}
 
     # --- dispatch of queue messages ----------------------------------------------------------
-    def handle(self, message: dict[str, Any], dequeue_count: int = 1) -> None:
+    def handle(
+        self, message: dict[str, Any], dequeue_count: int = 1, message_id: str | None = None
+    ) -> None:
         kind, job_id = message.get("kind"), str(message.get("job_id", ""))
         if kind == "plan":
             self.plan(job_id)
         elif kind == "unit":
-            self.run_unit(job_id, str(message["unit_id"]), dequeue_count)
+            self.run_unit(job_id, str(message["unit_id"]), dequeue_count, message_id)
         elif kind == "finalize":
             self.finalize(job_id)
         else:
@@ -184,8 +190,22 @@ class Trainer:
 
     # --- plan ------------------------------------------------------------------------------
     def plan(self, job_id: str) -> None:
-        if self.jobs.raw(job_id)["status"] != "queued":
-            return  # planned already (a redelivered message)
+        """Record the units, then dispatch them; a redelivery finishes either step."""
+        raw = self.jobs.raw(job_id)
+        if raw["status"] in TERMINAL or raw.get("dispatched"):
+            return  # planned and dispatched already (a redelivered message)
+        if raw["status"] == "queued":
+            self._record_units(job_id)
+        # Every unit still queued gets its message (again, if an earlier delivery died
+        # part-way: a unit that already runs ignores the duplicate); none left: fan in.
+        queued = [u for u in self.jobs.list_units(job_id) if u.status == "queued"]
+        messages = [{"kind": "unit", "job_id": job_id, "unit_id": u.unit_id} for u in queued]
+        self.dispatch(
+            messages or [{"kind": "finalize", "job_id": job_id}],
+            lambda: self.jobs.update(job_id, dispatched=True),
+        )
+
+    def _record_units(self, job_id: str) -> None:
         units: list[dict[str, Any]] = []
         for spec in self._snapshot(job_id).values():
             try:
@@ -209,11 +229,6 @@ class Trainer:
             total_units=len(units),
             done_units=finished,
         )
-        queued = [u for u in units if u["status"] == "queued"]
-        for u in queued:
-            self._send({"kind": "unit", "job_id": job_id, "unit_id": u["unit_id"]})
-        if not queued:
-            self._send({"kind": "finalize", "job_id": job_id})
 
     def _plan_spec(self, job_id: str, spec: TrainingSpec) -> list[dict[str, Any]]:
         if not spec.partition_by:
@@ -272,15 +287,24 @@ class Trainer:
         return units
 
     # --- one unit ----------------------------------------------------------------------------
-    def run_unit(self, job_id: str, unit_id: str, dequeue_count: int = 1) -> None:
+    def run_unit(
+        self, job_id: str, unit_id: str, dequeue_count: int = 1, message_id: str | None = None
+    ) -> None:
         from shared.ml.train import TrainingError, train_model  # lazy: the ML stack
 
         unit = self.jobs.unit(job_id, unit_id)
         if unit.status in UNIT_TERMINAL:
             self._count(unit)  # the previous delivery may have died before counting
             return
-        if not self.jobs.set_unit(unit, status="running", started_at=iso(utcnow())):
-            return  # another delivery of this message owns it
+        if not claim(
+            unit.status,
+            unit.owner,
+            message_id,
+            lambda: self.jobs.set_unit(
+                unit, status="running", owner=message_id or "", started_at=iso(utcnow())
+            ),
+        ):
+            return  # another delivery owns it
         spec = self._snapshot(job_id)[unit.spec]
         started = time.perf_counter()
         try:
@@ -326,12 +350,16 @@ class Trainer:
         self._count(self.jobs.unit(job_id, unit_id))
 
     def _count(self, unit: Unit) -> None:
-        if unit.outputs.get("counted"):
-            return
-        done, total = self.jobs.add_done(unit.job_id)
-        self.jobs.set_unit(unit, etag_guard=False, outputs={**unit.outputs, "counted": True})
-        if total >= 0 and done >= total:
-            self._send({"kind": "finalize", "job_id": unit.job_id})
+        job_id = unit.job_id
+        self.fan_in(
+            bool(unit.outputs.get("counted")),
+            lambda: self.jobs.add_done(job_id),
+            lambda: self.jobs.set_unit(
+                unit, etag_guard=False, outputs={**unit.outputs, "counted": True}
+            ),
+            lambda: self.jobs.counts(job_id),
+            lambda: self._send({"kind": "finalize", "job_id": job_id}),
+        )
 
     def _unit_frame(self, job_id: str, spec: TrainingSpec, unit: Unit) -> Any:
         import pandas as pd

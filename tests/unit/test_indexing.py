@@ -46,7 +46,8 @@ def functions() -> list[dict]:
 def test_the_app_indexes_with_only_triggers_the_host_supports(functions: list[dict]) -> None:
     kinds = Counter(f["trigger"]["type"] for f in functions)
     assert set(kinds) == {"httpTrigger", "timerTrigger", "queueTrigger"}
-    assert kinds["httpTrigger"] >= 68 and kinds["timerTrigger"] == 2 and kinds["queueTrigger"] == 4
+    # 68 HTTP, 2 timers, 4 queues when the issue was filed; features only add to them.
+    assert kinds["httpTrigger"] >= 68 and kinds["timerTrigger"] >= 2 and kinds["queueTrigger"] >= 4
 
 
 def test_function_names_are_unique_ignoring_case(functions: list[dict]) -> None:
