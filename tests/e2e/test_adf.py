@@ -74,8 +74,9 @@ def fresh_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     }
     log = (tmp / "devhost.log").open("w")
     proc = subprocess.Popen(
+        # One process (HTTP and queue workers), so its /metrics also counts the training.
         [sys.executable, "-m", "devhost", "--port", str(port), "--settings",
-         str(tmp / "absent.json"), "--no-timers"],
+         str(tmp / "absent.json"), "--no-timers", "--role", "single"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
