@@ -258,13 +258,16 @@ class _Handler(BaseHTTPRequestHandler):
                 self.command, self.path, self._headers(), body
             )
             self._send(status, headers, payload)
+            # A function's answer carries X-Request-ID and the app logged it already: one
+            # line per request, the app's. devhost logs what no function answered.
+            app_logged = any(name.lower() == "x-request-id" for name, _ in headers)
         except _BadRequest as bad:
-            status = bad.status
+            status, app_logged = bad.status, False
             self._send(status, [], b"", close=True)
         except (ConnectionError, TimeoutError):
             self.close_connection = True
-            status = 499  # client went away; nothing left to answer
-        self._log(status, started)
+            status, app_logged = 499, False  # client went away; nothing left to answer
+        self._log(status, started, level=logging.DEBUG if app_logged else logging.INFO)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _dispatch
 
@@ -328,10 +331,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
         self.wfile.flush()
 
-    def _log(self, status: int, started: float) -> None:
+    def _log(self, status: int, started: float, level: int = logging.INFO) -> None:
         elapsed = (time.perf_counter() - started) * 1000
         path = urlsplit(self.path).path
-        http_log.info(
+        http_log.log(
+            level,
             "%s %s %d %.1fms",
             self.command,
             path,

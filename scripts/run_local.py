@@ -152,13 +152,50 @@ def seed_demo(client: httpx.Client, username: str, password: str) -> None:
     print("demo training still running; check GET /train/jobs")
 
 
+def warm_demo(
+    make_client: Callable[[], httpx.Client],
+    username: str,
+    password: str,
+    stopped: Callable[[], bool],
+    timeout: float = 120,
+) -> bool:
+    """Predict once with the demo model, so the banner only shows once it answers (and
+    the first prediction a newcomer sends finds the model loaded)."""
+    deadline = time.monotonic() + timeout
+    while not stopped() and time.monotonic() < deadline:
+        try:
+            with make_client() as client:
+                login = client.post(
+                    "/auth/jwt/login", data={"username": username, "password": password}
+                )
+                if login.status_code == 200:
+                    token = login.json()["access_token"]
+                    answer = client.post(
+                        f"/predict/{DEMO_MODEL}",
+                        headers={
+                            "Authorization": f"Bearer {token}",
+                            "Content-Type": "application/json",
+                        },
+                        content=EXAMPLE.encode(),
+                    )
+                    if answer.status_code == 200:
+                        return True
+                elif login.status_code < 500:
+                    return False  # no demo admin: nothing to warm
+        except httpx.TransportError:
+            pass
+        time.sleep(1)
+    return False
+
+
 def main() -> int:
     port = int(os.environ.get("PORT", "7071"))
     url = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "devhost", "--azurite", ".azurite", "--port", str(port)],
-        cwd=ROOT,
-    )
+    azurite_dir = os.environ.get("AZURITE_DIR", ".azurite")  # tests point it elsewhere
+    command = [sys.executable, "-m", "devhost", "--azurite", azurite_dir, "--port", str(port)]
+    if os.environ.get("LOCAL_SETTINGS_PATH"):
+        command += ["--settings", os.environ["LOCAL_SETTINGS_PATH"]]
+    proc = subprocess.Popen(command, cwd=ROOT)
     stop = {"now": False}
 
     def on_signal(signum: int, frame: object) -> None:
@@ -170,12 +207,11 @@ def main() -> int:
         wait_until_up(url, proc)
         user = settings_value("BOOTSTRAP_ADMIN_USERNAME", "admin")
         password = settings_value("BOOTSTRAP_ADMIN_PASSWORD", "")
-        seed_with_retries(
-            lambda: httpx.Client(base_url=url, timeout=60),
-            user,
-            password,
-            stopped=lambda: stop["now"] or proc.poll() is not None,
-        )
+        stopped = lambda: stop["now"] or proc.poll() is not None  # noqa: E731
+        client = lambda: httpx.Client(base_url=url, timeout=60)  # noqa: E731
+        seed_with_retries(client, user, password, stopped=stopped)
+        if not warm_demo(client, user, password, stopped):
+            print(f"the demo model {DEMO_MODEL} does not answer yet; see the host log above")
         print(
             f"""
 Ready on {url}  (Ctrl-C stops the host and Azurite)
@@ -196,6 +232,8 @@ Ready on {url}  (Ctrl-C stops the host and Azurite)
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 proc.kill()
+    if stop["now"]:
+        return 0  # stopped as asked (Ctrl-C / TERM): a clean exit, not the child's signal
     return proc.returncode or 0
 
 
