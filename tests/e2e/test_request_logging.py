@@ -4,6 +4,7 @@ for what no function did (an unknown route)."""
 from __future__ import annotations
 
 import logging
+import time
 
 import pytest
 
@@ -42,5 +43,9 @@ def test_a_function_request_is_logged_once_by_the_app(client, admin_headers, lin
 def test_what_no_function_answers_is_logged_once_by_the_host(client, lines) -> None:
     lines.clear()
     assert client.get("/no/such/route").status_code == 404
+    # devhost writes its line after sending the answer: give its thread a moment.
+    deadline = time.monotonic() + 2
+    while not request_lines(lines, "/no/such/route") and time.monotonic() < deadline:
+        time.sleep(0.01)
     found = request_lines(lines, "/no/such/route")
     assert len(found) == 1 and found[0].name == "devhost.http"
