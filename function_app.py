@@ -13,9 +13,11 @@ from functions import (
     heartbeat,
     inference,
     jobs,
+    large_uploads,
     model_tools,
     models,
     monitoring,
+    operations,
     predict,
     rate_limits,
     reports,
@@ -25,6 +27,10 @@ from functions import (
     training,
     users,
 )
+from shared import telemetry
+
+# Exports to Application Insights only when APPLICATIONINSIGHTS_CONNECTION_STRING is set.
+telemetry.start_if_configured()
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
@@ -40,6 +46,7 @@ for area in (
     models,
     model_tools,
     datasets,
+    large_uploads,
     training,
     predict,
     entities,
@@ -50,5 +57,6 @@ for area in (
     jobs,
     reports,
     dashboard,
+    operations,
 ):
     app.register_functions(area.bp)

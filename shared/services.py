@@ -66,6 +66,11 @@ def singleton(build: Callable[[], T]) -> Callable[[], T]:
     return get
 
 
+def is_built(name: str) -> bool:
+    """Whether a service exists already (GET /status must not load the registry for it)."""
+    return name in _built
+
+
 def reset() -> None:
     """Forget every built service and the cached settings (tests)."""
     with _lock:
@@ -106,18 +111,27 @@ def token_service() -> TokenService:
         key = _secrets.token_urlsafe(48)
     if len(key.encode()) < MIN_KEY_BYTES:
         raise ConfigurationError(f"The token signing key must be >= {MIN_KEY_BYTES * 8} bits.")
+    previous = secret_store().get(settings.jwt_previous_signing_key_secret)
+    if previous and len(previous.encode()) < MIN_KEY_BYTES:
+        raise ConfigurationError("The previous token signing key is too short.")
     return TokenService(
-        key.encode(), settings.jwt_issuer, settings.jwt_audience, settings.access_token_ttl_seconds
+        key.encode(),
+        settings.jwt_issuer,
+        settings.jwt_audience,
+        settings.access_token_ttl_seconds,
+        previous_keys=(previous.encode(),) if previous else (),
     )
 
 
 @singleton
 def user_store() -> UserStore:
     from shared.identity.bootstrap import bootstrap_admin
+    from shared.identity.predefined import ensure_predefined_users
     from shared.identity.users import TABLE, UserStore
 
     users = UserStore(storage().table(TABLE))
     bootstrap_admin(get_settings(), secret_store(), users)
+    ensure_predefined_users(get_settings(), secret_store(), users)
     return users
 
 

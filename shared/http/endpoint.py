@@ -21,7 +21,7 @@ import azure.functions as func
 from azure.core.exceptions import AzureError, HttpResponseError
 from pydantic import BaseModel, ValidationError
 
-from shared import audit
+from shared import audit, metrics, telemetry
 from shared.auth import Principal, Requirement, authenticate, require
 from shared.errors import (
     AppError,
@@ -164,7 +164,9 @@ def handle(req: func.HttpRequest, handler: Handler, op: Operation) -> func.HttpR
     started = time.perf_counter()
     request_id = request_id_for(req)
     token = request_id_var.set(request_id)
+    span = telemetry.start_request_span(op.route, req.method, request_id)
     call = Call(req=req, request_id=request_id)
+    status = 500
     limit_headers: dict[str, str] = {}
     try:
         # Every storage operation of the request, the audit write included, is bounded.
@@ -188,6 +190,8 @@ def handle(req: func.HttpRequest, handler: Handler, op: Operation) -> func.HttpR
             for name, value in limit_headers.items():
                 response.headers[name] = value
             elapsed_ms = (time.perf_counter() - started) * 1000
+            status = response.status_code
+            metrics.observe_request(op.route, req.method, status, elapsed_ms / 1000)
             audit.after_request(call, op, response.status_code, elapsed_ms)
         log.info(
             "%s %s %s",
@@ -198,6 +202,7 @@ def handle(req: func.HttpRequest, handler: Handler, op: Operation) -> func.HttpR
         )
         return response
     finally:
+        telemetry.end_request_span(span, status)
         request_id_var.reset(token)
 
 

@@ -80,6 +80,12 @@ log = get_logger("batch")
 OutputFormat = Literal["parquet", "csv", "both"]
 
 
+class NothingToScore(NotFound):
+    """POST /predict for every model found no scoring dataset: answered 200 'skipped'."""
+
+    code = "NOTHING_TO_SCORE"
+
+
 class BatchScoreRequest(BaseModel):
     """``POST /predict``: what to score. Empty body: every model with a scoring dataset."""
 
@@ -354,10 +360,9 @@ class BatchScorer(ScoringRecovery):
                     f"More than {MAX_TARGETS} models have scoring datasets; name the model."
                 )
         if not targets:
-            raise NotFound(
+            raise NothingToScore(
                 "No scoring dataset is named after a registered model"
-                + (f" with alias '{body.alias}'." if body.alias else "."),
-                code="NOTHING_TO_SCORE",
+                + (f" with alias '{body.alias}'." if body.alias else ".")
             )
         return targets
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from shared import metrics
 from shared.errors import PayloadTooLarge, ValidationFailed
 from shared.names import check_name
 from shared.prediction.inputs import Columns, as_frame, check_records, onnx_feed
@@ -129,6 +130,7 @@ class Predictor:
         servable, partition = self.servable(name, version, alias, partition)
         cols = check_records(records, servable.features)
         outputs = run(servable, cols, return_probabilities)
+        metrics.count_predictions(name, servable.loaded.version, len(records))
         return Prediction(
             model=name,
             version=servable.loaded.version,

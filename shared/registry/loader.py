@@ -15,6 +15,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
+from shared import metrics
 from shared.errors import AppError, NotFound
 from shared.registry.formats import load_model
 from shared.registry.schemas import StoredFile, VersionInfo
@@ -93,18 +94,34 @@ class ModelLoader:
             hit = self._models.get(key)
             if hit is not None:
                 self._models.move_to_end(key)
+                metrics.count_model_cache(True, len(self._models))
                 return hit
             gate = self._loading.setdefault(key, threading.Lock())
         with gate:  # one download per model, however many requests arrive at once
             with self._lock:
                 hit = self._models.get(key)
             if hit is not None:
+                metrics.count_model_cache(True, len(self._models))
                 return hit
             loaded = self._load(info, stored)
             with self._lock:
                 self._remember(key, loaded)
                 self._loading.pop(key, None)
+            metrics.count_model_cache(False, len(self._models))
             return loaded
+
+    def loaded_models(self) -> list[dict[str, Any]]:
+        """What this instance holds in memory, least recently used first (GET /status)."""
+        with self._lock:
+            return [
+                {
+                    "name": m.name,
+                    "version": m.version,
+                    "format": m.stored.format or m.format,
+                    "size_bytes": m.size_bytes,
+                }
+                for m in self._models.values()
+            ]
 
     def read_verified(self, info: VersionInfo, stored: StoredFile) -> bytes:
         """The file's bytes, refused with 409 unless the version's row carries a valid
@@ -148,10 +165,12 @@ class ModelLoader:
             hit = self._models.get(key)
             if hit is not None:
                 self._models.move_to_end(key)
+                metrics.count_model_cache(True, len(self._models))
                 return hit
         loaded = self._load(info, stored)
         with self._lock:
             self._remember(key, loaded)
+        metrics.count_model_cache(False, len(self._models))
         return loaded
 
     def _remember(self, key: tuple[str, int, str], loaded: LoadedModel) -> None:

@@ -20,6 +20,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob import ContainerClient
 from azure.storage.queue import QueueClient
 
+from shared import metrics
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.idempotency import IdempotencyStore
 from shared.jobs.queue_job import claim
@@ -61,6 +62,13 @@ def _unit_id(spec: str, index: int) -> str:
     return f"{spec}~{index:06d}"
 
 
+class NothingToTrain(ValidationFailed):
+    """POST /train for every enabled spec found none: the HTTP route answers 200 'skipped'
+    (a scheduled pipeline on a fresh install must not fail), the timer starts nothing."""
+
+    code = "NOTHING_TO_TRAIN"
+
+
 class Trainer(TrainingRecovery):
     kind = "training"
 
@@ -99,7 +107,7 @@ class Trainer(TrainingRecovery):
         """Queue a job for the named specs (default: every enabled one). (job, replayed)."""
         specs = [self.specs.get(n) for n in names] if names else self.specs.all(enabled_only=True)
         if not specs:
-            raise ValidationFailed("There is no enabled training spec to run.")
+            raise NothingToTrain("There is no enabled training spec to run.")
         scope = f"train:{by}"
         if idempotency_key:
             earlier = self.idempotency.begin(
@@ -363,14 +371,20 @@ class Trainer(TrainingRecovery):
         memory) raises while retries are left, so the host redelivers the message."""
         from shared.ml.train import TrainingError  # lazy: the ML stack
 
+        started = time.perf_counter()
         try:
-            return fit(), None
+            trained = fit()
+            metrics.observe_training_unit("succeeded", time.perf_counter() - started)
+            return trained, None
         except (TrainingError, ValueError, KeyError) as exc:
             # Bad data or a bad spec fails the same way on every retry: fail it now.
+            metrics.observe_training_unit("failed", time.perf_counter() - started)
             return None, str(exc)[:1000]
         except Exception as exc:
             if dequeue_count < self.max_dequeue_count:
+                metrics.observe_training_unit("retried", time.perf_counter() - started)
                 raise
+            metrics.observe_training_unit("failed", time.perf_counter() - started)
             return None, f"{type(exc).__name__}: {exc}"[:1000]
 
     def _train_whole(self, job_id: str, spec: TrainingSpec, unit: Unit, dequeue_count: int) -> bool:

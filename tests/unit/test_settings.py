@@ -74,3 +74,19 @@ def test_broken_local_settings_file_is_a_clear_error(local_settings: Path) -> No
     local_settings.write_text("{not json")
     with pytest.raises(RuntimeError, match="not valid JSON"):
         Settings()
+
+
+def test_predefined_users_are_read_as_json_from_the_environment(
+    local_settings: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(
+        "PREDEFINED_USERS",
+        json.dumps([{"username": "adf", "roles": ["train-service"], "password_secret": "adf-pw"}]),
+    )
+    (user,) = Settings().predefined_users
+    assert (user.username, user.roles, user.password_secret) == ("adf", ["train-service"], "adf-pw")
+
+
+def test_upload_limits_default_below_the_hosts_request_body_limit(local_settings: Path) -> None:
+    s = Settings()
+    assert max(s.max_model_bytes, s.max_dataset_bytes) < 104_857_600
