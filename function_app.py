@@ -19,9 +19,11 @@ from functions import (
     heartbeat,
     inference,
     jobs,
+    large_uploads,
     model_tools,
     models,
     monitoring,
+    operations,
     predict,
     rate_limits,
     reports,
@@ -31,6 +33,7 @@ from functions import (
     training,
     users,
 )
+from shared import telemetry
 from shared.container import Services
 from shared.http import use_services
 from shared.settings import get_settings
@@ -40,6 +43,9 @@ services.bootstrap()
 use_services(services)
 # The worker process ends without a hook of its own: flush logs and counters on the way out.
 atexit.register(services.close)
+
+# Exports to Application Insights only when APPLICATIONINSIGHTS_CONNECTION_STRING is set.
+telemetry.start_if_configured()
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
@@ -55,6 +61,7 @@ for area in (
     models,
     model_tools,
     datasets,
+    large_uploads,
     training,
     predict,
     entities,
@@ -65,5 +72,6 @@ for area in (
     jobs,
     reports,
     dashboard,
+    operations,
 ):
     app.register_functions(area.bp)

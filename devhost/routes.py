@@ -238,7 +238,7 @@ class RouteTemplate:
         values: dict[str, str] = {}
         for index, tokens in enumerate(self.segments):
             if len(tokens) == 1 and isinstance(tokens[0], _Param) and tokens[0].catch_all:
-                rest = "/".join(unquote(s) for s in raw_segments[index:])
+                rest = "/".join(decode_segment(s) for s in raw_segments[index:])
                 if rest:
                     if not tokens[0].accepts(rest):
                         return None
@@ -250,7 +250,7 @@ class RouteTemplate:
                 if not self._rest_optional(index, values):
                     return None
                 return values
-            if not _match_segment(tokens, unquote(raw_segments[index]), values):
+            if not _match_segment(tokens, decode_segment(raw_segments[index]), values):
                 return None
         return values if len(raw_segments) == len(self.segments) else None
 
@@ -262,6 +262,15 @@ class RouteTemplate:
             if param.default is not None:
                 values[param.name] = param.default
         return True
+
+
+_ENCODED_SLASH = re.compile("%2f", re.IGNORECASE)
+
+
+def decode_segment(segment: str) -> str:
+    """Percent-decode one path segment as ASP.NET Core does: everything except ``%2F``,
+    which stays encoded, so an encoded slash never splits a route value."""
+    return unquote(_ENCODED_SLASH.sub(lambda m: "%25" + m.group(0)[1:], segment))
 
 
 def _segment_precedence(tokens: tuple[str | _Param, ...]) -> int:

@@ -38,7 +38,8 @@ log = logging.getLogger("devhost")
 http_log = logging.getLogger("devhost.http")
 
 DEFAULT_PORT = 7071
-DEFAULT_MAX_BODY_BYTES = 300 * 1024 * 1024
+# The Functions host's default request body limit; FUNCTIONS_REQUEST_BODY_SIZE_LIMIT moves it.
+DEFAULT_MAX_BODY_BYTES = 104_857_600
 _ADMIN_INVOKE = re.compile(r"^/admin/functions/([^/]+)/?$", re.IGNORECASE)
 _NO_BODY_STATUSES = {204, 304}
 
@@ -361,7 +362,7 @@ class LocalHost:
         host: str = "127.0.0.1",
         port: int | None = None,
         config: HostConfig | None = None,
-        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        max_body_bytes: int | None = None,
         timers: bool = True,
         queues: bool = True,
         http: bool = True,
@@ -371,12 +372,13 @@ class LocalHost:
         self.host = host
         self.port = int(os.environ.get("PORT", DEFAULT_PORT)) if port is None else port
         self.config = config or HostConfig()
-        self.max_body_bytes = max_body_bytes
+        self.max_body_bytes = max_body_bytes or body_size_limit(os.environ)
         self.functions = describe_functions(self.app)
         self._enable_timers = timers
         self._enable_queues = queues
         self.routes: RouteTable[FunctionInfo] = RouteTable(self.config.route_prefix)
         self.timers: dict[str, TimerRunner] = {}
+        self.disabled: dict[str, str] = {}  # function name -> why the host disabled it
         self.pollers: dict[str, QueuePoller] = {}
         self._invoker: Invoker | None = None
         self._server: _Server | None = None
@@ -390,6 +392,7 @@ class LocalHost:
         """Validate every trigger before anything starts, so bad config fails fast and clean."""
         self.routes = RouteTable(self.config.route_prefix)
         self.timers, self.pollers = {}, {}
+        self.disabled: dict[str, str] = {}
         for info in self.functions:
             kind = info.trigger_type
             if kind == "httpTrigger":
@@ -427,13 +430,16 @@ class LocalHost:
                 )
 
     def _schedule(self, info: FunctionInfo) -> NCrontab | None:
-        """Parsed schedule; a bad one only fails the start when timers actually run."""
+        """Parsed schedule, or None when it is unusable (a missing %SETTING% or a bad
+        expression): like the host, that function alone is disabled and the host runs on."""
         try:
             return NCrontab.parse(str(info.trigger["schedule"]), os.environ)
-        except ValueError:
+        except ValueError as exc:
             if self._enable_timers:
-                raise
-            log.info("%s: schedule not usable, timer runs only via the admin endpoint", info.name)
+                log.error("%s: timer disabled: %s", info.name, exc)
+                self.disabled[info.name] = str(exc)
+            else:
+                log.info("%s: schedule not usable, runs only via the admin endpoint", info.name)
             return None
 
     def _runner(self, info: FunctionInfo) -> Callable[[Any], Any]:
@@ -459,7 +465,8 @@ class LocalHost:
             self._server_thread.start()
         if self._enable_timers:
             for runner in self.timers.values():
-                runner.start()
+                if runner.schedule is not None:
+                    runner.start()
         for poller in self.pollers.values():
             poller.start()
         return self
@@ -530,8 +537,8 @@ class LocalHost:
             return self._admin_invoke(admin.group(1), body)
         match = self.routes.match(method, split.path)
         if match.route is None:
-            allow = [("Allow", ", ".join(sorted(match.allowed)))] if match.status == 405 else []
-            return match.status, allow, b""
+            # The host answers 404 to a known route with a method it does not declare.
+            return 404, [], b""
         info = match.route.target
         host_header = next((v for k, v in headers.items() if k.lower() == "host"), None)
         request = func.HttpRequest(
@@ -572,6 +579,16 @@ class LocalHost:
             elif info.trigger_type == "queueTrigger":
                 lines.append(f"\t{info.name}: queueTrigger ({info.trigger.get('queueName')})")
         return "\n".join(lines)
+
+
+def body_size_limit(environ: Mapping[str, str]) -> int:
+    """FUNCTIONS_REQUEST_BODY_SIZE_LIMIT (bytes) as the host reads it, else its default."""
+    raw = environ.get("FUNCTIONS_REQUEST_BODY_SIZE_LIMIT", "").strip()
+    if not raw:
+        return DEFAULT_MAX_BODY_BYTES
+    if not raw.isdigit() or int(raw) <= 0:
+        raise ValueError(f"FUNCTIONS_REQUEST_BODY_SIZE_LIMIT must be a positive integer: {raw!r}")
+    return int(raw)
 
 
 def _query_params(query: str) -> dict[str, str]:

@@ -4,8 +4,15 @@ import azure.functions as func
 
 from shared.container import Services
 from shared.http import Call, Routes, json_response
-from shared.http.async_jobs import JobAccepted, accepted, job_status, queue_json
+from shared.http.async_jobs import (
+    JobAccepted,
+    accepted,
+    job_status,
+    nothing_to_do,
+    queue_json,
+)
 from shared.observability import get_logger
+from shared.prediction.batch.errors import NothingToScore
 from shared.prediction.batch.jobs import TERMINAL, ScoringJob
 from shared.prediction.batch.schemas import BatchScoreRequest
 from shared.resources import SCORING_POISON, Queues
@@ -27,9 +34,14 @@ log = get_logger("batch")
 def batch_score(call: Call) -> func.HttpResponse:
     """Score the scoring datasets in Blob into container 'scored': 202 + Location to poll."""
     body = call.json(BatchScoreRequest, allow_empty=True)
-    job, replayed = call.services.batch_scorer.start(
-        body, by=call.user.username, idempotency_key=call.req.headers.get("idempotency-key")
-    )
+    try:
+        job, replayed = call.services.batch_scorer.start(
+            body, by=call.user.username, idempotency_key=call.req.headers.get("idempotency-key")
+        )
+    except NothingToScore as nothing:
+        if body.alias is not None:
+            raise  # an alias was asked for and matched nothing: 404 naming it
+        return nothing_to_do(nothing.detail)
     return accepted(job.job_id, job.status, f"/predict/jobs/{job.job_id}", replayed)
 
 

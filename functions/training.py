@@ -4,11 +4,18 @@ import azure.functions as func
 
 from shared.container import Services
 from shared.http import Call, Routes, empty_response, json_response
-from shared.http.async_jobs import JobAccepted, accepted, job_status, queue_json
+from shared.http.async_jobs import (
+    JobAccepted,
+    accepted,
+    job_status,
+    nothing_to_do,
+    queue_json,
+)
 from shared.names import check_name
 from shared.observability import get_logger
 from shared.resources import TRAINING_POISON, Queues
 from shared.training.jobs import TERMINAL, Job, JobPage
+from shared.training.orchestrator import NothingToTrain
 from shared.training.schemas import (
     JobsQuery,
     SpecList,
@@ -73,12 +80,15 @@ def train(call: Call) -> func.HttpResponse:
     body = call.json(TrainRequest, allow_empty=True)
     for name in body.specs or []:
         check_name(name, "spec")
-    job, replayed = call.services.trainer.start(
-        body.specs,
-        trigger="http",
-        by=call.user.username,
-        idempotency_key=call.req.headers.get("idempotency-key"),
-    )
+    try:
+        job, replayed = call.services.trainer.start(
+            body.specs,
+            trigger="http",
+            by=call.user.username,
+            idempotency_key=call.req.headers.get("idempotency-key"),
+        )
+    except NothingToTrain as nothing:
+        return nothing_to_do(nothing.detail)
     return accepted(job.job_id, job.status, f"/train/jobs/{job.job_id}", replayed)
 
 

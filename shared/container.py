@@ -148,21 +148,27 @@ class Services:
             key = _secrets.token_urlsafe(48)
         if len(key.encode()) < MIN_KEY_BYTES:
             raise ConfigurationError(f"The token signing key must be >= {MIN_KEY_BYTES * 8} bits.")
+        previous = self.secret_store.get(settings.jwt_previous_signing_key_secret)
+        if previous and len(previous.encode()) < MIN_KEY_BYTES:
+            raise ConfigurationError("The previous token signing key is too short.")
         return TokenService(
             key.encode(),
             settings.jwt_issuer,
             settings.jwt_audience,
             settings.access_token_ttl_seconds,
+            previous_keys=(previous.encode(),) if previous else (),
         )
 
     @service
     def users(self) -> UserStore:
         """The user store; building it seeds the bootstrap admin (once per container)."""
         from shared.identity.bootstrap import bootstrap_admin
+        from shared.identity.predefined import ensure_predefined_users
         from shared.identity.users import UserStore
 
         users = UserStore(self.storage.table(Tables.USERS))
         bootstrap_admin(self.settings, self.secret_store, users)
+        ensure_predefined_users(self.settings, self.secret_store, users)
         return users
 
     @service

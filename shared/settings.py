@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -64,6 +64,16 @@ class _LocalSettingsJson(EnvSettingsSource):
 
     def _load_env_vars(self) -> dict[str, str | None]:
         return {k.lower(): v for k, v in read_local_settings_values(self._path).items()}
+
+
+class PredefinedUser(BaseModel):
+    """A user the platform creates on first start; the password lives in a secret."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    username: str = Field(min_length=1, max_length=64)
+    roles: list[str] = Field(min_length=1, max_length=20)
+    password_secret: str = Field(pattern=r"^[A-Za-z0-9-]{1,127}$")
 
 
 class Settings(BaseSettings):
@@ -148,6 +158,12 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("JWT_SIGNING_KEY_SECRET_NAME"),
         description="Secret name of the token signing key (env var JWT_SIGNING_KEY locally).",
     )
+    jwt_previous_signing_key_secret: str = Field(
+        default="jwt-signing-key-previous",
+        validation_alias=AliasChoices("JWT_PREVIOUS_SIGNING_KEY_SECRET_NAME"),
+        description="Secret name of the previous signing key, still accepted while a rotation"
+        " is in progress (env JWT_SIGNING_KEY_PREVIOUS locally); absent = none.",
+    )
     jwt_issuer: str = "ml-platform"
     jwt_audience: str = "ml-platform-api"
     access_token_ttl_seconds: int = Field(default=3600, ge=60, le=86400)
@@ -182,6 +198,11 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("BOOTSTRAP_ADMIN_PASSWORD_SECRET_NAME"),
         description="Secret name of the bootstrap admin password (BOOTSTRAP_ADMIN_PASSWORD).",
     )
+    predefined_users: list[PredefinedUser] = Field(
+        default_factory=list,
+        description="JSON list of {username, roles, password_secret}: created on first start"
+        " when absent, never overwritten.",
+    )
 
     # --- limits ----------------------------------------------------------------------------
     max_request_bytes: int = Field(
@@ -189,8 +210,11 @@ class Settings(BaseSettings):
         ge=1024,
         description="Largest JSON body accepted by non-upload routes.",
     )
-    max_model_bytes: int = Field(default=200 * 1024 * 1024, ge=1024)
-    max_dataset_bytes: int = Field(default=200 * 1024 * 1024, ge=1024)
+    # Uploads stay under the Functions host's request body limit
+    # (FUNCTIONS_REQUEST_BODY_SIZE_LIMIT, 100 MiB by default) with room for the multipart
+    # envelope; larger data goes through Blob storage (README "Large data").
+    max_model_bytes: int = Field(default=90 * 1024 * 1024, ge=1024)
+    max_dataset_bytes: int = Field(default=90 * 1024 * 1024, ge=1024)
     rate_limit_predict: str = Field(
         default="6000/60",
         description="N/S: requests per S seconds per API key or user ('off': none).",
@@ -268,7 +292,6 @@ class Settings(BaseSettings):
         default=50_000,
         ge=1,
         le=10_000_000,
-        validation_alias=AliasChoices("TRAINING_UNIT_ROWS"),
         description="Row budget of one training unit: small partitions are trained"
         " together, up to this many rows per queue message (a larger partition alone).",
     )
@@ -276,7 +299,6 @@ class Settings(BaseSettings):
         default=1,
         ge=1,
         le=64,
-        validation_alias=AliasChoices("TRAINING_THREADS"),
         description="Threads one fit may use (n_jobs of estimators that take it, unless"
         " the spec sets it; OpenMP/BLAS limits). Size it to the instance's cores.",
     )

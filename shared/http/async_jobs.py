@@ -4,7 +4,7 @@ the JSON body of queue messages, shared by training and batch scoring."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Literal
 
 import azure.functions as func
 from pydantic import BaseModel
@@ -29,6 +29,20 @@ def accepted(job_id: str, status: str, status_url: str, replayed: bool) -> func.
     return json_response(
         JobAccepted(job_id=job_id, status=status, status_url=status_url), 202, headers
     )
+
+
+class NothingToDo(BaseModel):
+    """A bulk start (all enabled specs, all scoring datasets) that matched nothing."""
+
+    job_id: None = None
+    status: Literal["skipped"] = "skipped"
+    detail: str
+
+
+def nothing_to_do(detail: str) -> func.HttpResponse:
+    """200, not 4xx: a scheduled ADF run on a fresh install has simply nothing to do (ADF
+    fails the pipeline on any 4xx). There is no job, so there is no Location to poll."""
+    return json_response(NothingToDo(detail=detail), 200)
 
 
 def job_status(job: BaseModel, finished: bool, status_url: str) -> func.HttpResponse:

@@ -22,6 +22,7 @@ import azure.functions as func
 from azure.core.exceptions import AzureError, HttpResponseError
 from pydantic import ValidationError
 
+from shared import metrics, telemetry
 from shared.errors import (
     AppError,
     Conflict,
@@ -83,7 +84,9 @@ def handle(
     started = time.perf_counter()
     request_id = request_id_for(req)
     token = request_id_var.set(request_id)
+    span = telemetry.start_request_span(op.route, req.method, request_id)
     call = Call(req=req, request_id=request_id, services=services)
+    status = 500
     limit_headers: dict[str, str] = {}
     try:
         # Every storage operation of the request, the audit write included, is bounded.
@@ -107,6 +110,8 @@ def handle(
             for name, value in limit_headers.items():
                 response.headers[name] = value
             elapsed_ms = (time.perf_counter() - started) * 1000
+            status = response.status_code
+            metrics.observe_request(op.route, req.method, status, elapsed_ms / 1000)
             after_request(call, op, response.status_code, elapsed_ms, lambda: services.audit_log)
         log.info(
             "%s %s %s",
@@ -117,6 +122,7 @@ def handle(
         )
         return response
     finally:
+        telemetry.end_request_span(span, status)
         request_id_var.reset(token)
 
 

@@ -21,6 +21,8 @@ PARTITION = "roles"
 BUILT_IN: dict[str, tuple[str, list[str]]] = {
     "admin": ("Everything, including users, roles and deletions.", [ALL_SCOPES]),
     "user": ("Read the registry and ask for predictions.", ["models:read", "predict"]),
+    # The Data Factory service user: start training and poll its jobs, nothing else.
+    "train-service": ("Start training and read training jobs (service users).", ["train"]),
 }
 
 

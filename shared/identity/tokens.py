@@ -24,10 +24,24 @@ class IssuedToken:
 
 
 class TokenService:
-    def __init__(self, key: bytes, issuer: str, audience: str, ttl_seconds: int) -> None:
-        if len(key) < MIN_KEY_BYTES:
-            raise ValueError(f"The token signing key must be at least {MIN_KEY_BYTES * 8} bits.")
+    """Signs with ``key``; also verifies with ``previous_keys`` so a key rotation does not
+    sign anyone out (docs/operations.md: drop the previous key after one token lifetime)."""
+
+    def __init__(
+        self,
+        key: bytes,
+        issuer: str,
+        audience: str,
+        ttl_seconds: int,
+        previous_keys: tuple[bytes, ...] = (),
+    ) -> None:
+        for candidate in (key, *previous_keys):
+            if len(candidate) < MIN_KEY_BYTES:
+                raise ValueError(
+                    f"The token signing key must be at least {MIN_KEY_BYTES * 8} bits."
+                )
         self._key = key
+        self._verify_keys = (key, *(k for k in previous_keys if k != key))
         self.issuer = issuer
         self.audience = audience
         self.ttl = ttl_seconds
@@ -50,17 +64,29 @@ class TokenService:
 
     def decode(self, token: str) -> dict:
         """Verified claims; any defect (alg, signature, expiry, audience...) is a 401."""
+        for key in self._verify_keys[:-1]:
+            try:
+                return self._decode(token, key)
+            except jwt.InvalidSignatureError:
+                continue  # maybe signed with the previous key
+            except jwt.ExpiredSignatureError:
+                raise Unauthorized("The token has expired.", code="TOKEN_EXPIRED") from None
+            except jwt.PyJWTError:
+                raise Unauthorized("The token is not valid.", code="TOKEN_INVALID") from None
         try:
-            return jwt.decode(
-                token,
-                self._key,
-                algorithms=[ALGORITHM],
-                audience=self.audience,
-                issuer=self.issuer,
-                options={"require": REQUIRED_CLAIMS},
-                leeway=5,
-            )
+            return self._decode(token, self._verify_keys[-1])
         except jwt.ExpiredSignatureError:
             raise Unauthorized("The token has expired.", code="TOKEN_EXPIRED") from None
         except jwt.PyJWTError:
             raise Unauthorized("The token is not valid.", code="TOKEN_INVALID") from None
+
+    def _decode(self, token: str, key: bytes) -> dict:
+        return jwt.decode(
+            token,
+            key,
+            algorithms=[ALGORITHM],
+            audience=self.audience,
+            issuer=self.issuer,
+            options={"require": REQUIRED_CLAIMS},
+            leeway=5,
+        )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from shared import metrics
 from shared.errors import PayloadTooLarge, ValidationFailed
 from shared.names import check_name
 from shared.prediction.inputs import check_records
@@ -92,6 +93,7 @@ class Predictor:
         cols = check_records(records, servable.features)
         outputs = servable.run(cols, request.return_probabilities).as_lists()
         assert servable.loaded is not None
+        metrics.count_predictions(name, servable.loaded.version, len(records))
         return PredictResponse(
             model=name,
             version=servable.loaded.version,

@@ -31,11 +31,13 @@ class LoadOnce(Generic[K, V]):
         max_entries: int | None = None,
         weigh: Callable[[V], float] = lambda _: 1,
         on_evict: Callable[[K, V], None] | None = None,
+        observe: Callable[[bool, int], None] | None = None,
     ) -> None:
         self.max_weight = max_weight
         self.max_entries = max_entries
         self._weigh = weigh
         self._on_evict = on_evict
+        self._observe = observe  # (hit, entries) per get_or_build, e.g. a metrics counter
         self._values: OrderedDict[K, V] = OrderedDict()
         self._weight = 0.0
         self._lock = threading.Lock()
@@ -63,18 +65,32 @@ class LoadOnce(Generic[K, V]):
             hit = self._values.get(key)
             if hit is not None:
                 self._values.move_to_end(key)
-                return hit
+        if hit is not None:
+            self._seen(True)
+            return hit
+        with self._lock:
             gate = self._building.setdefault(key, threading.Lock())
         with gate:  # one build per key, however many callers arrive at once
             with self._lock:
                 hit = self._values.get(key)
             if hit is not None:
+                self._seen(True)
                 return hit
             value = build()
             self.put(key, value)
             with self._lock:
                 self._building.pop(key, None)
+            self._seen(False)
             return value
+
+    def _seen(self, hit: bool) -> None:
+        if self._observe is not None:
+            self._observe(hit, len(self._values))
+
+    def values(self) -> list[V]:
+        """The cached values, least recently used first."""
+        with self._lock:
+            return list(self._values.values())
 
     def put(self, key: K, value: V) -> None:
         evicted: list[tuple[K, V]] = []

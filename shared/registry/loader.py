@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from shared import metrics
 from shared.errors import AppError, NotFound
 from shared.registry.cache import LoadOnce
 from shared.registry.files import find_file
@@ -69,6 +70,7 @@ class ModelLoader:
             max_weight=max_cache_bytes,
             weigh=lambda m: m.size_bytes,
             on_evict=lambda key, _: self._derived.discard(lambda k: k[0] == key),
+            observe=metrics.count_model_cache,
         )
         self._resolved: dict[tuple[str, int | None, str | None], tuple[float, int]] = {}
         self._infos: dict[tuple[str, int], tuple[float, VersionInfo]] = {}
@@ -107,6 +109,18 @@ class ModelLoader:
         """What ``build`` makes from ``loaded``, built once and kept while the model is."""
         key = ((loaded.name, loaded.version, loaded.sha256), purpose)
         return self._derived.get_or_build(key, build)
+
+    def loaded_models(self) -> list[dict[str, Any]]:
+        """What this instance holds in memory, least recently used first (GET /status)."""
+        return [
+            {
+                "name": m.name,
+                "version": m.version,
+                "format": m.stored.format or m.format,
+                "size_bytes": m.size_bytes,
+            }
+            for m in self._models.values()
+        ]
 
     def read_verified(self, info: VersionInfo, stored: StoredFile) -> bytes:
         """The file's bytes, refused with 409 unless the version's row carries a valid

@@ -50,6 +50,13 @@ def _unit_id(spec: str, index: int) -> str:
     return f"{spec}~{index:06d}"
 
 
+class NothingToTrain(ValidationFailed):
+    """POST /train for every enabled spec found none: the HTTP route answers 200 'skipped'
+    (a scheduled pipeline on a fresh install must not fail), the timer starts nothing."""
+
+    code = "NOTHING_TO_TRAIN"
+
+
 class Trainer(TrainingRecovery, UnitTraining, Registration):
     kind = "training"
 
@@ -88,7 +95,7 @@ class Trainer(TrainingRecovery, UnitTraining, Registration):
         """Queue a job for the named specs (default: every enabled one). (job, replayed)."""
         specs = [self.specs.get(n) for n in names] if names else self.specs.all(enabled_only=True)
         if not specs:
-            raise ValidationFailed("There is no enabled training spec to run.")
+            raise NothingToTrain("There is no enabled training spec to run.")
         scope = f"train:{by}"
         if idempotency_key:
             earlier = self.idempotency.begin(

@@ -13,6 +13,7 @@ from typing import Any
 
 from azure.storage.blob import ContainerClient
 
+from shared import metrics
 from shared.jobs.queue_job import claim
 from shared.tables import iso, utcnow
 from shared.training.jobs import UNIT_TERMINAL, JobStore, Unit
@@ -92,14 +93,20 @@ class UnitTraining:
         memory) raises while retries are left, so the host redelivers the message."""
         from shared.ml.train import TrainingError  # lazy: the ML stack
 
+        started = time.perf_counter()
         try:
-            return fit(), None
+            trained = fit()
+            metrics.observe_training_unit("succeeded", time.perf_counter() - started)
+            return trained, None
         except (TrainingError, ValueError, KeyError) as exc:
             # Bad data or a bad spec fails the same way on every retry: fail it now.
+            metrics.observe_training_unit("failed", time.perf_counter() - started)
             return None, str(exc)[:1000]
         except Exception as exc:
             if dequeue_count < self.max_dequeue_count:
+                metrics.observe_training_unit("retried", time.perf_counter() - started)
                 raise
+            metrics.observe_training_unit("failed", time.perf_counter() - started)
             return None, f"{type(exc).__name__}: {exc}"[:1000]
 
     def _train_whole(self, job_id: str, spec: TrainingSpec, unit: Unit, dequeue_count: int) -> bool:

@@ -60,8 +60,16 @@ def unbundle(data: bytes) -> dict[str, dict[str, bytes]]:
     out: dict[str, dict[str, bytes]] = {}
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         for info in archive.infolist():
-            if info.file_size > MAX_BUNDLE_MEMBER_BYTES or info.filename.count("/") != 1:
+            key, _, filename = info.filename.partition("/")
+            # {key}/{file} or {key}/plots/{name}.png: nothing else is ever staged.
+            nested = filename.count("/") == 1 and filename.startswith("plots/")
+            if (
+                info.file_size > MAX_BUNDLE_MEMBER_BYTES
+                or not key
+                or not filename
+                or ".." in filename
+                or (filename.count("/") and not nested)
+            ):
                 raise ValueError(f"unexpected staged file {info.filename!r}")
-            key, filename = info.filename.split("/")
             out.setdefault(key, {})[filename] = archive.read(info)
     return out

@@ -331,3 +331,37 @@ def test_predict_needs_the_predict_scope(client, make_user, trained_classifier) 
         client.post(f"/predict/{name}", headers=headers, json={"records": [{}]}).status_code == 422
     )  # allowed, bad input
     assert client.post(f"/predict/{name}", json={"records": [{}]}).status_code == 401
+
+
+def test_metrics_count_predictions_by_model_and_version_and_cache_hits(
+    client, admin_headers, cancer_frames, trained_classifier
+) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def values() -> dict:
+        text = client.get("/metrics", headers=admin_headers).text
+        return {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for f in text_string_to_metric_families(text)
+            for s in f.samples
+        }
+
+    name, version = trained_classifier
+    _, holdout = cancer_frames
+    records = records_of(holdout)[:5]
+    predicted = ("ml_predictions_total", (("model", name), ("version", str(version))))
+    hits = ("ml_model_cache_lookups_total", (("result", "hit"),))
+    misses = ("ml_model_cache_lookups_total", (("result", "miss"),))
+    before = values()
+    for _ in range(2):
+        r = client.post(f"/predict/{name}", headers=admin_headers, json={"records": records})
+        assert r.status_code == 200, r.text
+    after = values()
+    assert after[predicted] - before.get(predicted, 0) == 10
+    # One lookup per prediction; the second one at least finds the model in the cache.
+    hit_delta = after[hits] - before.get(hits, 0)
+    assert hit_delta >= 1 and hit_delta + after.get(misses, 0) - before.get(misses, 0) == 2
+    status = client.get("/status", headers=admin_headers).json()
+    assert {"name": name, "version": version} in [
+        {"name": m["name"], "version": m["version"]} for m in status["loaded_models"]
+    ]

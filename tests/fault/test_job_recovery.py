@@ -239,7 +239,7 @@ def test_a_cancelled_batch_scoring_job_ends_cancelled_with_no_output(
 ) -> None:
     """POST /predict/jobs/{id}/cancel over HTTP: chunks not started are skipped, the one
     running drops its part, no output is written, the job says who cancelled it."""
-    from shared.prediction.batch_service import BatchScoreRequest
+    from shared.prediction.batch.schemas import BatchScoreRequest
 
     client, headers = admin
     runner = scorer_on(lambda n, message: False)

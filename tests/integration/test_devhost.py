@@ -107,12 +107,11 @@ def test_route_params_query_and_content_type(client: httpx.Client) -> None:
     assert response.json() == {"name": "res net", "version": "3", "q": "x"}
 
 
-def test_int_constraint_specificity_404_405(client: httpx.Client) -> None:
+def test_int_constraint_specificity_and_wrong_method_404(client: httpx.Client) -> None:
     assert client.get("/models/m/versions/abc").status_code == 404
     assert client.get("/nope").status_code == 404
     rejected = client.delete("/slow")
-    assert rejected.status_code == 405
-    assert rejected.headers["allow"] == "GET"
+    assert rejected.status_code == 404  # as the Functions host answers a wrong method
     compare = client.post("/models/compare", content=b"12345")
     assert compare.text == "compare 5 bytes"
     assert compare.headers["x-handler"] == "compare"

@@ -135,3 +135,19 @@ def test_env_names_are_the_names_read() -> None:
         "STORAGE_CONNECTION_STRING",
         "AzureWebJobsStorage",
     ]
+
+
+def test_predefined_users_are_read_as_json_from_the_environment(
+    local_settings: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(
+        "PREDEFINED_USERS",
+        json.dumps([{"username": "adf", "roles": ["train-service"], "password_secret": "adf-pw"}]),
+    )
+    (user,) = Settings().predefined_users
+    assert (user.username, user.roles, user.password_secret) == ("adf", ["train-service"], "adf-pw")
+
+
+def test_upload_limits_default_below_the_hosts_request_body_limit(local_settings: Path) -> None:
+    s = Settings()
+    assert max(s.max_model_bytes, s.max_dataset_bytes) < 104_857_600

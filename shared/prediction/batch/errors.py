@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 
-from shared.errors import AppError
+from shared.errors import AppError, NotFound
 
 
 def deterministic(exc: BaseException) -> bool:
@@ -22,3 +22,9 @@ def deterministic(exc: BaseException) -> bool:
         | ResourceModifiedError
         | ResourceNotFoundError,
     )
+
+
+class NothingToScore(NotFound):
+    """POST /predict for every model found no scoring dataset: answered 200 'skipped'."""
+
+    code = "NOTHING_TO_SCORE"

@@ -19,6 +19,7 @@ from shared.names import check_alias, check_name
 from shared.prediction.batch.blobs import (
     _reader,
 )
+from shared.prediction.batch.errors import NothingToScore
 from shared.prediction.batch.schemas import (
     BatchScoreRequest,
 )
@@ -67,10 +68,9 @@ def scoring_targets(
                 f"More than {MAX_TARGETS} models have scoring datasets; name the model."
             )
     if not targets:
-        raise NotFound(
+        raise NothingToScore(
             "No scoring dataset is named after a registered model"
-            + (f" with alias '{body.alias}'." if body.alias else "."),
-            code="NOTHING_TO_SCORE",
+            + (f" with alias '{body.alias}'." if body.alias else ".")
         )
     return targets
 
