@@ -12,7 +12,9 @@ bp = func.Blueprint()
 routes = Routes(bp, tag="users")
 
 
-@routes.get("users/me", auth=SIGNED_IN, response=UserView, audited=False)
+# Read-only "who am I" stays open to keys (machine clients check their identity);
+# every other account route is closed to them (shared.auth.api_keys_allowed).
+@routes.get("users/me", auth=SIGNED_IN, response=UserView, audited=False, allow_api_keys=True)
 def get_me(call: Call) -> func.HttpResponse:
     """The signed-in user."""
     return json_response(services.accounts().get_user(call.user.user_id).view())

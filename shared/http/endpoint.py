@@ -22,7 +22,14 @@ from azure.core.exceptions import AzureError, HttpResponseError
 from pydantic import BaseModel, ValidationError
 
 from shared import audit
-from shared.auth import Principal, Requirement, authenticate, require
+from shared.auth import (
+    Principal,
+    Requirement,
+    api_keys_allowed,
+    authenticate,
+    refuse_api_key,
+    require,
+)
 from shared.errors import (
     AppError,
     Conflict,
@@ -133,6 +140,11 @@ class Operation:
     query: type[BaseModel] | None = None
     errors: tuple[int, ...] = ()
     audited: bool = True  # False for high-volume reads/predictions: counted in metrics
+    allow_api_keys: bool | None = None  # None: closed on SIGNED_IN (account) routes
+
+    @property
+    def accepts_api_keys(self) -> bool:
+        return api_keys_allowed(self.auth, self.allow_api_keys)
 
 
 OPERATIONS: list[Operation] = []
@@ -164,6 +176,7 @@ def handle(req: func.HttpRequest, handler: Handler, op: Operation) -> func.HttpR
     try:
         try:
             call.principal = authenticate(req, op.auth)
+            refuse_api_key(call.principal, op.accepts_api_keys)
             require(call.principal, op.auth)
             response = handler(call)
         except Exception as exc:

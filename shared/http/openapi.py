@@ -78,6 +78,8 @@ def _security(op: Operation) -> list[dict[str, list[str]]]:
     if op.auth == PUBLIC:
         return []
     scopes = [] if op.auth in (SIGNED_IN, ADMIN) else [op.auth]
+    if not op.accepts_api_keys:
+        return [{"bearer": scopes}, {"oauth2": scopes}]
     return [{"bearer": scopes}, {"apiKey": scopes}, {"oauth2": scopes}]
 
 
