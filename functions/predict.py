@@ -25,7 +25,7 @@ routes = Routes(bp, tag="predict")
 def predict(call: Call) -> func.HttpResponse:
     """Predict for records with the champion (default), an alias, or a version."""
     body = call.json(PredictRequest, limit=get_settings().max_predict_body_bytes)
-    result, logged = services.prediction_service().predict(
+    result, prediction_id, logged = services.prediction_service().predict(
         call.param("model"),
         body.records,
         version=body.version,
@@ -34,6 +34,7 @@ def predict(call: Call) -> func.HttpResponse:
         return_probabilities=body.return_probabilities,
         routing_key=call.req.headers.get("x-routing-key"),
         request_id=call.request_id,
+        owner_id=call.user.user_id,
     )
     response = PredictResponse(
         model=result.model,
@@ -46,12 +47,14 @@ def predict(call: Call) -> func.HttpResponse:
         ignored_fields=result.ignored_fields,
         variant=result.variant,
         request_id=call.request_id,
+        prediction_id=prediction_id,
     )
     return json_response(
         response.model_dump(exclude_none=True),
         headers={
             "X-Model-Version": str(result.version),
             "X-Prediction-Logged": "true" if logged else "false",
+            "X-Prediction-ID": prediction_id,
         },
     )
 
@@ -103,7 +106,7 @@ def ab_results(call: Call) -> func.HttpResponse:
 
 
 @routes.post(
-    "predictions/{request_id}/feedback",
+    "predictions/{id}/feedback",
     auth="predict",
     body=FeedbackBody,
     response=FeedbackAccepted,
@@ -111,6 +114,10 @@ def ab_results(call: Call) -> func.HttpResponse:
     errors=(404,),
 )
 def feedback(call: Call) -> func.HttpResponse:
-    """Ground truth for a logged prediction (its X-Request-ID)."""
-    accepted = services.prediction_log().feedback(call.param("request_id"), call.json(FeedbackBody))
+    """Ground truth for a logged prediction of yours (its `prediction_id`)."""
+    body = call.json(FeedbackBody)
+    user = call.user
+    accepted = services.prediction_log().feedback(
+        call.param("id"), user.user_id, body, is_admin=user.is_admin
+    )
     return json_response(accepted, status=202)

@@ -3,9 +3,13 @@ attack changed nothing, read straight from Azurite (not through the app)."""
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Iterable
 
+import httpx
 import pytest
+
+from tests.conftest import ADMIN, ADMIN_PASSWORD, bearer, login
 
 # Tables whose rows refusals are meant to touch: the audit trail (aggregated per window)
 # and the login throttle (a failed login is counted there by design).
@@ -56,3 +60,37 @@ def assert_problem(r, status: int | tuple[int, ...], code: str | None = None) ->
     if code:
         assert body["code"] == code, body
     return body
+
+
+@pytest.fixture(scope="session")
+def regressor(host) -> tuple[str, str]:
+    """A regressor uploaded with target ``y``, and a dataset that also holds a secret column."""
+    import numpy as np
+    import pandas as pd
+    import skops.io as sio
+    from sklearn.linear_model import LinearRegression
+
+    from tests.e2e.test_registry import upload
+    from tests.e2e.test_training import put_dataset
+
+    client = httpx.Client(base_url=host.url, timeout=60)
+    headers = bearer(login(client, ADMIN, ADMIN_PASSWORD))
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame({"a": rng.normal(size=60), "b": rng.normal(size=60)})
+    frame["y"] = frame.a - frame.b
+    frame["ssn"] = [f"{i:09d}" for i in range(60)]
+    model = LinearRegression().fit(frame[["a", "b"]], frame.y)
+    name = f"sec-ds-{secrets.token_hex(3)}"
+    r = upload(
+        client,
+        headers,
+        name,
+        sio.dumps(model),
+        filename="m.skops",
+        features=[{"name": "a", "dtype": "number"}, {"name": "b", "dtype": "number"}],
+        task="regression",
+        params={"target": "y"},
+    )
+    assert r.status_code == 201, r.text
+    put_dataset(client, headers, name, frame)
+    return name, name
