@@ -268,6 +268,13 @@ class _Handler(BaseHTTPRequestHandler):
         merged: dict[str, str] = {}
         for key, value in self.headers.items():
             merged[key] = f"{merged[key]}, {value}" if key in merged else value
+        # As Azure's front end does: the peer's address is appended to X-Forwarded-For.
+        forwarded = next((k for k in merged if k.lower() == "x-forwarded-for"), None)
+        peer = str(self.client_address[0])
+        if forwarded:
+            merged[forwarded] = f"{merged[forwarded]}, {peer}"
+        else:
+            merged["X-Forwarded-For"] = peer
         return merged
 
     def _read_body(self) -> bytes:

@@ -23,8 +23,10 @@ routes = Routes(bp, tag="auth")
 def login(call: Call) -> func.HttpResponse:
     """Exchange a username and password for a bearer token (OAuth2 password grant)."""
     body = call.form_or_json(LoginRequest)
-    call.audit_detail["username"] = body.username[:64]
     token = services.accounts().login(body.username, body.password)
+    # Only once the name is known to be an account: a failed login's "username" may be a
+    # password typed into the wrong field, and is never stored.
+    call.audit_detail["username"] = body.username[:64]
     return json_response(token, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
 
 
