@@ -53,3 +53,10 @@ def delete_user(call: Call) -> func.HttpResponse:
     """Delete a user; their tokens and API keys stop working."""
     services.accounts().delete_user(call.user, call.param("id"))
     return empty_response(204)
+
+
+@routes.post("users/{id}/unlock", auth=ADMIN, status=204, errors=(404,))
+def unlock_user(call: Call) -> func.HttpResponse:
+    """Clear every sign-in lock of a user (per-client and account-wide)."""
+    services.accounts().unlock(call.param("id"))
+    return empty_response(204)
