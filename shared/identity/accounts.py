@@ -137,7 +137,7 @@ class Accounts:
     def _set_password(self, user: StoredUser, password: str) -> None:
         check_policy(password, user.username, self.password_min_length)
         user.password_hash = hash_password(password)
-        user.tokens_valid_after = int(time.time())
+        user.tokens_valid_after_ms = time.time_ns() // 1_000_000
 
     def _save(self, user: StoredUser) -> StoredUser:
         saved = self.users.save(user)
