@@ -24,9 +24,10 @@ routes = Routes(bp, tag="predict")
 )
 def predict(call: Call) -> func.HttpResponse:
     """Predict for records with the champion (default), an alias, or a version."""
+    name = check_name(call.param("model"), "model")  # before storage sees it
     body = call.json(PredictRequest, limit=get_settings().max_predict_body_bytes)
     result, prediction_id, logged = services.prediction_service().predict(
-        call.param("model"),
+        name,
         body.records,
         version=body.version,
         alias=body.alias,

@@ -113,6 +113,8 @@ def _operation(op: Operation, path_params: list[dict[str, Any]]) -> dict[str, An
         codes |= {401, 403}
     if op.body is not None or op.query is not None:
         codes |= {422}
+    if "{" in op.route:  # every path parameter is checked (422), and may name nothing (404)
+        codes |= {404, 422}
     for code in sorted(codes):
         responses[str(code)] = {
             "description": _STATUS_TEXT.get(code, "Error"),

@@ -35,7 +35,13 @@ from azure.core.exceptions import (
 from azure.data.tables import TableClient, TableTransactionError, UpdateMode
 from azure.storage.blob import ContainerClient
 
-from shared.errors import Conflict, NotFound, ServiceUnavailable, ValidationFailed
+from shared.errors import (
+    Conflict,
+    NotFound,
+    PayloadTooLarge,
+    ServiceUnavailable,
+    ValidationFailed,
+)
 from shared.names import check_alias, check_name
 from shared.registry.schemas import (
     AliasInfo,
@@ -61,6 +67,11 @@ ALIASES_TABLE = "Aliases"
 CONTAINER = "models"
 META = "~meta"  # sorts after every zero-padded version
 ARTIFACT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,127}$")
+MAX_ARTIFACTS = 100
+# name@version (1-9 ASCII digits) or name@alias, each part by the names' own patterns.
+_REF = re.compile(
+    r"(?P<name>[a-z0-9][a-z0-9\-_.]{0,62})@(?P<selector>[0-9]{1,9}|[a-z][a-z0-9\-_]{0,31})"
+)
 LOWER_IS_BETTER = frozenset(
     {"mae", "mse", "rmse", "log_loss", "mape", "max_error", "median_absolute_error", "brier"}
 )
@@ -147,9 +158,15 @@ class ModelRegistry:
     ) -> VersionInfo:
         check_name(name, "model")
         artifacts = list(artifacts)
+        if len(artifacts) > MAX_ARTIFACTS:  # the version row lists every file: keep it small
+            raise PayloadTooLarge(
+                f"{len(artifacts)} artifact files; at most {MAX_ARTIFACTS} per version.",
+                code="TOO_MANY_ARTIFACTS",
+            )
         names = [a.filename for a in artifacts]
         for filename in names:
-            if not ARTIFACT_NAME.match(filename) or ".." in filename:
+            # fullmatch: ``$`` alone would let a trailing newline through ("evil.txt\n").
+            if not ARTIFACT_NAME.fullmatch(filename) or ".." in filename:
                 raise ValidationFailed(f"Invalid artifact file name '{filename[:80]}'.")
         if len(set(names)) != len(names):
             raise ValidationFailed("Artifact file names must be unique.")
@@ -513,12 +530,16 @@ class ModelRegistry:
     def compare(self, refs: list[str], metrics: list[str] | None) -> CompareResult:
         compared = []
         for ref in refs:
-            name, _, selector = ref.partition("@")
-            if not selector:
-                raise ValidationFailed(f"'{ref[:80]}' is not name@version or name@alias.")
+            match = _REF.fullmatch(ref)
+            if match is None or ".." in ref:
+                raise ValidationFailed(
+                    f"'{ref[:80]}' is not name@version or name@alias"
+                    " (a version has at most 9 ASCII digits)."
+                )
+            name, selector = match["name"], match["selector"]
             version = (
                 self.resolve(name, version=int(selector))
-                if selector.isdigit()
+                if selector.isascii() and selector.isdigit()
                 else self.resolve(name, alias=selector)
             )
             compared.append((ref, name, version, self.get_version(name, version).metrics))
