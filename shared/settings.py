@@ -182,6 +182,12 @@ class Settings(BaseSettings):
     dataset_max_rows: int = Field(
         default=50_000_000, ge=1, validation_alias=AliasChoices("DATASET_MAX_ROWS")
     )
+    training_max_estimators: int = Field(
+        default=1000,
+        ge=1,
+        validation_alias=AliasChoices("TRAINING_MAX_ESTIMATORS"),
+        description="Largest n_estimators a training spec may ask for.",
+    )
     max_predict_records: int = Field(
         default=10_000, ge=1, validation_alias=AliasChoices("MAX_PREDICT_RECORDS")
     )
