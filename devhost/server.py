@@ -265,6 +265,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _dispatch
 
+    def __getattr__(self, name: str) -> Any:
+        # Any other method (TRACE, QUERY...) gets the route table's 405 as on Azure,
+        # not http.server's 501.
+        if name.startswith("do_") and name[3:].isalpha() and name[3:].isupper():
+            return self._dispatch
+        raise AttributeError(name)
+
     def _headers(self) -> dict[str, str]:
         merged: dict[str, str] = {}
         for key, value in self.headers.items():

@@ -54,7 +54,12 @@ def openapi_path(route: str) -> tuple[str, list[dict[str, Any]]]:
 
     def replace(m: re.Match[str]) -> str:
         name, constraint = m.group(2), m.group(3)
-        schema = {"type": "integer"} if constraint in ("int", "long") else {"type": "string"}
+        # The route guard takes 1-9 digits (shared.http.endpoint.check_route_params).
+        schema = (
+            {"type": "integer", "minimum": 0, "maximum": 999_999_999}
+            if constraint in ("int", "long")
+            else {"type": "string"}
+        )
         params.append({"name": name, "in": "path", "required": True, "schema": schema})
         return "{" + name + "}"
 
