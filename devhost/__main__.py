@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import signal
+import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -40,6 +41,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="start Azurite persisting into DIR and point the storage settings at it",
     )
     parser.add_argument("--no-timers", action="store_true", help="only run timers via admin API")
+    parser.add_argument(
+        "--role",
+        choices=("all", "http", "workers", "single"),
+        default="all",
+        help="all (default): HTTP here, queue and timer functions in a supervised worker"
+        " process (as separate instances in Azure, so training never slows requests);"
+        " http / workers: one of the two; single: everything in this one process",
+    )
     parser.add_argument("--verbose", "-v", action="store_true")
     return parser.parse_args(argv)
 
@@ -79,30 +88,82 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
     host: LocalHost | None = None
+    workers: WorkerProcess | None = None
+    serves_http = args.role != "workers"
+    runs_work = args.role in ("workers", "single")
     try:
         host = LocalHost(
             load_app(args.app),
             host=args.host,
             port=args.port,
             config=config,
-            timers=not args.no_timers,
+            timers=runs_work and not args.no_timers,
+            queues=runs_work,
+            http=serves_http,
         )
         host.start()
-        print(host.describe())
-        print(f"\nListening on {host.url} (Ctrl-C to stop)", flush=True)
+        if args.role == "all":
+            workers = WorkerProcess(worker_argv(args))
+            workers.start()
+        if serves_http:
+            print(host.describe())
+            print(f"\nListening on {host.url} (Ctrl-C to stop)", flush=True)
+        else:
+            print("Queue and timer functions running (Ctrl-C to stop)", flush=True)
         # Wake up regularly so signal handlers run promptly on every platform.
         while not stopping.wait(0.5):
-            pass
+            if workers is not None:
+                workers.keep_alive()
         print("Stopping...", flush=True)
     except (ImportError, TypeError, ValueError, OSError) as exc:
         log.error("cannot start: %s", exc)
         return 1
     finally:
+        if workers is not None:
+            workers.stop()
         if host is not None:
             host.stop()
         if azurite is not None:
             azurite.stop()
     return 0
+
+
+def worker_argv(args: argparse.Namespace) -> list[str]:
+    """The worker process: same app and settings; storage comes through the environment."""
+    argv = [sys.executable, "-m", "devhost", "--role", "workers", "--app", args.app]
+    argv += ["--settings", str(args.settings), "--host-json", str(args.host_json)]
+    if args.no_timers:
+        argv.append("--no-timers")
+    if args.verbose:
+        argv.append("--verbose")
+    return argv
+
+
+class WorkerProcess:
+    """The queue/timer worker child; restarted when it dies, as the platform would."""
+
+    def __init__(self, argv: list[str]) -> None:
+        self.argv = argv
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL)  # noqa: S603
+
+    def keep_alive(self) -> None:
+        if self.process is not None and self.process.poll() is not None:
+            log.warning("worker process exited (%s); restarting it", self.process.returncode)
+            self.start()
+
+    def stop(self, timeout: float = 15.0) -> None:
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout)
 
 
 if __name__ == "__main__":

@@ -188,6 +188,17 @@ class Azurite:
             self._log_path.unlink(missing_ok=True)
             self._log_path = None
 
+    def freeze(self) -> None:
+        """Suspend the process (SIGSTOP): connections are accepted, nothing is answered -
+        the hardest storage outage for a client, which waits instead of failing."""
+        if self._process is not None:
+            os.killpg(self._process.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """Resume a frozen Azurite (SIGCONT)."""
+        if self._process is not None:
+            os.killpg(self._process.pid, signal.SIGCONT)
+
     def restart(self) -> Self:
         self.stop()
         return self.start()

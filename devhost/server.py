@@ -196,6 +196,9 @@ def _response_parts(result: Any) -> tuple[int, list[tuple[str, str]], bytes]:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default backlog of 5 drops connections of a burst of clients before
+    # they are accepted; a real server's is in the hundreds (the kernel caps it).
+    request_queue_size = 512
 
     def __init__(self, address: tuple[str, int], owner: LocalHost) -> None:
         self.owner = owner
@@ -358,7 +361,8 @@ class LocalHost:
     ``LocalHost(app, port=0).start()`` serves on a free port in background threads;
     ``.url`` is the base URL and ``.stop()`` (or leaving the ``with`` block) shuts everything
     down. ``timers=False`` / ``queues=False`` disable the schedules / pollers while keeping
-    ``POST /admin/functions/{name}`` working for those functions.
+    ``POST /admin/functions/{name}`` working for those functions; ``http=False`` runs only
+    the timers and pollers (a worker process, as another instance would be in Azure).
     """
 
     def __init__(
@@ -371,8 +375,10 @@ class LocalHost:
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         timers: bool = True,
         queues: bool = True,
+        http: bool = True,
     ) -> None:
         self.app = load_app(app) if isinstance(app, str) else app
+        self._enable_http = http
         self.host = host
         self.port = int(os.environ.get("PORT", DEFAULT_PORT)) if port is None else port
         self.config = config or HostConfig()
@@ -454,15 +460,16 @@ class LocalHost:
         """Bind the port and start serving, timers and pollers in background threads."""
         self._prepare()
         self._invoker = Invoker()
-        self._server = _Server((self.host, self.port), self)
-        self.port = self._server.server_address[1]
-        self._server_thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.2},
-            name="devhost-http",
-            daemon=True,
-        )
-        self._server_thread.start()
+        if self._enable_http:
+            self._server = _Server((self.host, self.port), self)
+            self.port = self._server.server_address[1]
+            self._server_thread = threading.Thread(
+                target=self._server.serve_forever,
+                kwargs={"poll_interval": 0.2},
+                name="devhost-http",
+                daemon=True,
+            )
+            self._server_thread.start()
         if self._enable_timers:
             for runner in self.timers.values():
                 runner.start()

@@ -5,9 +5,9 @@ import azure.functions as func
 from shared import services
 from shared.auth import ADMIN
 from shared.datasets import DatasetView
-from shared.errors import ValidationFailed
 from shared.http import Call, Routes, empty_response, json_response
-from shared.http.uploads import bounded_body, media_type, parse_multipart
+from shared.http.ingest import INGEST_SCHEMA, INGEST_TYPES, IngestResult, ingest_response
+from shared.http.uploads import read_data_file
 from shared.identity.schemas import Page, PageQuery
 from shared.names import check_name
 from shared.settings import get_settings
@@ -37,6 +37,7 @@ class DatasetPage(Page[DatasetView]):
 @routes.put(
     "datasets/{name}",
     auth="train",
+    rate_group="upload",
     response=DatasetView,
     status=201,
     body_schema=UPLOAD_SCHEMA,
@@ -46,18 +47,27 @@ class DatasetPage(Page[DatasetView]):
 def put_dataset(call: Call) -> func.HttpResponse:
     """Upload or replace a dataset: raw CSV/Parquet, or multipart with a `file` part."""
     name = check_name(call.param("name"), "dataset")  # before the body or storage is touched
-    limit = get_settings().max_dataset_bytes
-    if media_type(call.req) == "multipart/form-data":
-        upload = parse_multipart(call.req, limit).file("file")
-        if upload is None:
-            raise ValidationFailed("Send the dataset in the multipart field 'file'.")
-        data, ctype, filename = upload.data, upload.content_type, upload.filename
-    else:
-        data, ctype, filename = bounded_body(call.req, limit), media_type(call.req), None
+    data, ctype, filename = read_data_file(call.req, get_settings().max_dataset_bytes)
     view, created = services.dataset_store().put(name, data, media_type=ctype, filename=filename)
     return json_response(
         view, status=201 if created else 200, headers={"Location": f"/datasets/{name}"}
     )
+
+
+@routes.post(
+    "datasets/{name}/records",
+    auth="train",
+    rate_group="upload",
+    response=IngestResult,
+    status=201,
+    body_schema=INGEST_SCHEMA,
+    body_content_types=INGEST_TYPES,
+    errors=(404, 409, 413, 415, 422),
+)
+def ingest_records(call: Call) -> func.HttpResponse:
+    """Append records as a new immutable part (the same batch twice is stored once)."""
+    name = check_name(call.param("name"), "dataset")
+    return ingest_response(call, services.ingestor(), name, f"/datasets/{name}")
 
 
 @routes.get("datasets", auth="train", query=PageQuery, response=DatasetPage, audited=False)

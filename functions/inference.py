@@ -79,6 +79,7 @@ def _each_version(
     body=oip.V2InferRequest,
     response=oip.V2InferResponse,
     errors=(400, 404, 413),
+    rate_group="predict",
 )
 def v2_infer(call: Call) -> func.HttpResponse:
     """V2 inference: the version in the URL, else parameters.alias, else champion-else-latest."""

@@ -23,9 +23,12 @@ from shared.registry.schemas import (
     VerifyResult,
     VersionCreated,
     VersionInfo,
+    VersionPage,
+    VersionQuery,
 )
 from shared.registry.store import NewFile, find_file
 from shared.settings import get_settings
+from shared.storage_deadline import worker_deadline
 
 bp = func.Blueprint()
 routes = Routes(bp, tag="models")
@@ -72,9 +75,25 @@ def get_model(call: Call) -> func.HttpResponse:
     return json_response(services.model_registry().get_model(call.param("name")))
 
 
+@routes.get(
+    "models/{name}/versions",
+    auth="models:read",
+    query=VersionQuery,
+    response=VersionPage,
+    errors=(404,),
+    audited=False,
+)
+def list_versions(call: Call) -> func.HttpResponse:
+    """A model's versions, oldest first (paginated); filter by alias, tag or status."""
+    name = check_name(call.param("name"), "model")
+    items, token = services.model_registry().list_versions(name, call.query(VersionQuery))
+    return json_response(VersionPage(items=items, continuation_token=token))
+
+
 @routes.post(
     "models/{name}/versions",
     auth="models:write",
+    rate_group="upload",
     body_schema=UPLOAD_SCHEMA,
     body_content_types=("multipart/form-data",),
     response=VersionCreated,
@@ -275,4 +294,5 @@ def delete_model(call: Call) -> func.HttpResponse:
 )
 def registry_cleanup(timer: func.TimerRequest) -> None:
     """Remove blobs of interrupted uploads and finish interrupted deletions."""
-    services.model_registry().sweep_orphans(older_than=timedelta(hours=1))
+    with worker_deadline():
+        services.model_registry().sweep_orphans(older_than=timedelta(hours=1))

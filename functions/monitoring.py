@@ -31,6 +31,7 @@ def _drift_monitor() -> DriftMonitor:
 @routes.post(
     "models/{name}/drift",
     auth="models:read",
+    rate_group="drift",
     body=DriftRequest,
     response=DriftReport,
     errors=(404, 409, 413),
@@ -50,6 +51,7 @@ def drift(call: Call) -> func.HttpResponse:
 @routes.get(
     "models/{name}/drift/recent",
     auth="models:read",
+    rate_group="drift",
     query=RecentDriftQuery,
     response=DriftReport,
     errors=(404, 409),
@@ -64,6 +66,7 @@ def drift_recent(call: Call) -> func.HttpResponse:
 @routes.post(
     "models/{name}/versions/{version:int}/evaluate",
     auth="models:read",
+    rate_group="evaluate",
     body=EvaluateRequest,
     response=EvaluationReport,
     errors=(404, 409),

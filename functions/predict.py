@@ -17,6 +17,7 @@ routes = Routes(bp, tag="predict")
 @routes.post(
     "predict/{model}",
     auth="predict",
+    rate_group="predict",
     body=PredictRequest,
     response=PredictResponse,
     errors=(404, 409, 413),

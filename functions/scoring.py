@@ -7,6 +7,7 @@ from shared.http.async_jobs import JobAccepted, accepted, job_status, queue_json
 from shared.observability import get_logger
 from shared.prediction.batch_jobs import TERMINAL, ScoringJob
 from shared.prediction.batch_service import BatchScoreRequest, batch_scorer
+from shared.storage_deadline import worker_deadline
 
 bp = func.Blueprint()
 routes = Routes(bp, tag="predict")
@@ -16,6 +17,7 @@ log = get_logger("batch")
 @routes.post(
     "predict",
     auth="predict",
+    rate_group="predict",
     body=BatchScoreRequest,
     response=JobAccepted,
     status=202,
@@ -41,11 +43,13 @@ def get_scoring_job(call: Call) -> func.HttpResponse:
 @bp.queue_trigger(arg_name="msg", queue_name="scoring", connection="AzureWebJobsStorage")
 def scoring_worker(msg: func.QueueMessage) -> None:
     """Plan a job, score one chunk, or finalize one model's output."""
-    batch_scorer().handle(queue_json(msg), msg.dequeue_count or 1)
+    with worker_deadline():
+        batch_scorer().handle(queue_json(msg), msg.dequeue_count or 1, msg.id)
 
 
 @bp.function_name("scoring_poison")
 @bp.queue_trigger(arg_name="msg", queue_name="scoring-poison", connection="AzureWebJobsStorage")
 def scoring_poison(msg: func.QueueMessage) -> None:
     """A message that failed every retry: mark its chunk (or target, or job) failed."""
-    batch_scorer().give_up(queue_json(msg), "gave up after repeated failures")
+    with worker_deadline():
+        batch_scorer().give_up(queue_json(msg), "gave up after repeated failures")

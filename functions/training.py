@@ -8,6 +8,7 @@ from shared.http import Call, Routes, empty_response, json_response
 from shared.http.async_jobs import JobAccepted, accepted, job_status, queue_json
 from shared.names import check_name
 from shared.observability import get_logger
+from shared.storage_deadline import worker_deadline
 from shared.training.jobs import TERMINAL, Job, JobPage
 from shared.training.specs import SpecList, TrainingSpec, TrainingSpecBody
 
@@ -62,7 +63,13 @@ def delete_spec(call: Call) -> func.HttpResponse:
 
 
 @routes.post(
-    "train", auth="train", body=TrainRequest, response=JobAccepted, status=202, errors=(404, 409)
+    "train",
+    auth="train",
+    body=TrainRequest,
+    response=JobAccepted,
+    status=202,
+    errors=(404, 409),
+    rate_group="train",
 )
 def train(call: Call) -> func.HttpResponse:
     """Train every enabled spec (or those named): 202 + Location to poll (ADF async pattern)."""
@@ -97,7 +104,8 @@ def list_jobs(call: Call) -> func.HttpResponse:
 )
 def monthly_training(timer: func.TimerRequest) -> None:
     """Start the same job as POST /train, unless a timer job is still running."""
-    job = services.trainer().start_scheduled()
+    with worker_deadline():
+        job = services.trainer().start_scheduled()
     log.info("scheduled training", extra={"job_id": job.job_id if job else None})
 
 
@@ -105,11 +113,13 @@ def monthly_training(timer: func.TimerRequest) -> None:
 @bp.queue_trigger(arg_name="msg", queue_name="training", connection="AzureWebJobsStorage")
 def training_worker(msg: func.QueueMessage) -> None:
     """Plan a job, train one (spec, partition) unit, or finalize a job."""
-    services.trainer().handle(queue_json(msg), msg.dequeue_count or 1)
+    with worker_deadline():
+        services.trainer().handle(queue_json(msg), msg.dequeue_count or 1, msg.id)
 
 
 @bp.function_name("training_poison")
 @bp.queue_trigger(arg_name="msg", queue_name="training-poison", connection="AzureWebJobsStorage")
 def training_poison(msg: func.QueueMessage) -> None:
     """A message that failed every retry: mark its unit (or job) failed so the job ends."""
-    services.trainer().give_up(queue_json(msg), "gave up after repeated failures")
+    with worker_deadline():
+        services.trainer().give_up(queue_json(msg), "gave up after repeated failures")

@@ -1,4 +1,4 @@
-"""Create local.settings.json from the example, with a fresh random token signing key.
+"""Create local.settings.json from the example, with fresh random token and model signing keys.
 
 The key is generated here rather than committed: no secret lives in the repository.
 """
@@ -18,6 +18,7 @@ def main() -> int:
         return 0
     settings = json.loads((ROOT / "local.settings.example.json").read_text())
     settings["Values"]["JWT_SIGNING_KEY"] = secrets.token_urlsafe(48)
+    settings["Values"]["MODEL_SIGNING_KEY"] = secrets.token_urlsafe(48)
     target.write_text(json.dumps(settings, indent=2) + "\n")
     print(f"created {target.name} (demo admin: see README)")
     return 0

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -52,52 +53,103 @@ def wait_until_up(url: str, proc: subprocess.Popen, timeout: float = 120) -> Non
     raise SystemExit("the local host did not answer within 2 minutes")
 
 
-def seed_demo(url: str, username: str, password: str) -> None:
+class Retry(Exception):
+    """A storage hiccup or a host restart: try the seeding again later."""
+
+
+def seed_with_retries(
+    make_client: Callable[[], httpx.Client],
+    username: str,
+    password: str,
+    stopped: Callable[[], bool] = lambda: False,
+    sleep: Callable[[float], None] = time.sleep,
+    max_backoff: float = 30.0,
+) -> bool:
+    """Seed the demo until it is done (True) or we are told to stop (False); a timeout,
+    a refused connection or a 5xx never ends the supervisor, it waits and tries again."""
+    backoff = 1.0
+    while not stopped():
+        try:
+            with make_client() as client:
+                seed_demo(client, username, password)
+            return True
+        except (httpx.TransportError, Retry) as exc:
+            print(
+                f"demo data: {type(exc).__name__}: {exc}; retrying in {backoff:.0f} s", flush=True
+            )
+        sleep(backoff)
+        backoff = min(backoff * 2, max_backoff)
+    return False
+
+
+def _ok(response: httpx.Response) -> httpx.Response:
+    if response.status_code >= 500 or response.status_code == 429:
+        raise Retry(
+            f"{response.request.method} {response.request.url.path} answered {response.status_code}"
+        )
+    response.raise_for_status()
+    return response
+
+
+def seed_demo(client: httpx.Client, username: str, password: str) -> None:
     """Train `demo-iris` (iris flowers, random forest) unless it exists."""
     from sklearn.datasets import load_iris
 
-    with httpx.Client(base_url=url, timeout=60) as client:
-        login = client.post("/auth/jwt/login", data={"username": username, "password": password})
-        if login.status_code != 200:
-            print(f"demo data skipped: could not sign in as {username} ({login.status_code})")
-            return
-        headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
-        if client.get(f"/models/{DEMO_MODEL}", headers=headers).status_code == 200:
-            return
-        frame = load_iris(as_frame=True).frame
-        frame.columns = ["sepal_length", "sepal_width", "petal_length", "petal_width", "species"]
-        frame["species"] = frame["species"].map(
-            dict(enumerate(["setosa", "versicolor", "virginica"]))
-        )
-        buffer = io.StringIO()
-        frame.to_csv(buffer, index=False)
+    login = client.post("/auth/jwt/login", data={"username": username, "password": password})
+    if login.status_code >= 500:
+        _ok(login)
+    if login.status_code != 200:
+        print(f"demo data skipped: could not sign in as {username} ({login.status_code})")
+        return
+    headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    existing = client.get(f"/models/{DEMO_MODEL}", headers=headers)
+    if existing.status_code == 200:
+        return
+    if existing.status_code != 404:
+        _ok(existing)
+    frame = load_iris(as_frame=True).frame
+    frame.columns = ["sepal_length", "sepal_width", "petal_length", "petal_width", "species"]
+    frame["species"] = frame["species"].map(dict(enumerate(["setosa", "versicolor", "virginica"])))
+    buffer = io.StringIO()
+    frame.to_csv(buffer, index=False)
+    _ok(
         client.put(
             f"/datasets/{DEMO_MODEL}",
             headers={**headers, "Content-Type": "text/csv"},
             content=buffer.getvalue().encode(),
-        ).raise_for_status()
-        client.put(
-            f"/train/specs/{DEMO_MODEL}",
-            headers=headers,
-            json={
-                "dataset": DEMO_MODEL,
-                "target": "species",
-                "algorithm": "random_forest",
-                "params": {"n_estimators": 50},
-                "min_rows": 10,
-                "enabled": False,
-            },
-        ).raise_for_status()
-        started = client.post("/train", headers=headers, json={"specs": [DEMO_MODEL]})
-        started.raise_for_status()
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            job = client.get(started.headers["location"], headers=headers)
-            if job.status_code == 200:
-                print(f"demo model trained: {DEMO_MODEL} ({job.json()['status']})")
-                return
-            time.sleep(0.5)
-        print("demo training still running; check GET /train/jobs")
+        )
+    )
+    spec = client.put(
+        f"/train/specs/{DEMO_MODEL}",
+        headers=headers,
+        json={
+            "dataset": DEMO_MODEL,
+            "target": "species",
+            "algorithm": "random_forest",
+            "params": {"n_estimators": 50},
+            "min_rows": 10,
+            "enabled": False,
+        },
+    )
+    _ok(spec)
+    # One key for the demo's job: a retried seeding does not start a second one.
+    started = _ok(
+        client.post(
+            "/train",
+            headers={**headers, "Idempotency-Key": f"seed-{DEMO_MODEL}"},
+            json={"specs": [DEMO_MODEL]},
+        )
+    )
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        job = client.get(started.headers["location"], headers=headers)
+        if job.status_code >= 500:
+            _ok(job)
+        if job.status_code == 200:
+            print(f"demo model trained: {DEMO_MODEL} ({job.json()['status']})")
+            return
+        time.sleep(0.5)
+    print("demo training still running; check GET /train/jobs")
 
 
 def main() -> int:
@@ -118,7 +170,12 @@ def main() -> int:
         wait_until_up(url, proc)
         user = settings_value("BOOTSTRAP_ADMIN_USERNAME", "admin")
         password = settings_value("BOOTSTRAP_ADMIN_PASSWORD", "")
-        seed_demo(url, user, password)
+        seed_with_retries(
+            lambda: httpx.Client(base_url=url, timeout=60),
+            user,
+            password,
+            stopped=lambda: stop["now"] or proc.poll() is not None,
+        )
         print(
             f"""
 Ready on {url}  (Ctrl-C stops the host and Azurite)

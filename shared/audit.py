@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, Field
 
 from shared.observability import get_logger
+from shared.storage_deadline import storage_tripped
 from shared.tables import page, utcnow
 
 if TYPE_CHECKING:
@@ -172,27 +173,33 @@ def after_request(call: Call, op: Operation, status: int, elapsed_ms: float) -> 
         repeated = REFUSALS.admit(key, time.time())
         if repeated is None:
             return
+    entry = AuditEntry(
+        at=datetime.fromtimestamp(time.time(), UTC),
+        # audit_detail's username is set by a successful login only.
+        principal=principal.username
+        if principal
+        else call.audit_detail.get("username", "anonymous"),
+        principal_id=principal.user_id if principal else None,
+        credential=principal.kind if principal else None,
+        method=method,
+        route=op.route,
+        path=call.path[:500],
+        status=status,
+        duration_ms=round(elapsed_ms, 2),
+        request_id=call.request_id,
+        source=source,
+        repeated=repeated or None,
+    )
+    failure = "audit record could not be written"
+    extra = {"route": op.route, "audit": entry.model_dump(mode="json")}
+    if storage_tripped():
+        # Storage already failed to answer within this request's budget: waiting for it
+        # again would only hold the 503. The full record goes to the log instead.
+        log.error(failure, extra=extra)
+        return
     try:
         from shared.services import audit_log
 
-        audit_log().record(
-            AuditEntry(
-                at=datetime.fromtimestamp(time.time(), UTC),
-                # audit_detail's username is set by a successful login only.
-                principal=principal.username
-                if principal
-                else call.audit_detail.get("username", "anonymous"),
-                principal_id=principal.user_id if principal else None,
-                credential=principal.kind if principal else None,
-                method=method,
-                route=op.route,
-                path=call.path[:500],
-                status=status,
-                duration_ms=round(elapsed_ms, 2),
-                request_id=call.request_id,
-                source=source,
-                repeated=repeated or None,
-            )
-        )
+        audit_log().record(entry)
     except Exception:
-        log.exception("audit record could not be written", extra={"route": op.route})
+        log.exception(failure, extra=extra)  # the full record survives in the log

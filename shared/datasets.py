@@ -612,6 +612,60 @@ class DatasetStore:
         created = not any(format_of_path(b.name) and b.size for b in before)
         return view, created
 
+    def append(self, name: str, frame: pd.DataFrame) -> tuple[DatasetView, str, bool]:
+        """Add ``frame`` (already in the dataset's columns and dtypes) as a new immutable
+        Parquet part named by its content hash; (metadata, part path, already there)."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+        from azure.core.exceptions import ResourceExistsError
+        from azure.storage.blob import ContentSettings
+
+        blobs, view = self._resolve(name)  # 404 for an unknown dataset
+        sink = io.BytesIO()
+        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), sink)
+        data = sink.getvalue()
+        digest = hashlib.sha256(data).hexdigest()
+        path = f"{name}/part-{digest[:32]}.parquet"
+        if any(b.path == path for b in blobs):
+            return view, path, True
+        try:
+            written = self.container.get_blob_client(path).upload_blob(
+                data,
+                overwrite=False,
+                metadata={"sha256": digest},
+                content_settings=ContentSettings(content_type=CONTENT_TYPES["parquet"]),
+            )
+        except ResourceExistsError:  # the same batch, concurrently
+            return self.get(name), path, True
+        profile, rows = profile_parquet(io.BytesIO(data))
+        earlier = {c.name: (c.dtype, False) for c in view.columns}
+        part = DatasetBlob(
+            path=path,
+            format="parquet",
+            size=len(data),
+            etag=_etag(written["etag"]),
+            last_modified=written["last_modified"],
+            sha256=digest,
+        )
+        every = sorted([*blobs, part], key=lambda b: b.path)
+        if view.error or any(b.sha256 is None for b in every):
+            # A file without a recorded digest (dropped by ADF): compute it all once.
+            return self._view(name, every, None), path, False
+        # The metadata grows by the part's footer: earlier files are not read again.
+        updated = view.model_copy(
+            update={
+                "format": _format_of(every),
+                "size_bytes": view.size_bytes + len(data),
+                "sha256": combined_sha256([b.sha256 for b in every if b.sha256]),
+                "columns": merge_profiles([earlier, profile]) if view.columns else view.columns,
+                "row_count": view.row_count + rows,
+                "uploaded_at": max(view.uploaded_at, part.last_modified),
+                "files": sorted([*view.files, path]),
+            }
+        )
+        self._save(name, fingerprint(every), updated)
+        return updated, path, False
+
     def delete(self, name: str) -> None:
         """Delete every blob under ``{name}/`` and the cached row; 404 when nothing is there."""
         check_name(name, "dataset")

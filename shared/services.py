@@ -25,11 +25,19 @@ if TYPE_CHECKING:
     from shared.identity.roles import RoleStore
     from shared.identity.tokens import TokenService
     from shared.identity.users import UserStore
+    from shared.ingestion import Ingestor
+    from shared.monitoring.drift import DriftMonitor
+    from shared.monitoring.reports import ReportBuilder
     from shared.prediction.engine import Predictor
+    from shared.prediction.entities import EntityIndex, EntityPredictions
     from shared.prediction.log import PredictionLog
+    from shared.prediction.quantize import Quantizer
     from shared.prediction.service import PredictionService
     from shared.prediction.traffic import TrafficRouter
+    from shared.prediction.transform import Transformer
+    from shared.ratelimit import RateLimiter
     from shared.registry.loader import ModelLoader
+    from shared.registry.signing import ModelSigner
     from shared.registry.store import ModelRegistry
     from shared.registry.uploads import ModelUploads
     from shared.secrets import SecretStore
@@ -183,7 +191,31 @@ def model_registry() -> ModelRegistry:
     from shared.registry.store import ALIASES_TABLE, CONTAINER, MODELS_TABLE, ModelRegistry
 
     s = storage()
-    return ModelRegistry(s.table(MODELS_TABLE), s.table(ALIASES_TABLE), s.container(CONTAINER))
+    return ModelRegistry(
+        s.table(MODELS_TABLE), s.table(ALIASES_TABLE), s.container(CONTAINER), model_signer()
+    )
+
+
+def model_signer() -> ModelSigner:
+    from shared.identity.bootstrap import ConfigurationError
+    from shared.registry.signing import ModelSigner
+
+    settings = get_settings()
+    store = secret_store()
+    current = store.get(settings.model_signing_key_secret)
+    required = settings.require_signed_models
+    if required is None:
+        required = settings.is_azure
+    if settings.is_azure and not current:
+        raise ConfigurationError("The model signing key is missing from Key Vault.")
+    if not current:
+        log.warning("no MODEL_SIGNING_KEY set: new model versions are not signed")
+    try:
+        return ModelSigner.from_secrets(
+            current, store.get(settings.model_signing_previous_keys_secret), required
+        )
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from None
 
 
 @singleton
@@ -273,3 +305,73 @@ def prediction_service() -> PredictionService:
     from shared.prediction.service import PredictionService
 
     return PredictionService(predictor(), traffic_router(), prediction_log())
+
+
+@singleton
+def transformer() -> Transformer:
+    from shared.prediction.transform import Transformer
+
+    return Transformer(model_loader(), get_settings().max_predict_records)
+
+
+@singleton
+def quantizer() -> Quantizer:
+    from shared.prediction.quantize import Quantizer
+
+    return Quantizer(model_registry(), model_loader())
+
+
+@singleton
+def entity_index() -> EntityIndex:
+    from shared.prediction.entities import CONTAINER, EntityIndex
+
+    return EntityIndex(
+        storage().container(CONTAINER), dataset_store, get_settings().max_entity_index_rows
+    )
+
+
+@singleton
+def entity_predictions() -> EntityPredictions:
+    from shared.prediction.entities import EntityPredictions
+
+    return EntityPredictions(entity_index(), prediction_service())
+
+
+@singleton
+def drift_monitor() -> DriftMonitor:
+    from shared.monitoring.drift import DriftMonitor
+
+    # Factories, not instances: a records request never builds the dataset store.
+    return DriftMonitor(
+        model_registry(), model_loader(), datasets=dataset_store, prediction_log=prediction_log
+    )
+
+
+@singleton
+def report_builder() -> ReportBuilder:
+    from shared.monitoring.reports import CONTAINER, SCORED_CONTAINER, ReportBuilder
+
+    s = storage()
+    return ReportBuilder(
+        s.container(CONTAINER), s.container(SCORED_CONTAINER), model_registry(), drift_monitor
+    )
+
+
+@singleton
+def rate_limiter() -> RateLimiter:
+    from shared.ratelimit import GROUPS, TABLE, Policy, RateLimiter
+
+    settings = get_settings()
+    policies = {}
+    for group in GROUPS:
+        policy = Policy.parse(group, getattr(settings, f"rate_limit_{group}"))
+        if policy is not None:
+            policies[group] = policy
+    return RateLimiter(storage().table(TABLE), policies)
+
+
+@singleton
+def ingestor() -> Ingestor:
+    from shared.ingestion import Ingestor
+
+    return Ingestor(dataset_store(), idempotency_store())

@@ -104,6 +104,43 @@ class Settings(BaseSettings):
         description="When set, secrets come from this Key Vault; else from the environment.",
     )
 
+    storage_http_deadline_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=60,
+        validation_alias=AliasChoices("STORAGE_HTTP_DEADLINE_SECONDS"),
+        description="Budget of one storage operation (connect, read, retries) in an HTTP"
+        " function: a storage that does not answer in time gives a 503.",
+    )
+    storage_worker_deadline_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=600,
+        validation_alias=AliasChoices("STORAGE_WORKER_DEADLINE_SECONDS"),
+        description="The same budget in queue and timer functions.",
+    )
+    storage_retry_total: int = Field(
+        default=2,
+        ge=0,
+        le=10,
+        validation_alias=AliasChoices("STORAGE_RETRY_TOTAL"),
+        description="Retries of one storage operation (Blob, Queue and Table alike).",
+    )
+    storage_retry_backoff_seconds: float = Field(
+        default=0.5,
+        ge=0,
+        le=30,
+        validation_alias=AliasChoices("STORAGE_RETRY_BACKOFF_SECONDS"),
+        description="Fixed pause between those retries (Blob, Queue and Table alike).",
+    )
+    storage_pool_size: int = Field(
+        default=64,
+        ge=1,
+        le=1000,
+        validation_alias=AliasChoices("STORAGE_POOL_SIZE"),
+        description="HTTP connections kept per storage service (size it to the concurrency).",
+    )
+
     # --- identity -------------------------------------------------------------------------
     jwt_signing_key_secret: str = Field(
         default="jwt-signing-key",
@@ -141,6 +178,21 @@ class Settings(BaseSettings):
     )
     bootstrap_admin_username: str | None = Field(
         default=None, validation_alias=AliasChoices("BOOTSTRAP_ADMIN_USERNAME")
+    )
+    model_signing_key_secret: str = Field(
+        default="model-signing-key",
+        validation_alias=AliasChoices("MODEL_SIGNING_KEY_SECRET_NAME"),
+        description="Secret name of the model signing key (MODEL_SIGNING_KEY locally).",
+    )
+    model_signing_previous_keys_secret: str = Field(
+        default="model-signing-keys-previous",
+        validation_alias=AliasChoices("MODEL_SIGNING_KEYS_PREVIOUS_SECRET_NAME"),
+        description="Secret name of the comma-separated keys that signed older versions.",
+    )
+    require_signed_models: bool | None = Field(
+        default=None,
+        validation_alias=AliasChoices("REQUIRE_SIGNED_MODELS"),
+        description="Refuse to load unsigned versions; default: on in Azure, off locally.",
     )
     bootstrap_admin_password_secret: str = Field(
         default="bootstrap-admin-password",
@@ -188,8 +240,43 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("TRAINING_MAX_ESTIMATORS"),
         description="Largest n_estimators a training spec may ask for.",
     )
+    rate_limit_predict: str = Field(
+        default="6000/60",
+        validation_alias=AliasChoices("RATE_LIMIT_PREDICT"),
+        description="N/S: requests per S seconds per API key or user ('off': none).",
+    )
+    rate_limit_drift: str = Field(
+        default="10/60", validation_alias=AliasChoices("RATE_LIMIT_DRIFT")
+    )
+    rate_limit_evaluate: str = Field(
+        default="60/60", validation_alias=AliasChoices("RATE_LIMIT_EVALUATE")
+    )
+    rate_limit_upload: str = Field(
+        default="120/60", validation_alias=AliasChoices("RATE_LIMIT_UPLOAD")
+    )
+    rate_limit_train: str = Field(
+        default="60/60", validation_alias=AliasChoices("RATE_LIMIT_TRAIN")
+    )
+    max_ingest_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        ge=1024,
+        validation_alias=AliasChoices("MAX_INGEST_BYTES"),
+        description="Largest batch POST /datasets/{name}/records takes.",
+    )
+    max_download_bytes: int = Field(
+        default=100 * 1024 * 1024,
+        ge=1024,
+        validation_alias=AliasChoices("MAX_DOWNLOAD_BYTES"),
+        description="Largest scored output served in one response (GET .../output).",
+    )
     max_predict_records: int = Field(
         default=10_000, ge=1, validation_alias=AliasChoices("MAX_PREDICT_RECORDS")
+    )
+    max_entity_index_rows: int = Field(
+        default=5_000_000,
+        ge=1,
+        validation_alias=AliasChoices("MAX_ENTITY_INDEX_ROWS"),
+        description="Largest feature dataset an entity index is built from.",
     )
     max_predict_body_bytes: int = Field(
         default=16 * 1024 * 1024,
@@ -238,6 +325,19 @@ class Settings(BaseSettings):
         ge=1,
         validation_alias=AliasChoices("QUEUE_MAX_DEQUEUE_COUNT"),
         description="Must equal host.json extensions.queues.maxDequeueCount.",
+    )
+    job_stall_seconds: float = Field(
+        default=1800,
+        ge=1,
+        validation_alias=AliasChoices("JOB_STALL_SECONDS"),
+        description="A job with no progress this long is re-driven by the watchdog; longer"
+        " than the slowest unit (a running unit this old is taken as dead and run again).",
+    )
+    job_max_redrives: int = Field(
+        default=3,
+        ge=0,
+        validation_alias=AliasChoices("JOB_MAX_REDRIVES"),
+        description="Re-drives without progress before the watchdog fails the job.",
     )
     training_schedule: str = Field(
         default="0 0 2 1 * *",

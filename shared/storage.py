@@ -22,14 +22,62 @@ from azure.storage.queue import (
 )
 
 from shared.settings import Settings
+from shared.storage_deadline import DeadlineHook
 
-# Fail over to a 503 within seconds during an outage instead of the SDK's long default.
-CLIENT_OPTIONS: dict[str, Any] = {
-    "retry_total": 2,
-    "retry_backoff_factor": 0.3,
-    "connection_timeout": 5,
-    "read_timeout": 60,
-}
+# Upper bounds of one attempt; the invocation's storage budget caps both further.
+CONNECTION_TIMEOUT = 5
+READ_TIMEOUT = 60
+
+
+def client_options(settings: Settings) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """Options of the (Blob, Queue, Table) clients: the same retries, timeouts and budget.
+
+    The Blob and Queue SDKs ignore ``retry_backoff_factor`` (their own ExponentialRetry
+    waits 15 s, then 18 s...), so they get an explicit LinearRetry; the Table SDK takes
+    azure-core's fixed mode with the same pause. Each client gets its own connection
+    pool sized by STORAGE_POOL_SIZE.
+    """
+    from azure.core.pipeline.policies import RetryMode
+    from azure.storage.blob import LinearRetry as BlobLinearRetry
+    from azure.storage.queue import LinearRetry as QueueLinearRetry
+
+    hook = DeadlineHook(settings.storage_http_deadline_seconds, CONNECTION_TIMEOUT, READ_TIMEOUT)
+    backoff = settings.storage_retry_backoff_seconds
+    common = {
+        "connection_timeout": CONNECTION_TIMEOUT,
+        "read_timeout": READ_TIMEOUT,
+        "raw_request_hook": hook,
+    }
+
+    def linear(policy: Any) -> Any:
+        return policy(
+            backoff=backoff,
+            retry_total=settings.storage_retry_total,
+            random_jitter_range=backoff / 2,
+        )
+
+    blob = {**common, "session": _session(settings), "retry_policy": linear(BlobLinearRetry)}
+    queue = {**common, "session": _session(settings), "retry_policy": linear(QueueLinearRetry)}
+    table = {
+        **common,
+        "session": _session(settings),
+        "retry_total": settings.storage_retry_total,
+        "retry_mode": RetryMode.Fixed,
+        "retry_backoff_factor": backoff,
+    }
+    return blob, queue, table
+
+
+def _session(settings: Settings) -> Any:
+    import requests
+    from requests.adapters import HTTPAdapter
+
+    session = requests.Session()
+    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=settings.storage_pool_size)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
 
 CONTAINERS = ("models", "datasets", "scoring", "scored")
 QUEUES = ("training", "scoring")
@@ -64,11 +112,12 @@ class Storage:
     @classmethod
     def from_settings(cls, settings: Settings, credential: Any | None = None) -> Storage:
         conn = settings.storage_connection_string
+        blob, queue, table = client_options(settings)
         if conn:
             return cls(
-                BlobServiceClient.from_connection_string(conn, **CLIENT_OPTIONS),
-                TableServiceClient.from_connection_string(conn, **CLIENT_OPTIONS),
-                QueueServiceClient.from_connection_string(conn, **CLIENT_OPTIONS),
+                BlobServiceClient.from_connection_string(conn, **blob),
+                TableServiceClient.from_connection_string(conn, **table),
+                QueueServiceClient.from_connection_string(conn, **queue),
             )
         account = settings.storage_account_name
         if not account:
@@ -77,15 +126,11 @@ class Storage:
             )
         credential = credential or build_credential(settings)
         return cls(
-            BlobServiceClient(
-                f"https://{account}.blob.core.windows.net", credential, **CLIENT_OPTIONS
-            ),
+            BlobServiceClient(f"https://{account}.blob.core.windows.net", credential, **blob),
             TableServiceClient(
-                f"https://{account}.table.core.windows.net", credential=credential, **CLIENT_OPTIONS
+                f"https://{account}.table.core.windows.net", credential=credential, **table
             ),
-            QueueServiceClient(
-                f"https://{account}.queue.core.windows.net", credential, **CLIENT_OPTIONS
-            ),
+            QueueServiceClient(f"https://{account}.queue.core.windows.net", credential, **queue),
         )
 
     def _ensure(self, key: str, create: Any) -> None:

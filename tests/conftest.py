@@ -35,6 +35,13 @@ TEST_ENV = {
     "ALIAS_CACHE_TTL_SECONDS": "1",
     "MAX_PREDICT_RECORDS": "500",
     "PREDICTION_LOG_SAMPLE_RATE": "1",
+    # Limits high enough for every test but the rate-limit one (its own hosts, low limits):
+    # every limited route still goes through the limiter and answers its headers.
+    "RATE_LIMIT_PREDICT": "1000000/60",
+    "RATE_LIMIT_DRIFT": "1000000/60",
+    "RATE_LIMIT_EVALUATE": "1000000/60",
+    "RATE_LIMIT_UPLOAD": "1000000/60",
+    "RATE_LIMIT_TRAIN": "1000000/60",
 }
 
 
@@ -58,6 +65,7 @@ def app_env(azurite: object) -> Iterator[dict[str, str]]:
     env["STORAGE_CONNECTION_STRING"] = azurite.connection_string  # type: ignore[attr-defined]
     env["AzureWebJobsStorage"] = env["STORAGE_CONNECTION_STRING"]
     env["JWT_SIGNING_KEY"] = secrets.token_urlsafe(48)
+    env["MODEL_SIGNING_KEY"] = secrets.token_urlsafe(48)
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     services.reset()

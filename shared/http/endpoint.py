@@ -41,6 +41,7 @@ from shared.errors import (
 from shared.http.responses import problem_response
 from shared.observability import get_logger, request_id_var
 from shared.settings import get_settings
+from shared.storage_deadline import storage_deadline
 
 M = TypeVar("M", bound=BaseModel)
 Handler = Callable[["Call"], func.HttpResponse]
@@ -142,6 +143,7 @@ class Operation:
     body_schema: dict[str, Any] | None = None
     response: type[BaseModel] | None = None
     response_content_type: str = "application/json"
+    response_content_types: tuple[str, ...] = ()  # a file route answering several formats
     query: type[BaseModel] | None = None
     errors: tuple[int, ...] = ()
     audited: bool = True  # False for high-volume reads/predictions: counted in metrics
@@ -150,6 +152,8 @@ class Operation:
     @property
     def accepts_api_keys(self) -> bool:
         return api_keys_allowed(self.auth, self.allow_api_keys)
+
+    rate_group: str | None = None  # a group of shared/ratelimit.py: limited per key/user
 
 
 OPERATIONS: list[Operation] = []
@@ -163,11 +167,12 @@ def _problem_for(exc: Exception) -> AppError:
     if isinstance(exc, HttpResponseError) and exc.status_code in (409, 412):
         # Two writers met on a row a service did not expect to be contended: retryable.
         return Conflict("A concurrent change got there first; retry.", code="CONCURRENT_UPDATE")
-    if isinstance(exc, AzureError) and not (
-        isinstance(exc, HttpResponseError) and exc.status_code and exc.status_code < 500
-    ):
+    if isinstance(exc, AzureError):
+        # Any other storage refusal (a 404 of a container an emulator restart dropped, an
+        # InvalidBlockList after storage died mid-upload, a 5xx, no answer) is storage's
+        # state, not the caller's input: retryable, never a 500.
         return ServiceUnavailable(
-            "Storage is unavailable; nothing was changed.", dependency="storage"
+            "Storage is unavailable or refused the operation; retry.", dependency="storage"
         )
     return AppError("An unexpected error occurred; it has been logged.")
 
@@ -193,25 +198,32 @@ def handle(req: func.HttpRequest, handler: Handler, op: Operation) -> func.HttpR
     request_id = request_id_for(req)
     token = request_id_var.set(request_id)
     call = Call(req=req, request_id=request_id)
+    limit_headers: dict[str, str] = {}
     try:
-        try:
-            call.principal = authenticate(req, op.auth)
-            refuse_api_key(call.principal, op.accepts_api_keys)
-            require(call.principal, op.auth)
-            check_route_params(req, op)
-            response = handler(call)
-        except Exception as exc:
-            problem = _problem_for(exc)
-            if problem.status >= 500:
-                log.error(
-                    "request failed",
-                    exc_info=exc,
-                    extra={"route": op.route, "method": req.method, "code": problem.code},
-                )
-            response = problem_response(problem, request_id, instance=path_of(req))
-        response.headers["X-Request-ID"] = request_id
-        elapsed_ms = (time.perf_counter() - started) * 1000
-        audit.after_request(call, op, response.status_code, elapsed_ms)
+        # Every storage operation of the request, the audit write included, is bounded.
+        with storage_deadline(get_settings().storage_http_deadline_seconds):
+            try:
+                call.principal = authenticate(req, op.auth)
+                refuse_api_key(call.principal, op.accepts_api_keys)
+                require(call.principal, op.auth)
+                check_route_params(req, op)
+                if op.rate_group is not None and call.principal is not None:
+                    limit_headers = _rate_limit(op.rate_group, call.principal)
+                response = handler(call)
+            except Exception as exc:
+                problem = _problem_for(exc)
+                if problem.status >= 500:
+                    log.error(
+                        "request failed",
+                        exc_info=exc,
+                        extra={"route": op.route, "method": req.method, "code": problem.code},
+                    )
+                response = problem_response(problem, request_id, instance=path_of(req))
+            response.headers["X-Request-ID"] = request_id
+            for name, value in limit_headers.items():
+                response.headers[name] = value
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            audit.after_request(call, op, response.status_code, elapsed_ms)
         log.info(
             "%s %s %s",
             req.method,
@@ -222,6 +234,19 @@ def handle(req: func.HttpRequest, handler: Handler, op: Operation) -> func.HttpR
         return response
     finally:
         request_id_var.reset(token)
+
+
+def _rate_limit(group: str, principal: Principal) -> dict[str, str]:
+    """The RateLimit headers of this request's budget; 429 when it is spent."""
+    from shared import services
+    from shared.ratelimit import over_limit, subject_of
+
+    decision = services.rate_limiter().check(group, subject_of(principal))
+    if decision is None:
+        return {}
+    if not decision.allowed:
+        raise over_limit(decision)
+    return decision.headers()
 
 
 def path_of(req: func.HttpRequest) -> str:

@@ -110,10 +110,19 @@ def _operation(op: Operation, path_params: list[dict[str, Any]]) -> dict[str, An
     ok: dict[str, Any] = {"description": "Success"}
     if op.response is not None:
         ok["content"] = {op.response_content_type: {"schema": _ref(op.response)}}
+    elif op.response_content_types:  # a file in one of several formats
+        binary = {"type": "string", "format": "binary"}
+        ok["content"] = {ct: {"schema": binary} for ct in op.response_content_types}
     elif op.response_content_type != "application/json":
         ok["content"] = {op.response_content_type: {"schema": {"type": "string"}}}
     responses: dict[str, Any] = {str(op.status): ok}
     codes = set(op.errors) | {503}
+    if op.rate_group is not None:
+        codes.add(429)
+        ok["headers"] = {
+            "RateLimit-Policy": {"schema": {"type": "string"}, "description": "quota, window"},
+            "RateLimit": {"schema": {"type": "string"}, "description": "remaining, reset"},
+        }
     if op.auth != PUBLIC:
         codes |= {401, 403}
     if op.body is not None or op.query is not None:

@@ -82,3 +82,16 @@ def parse_multipart(req: func.HttpRequest, limit: int) -> Form:
     except Exception as exc:  # noqa: BLE001 - the parser raises several types on bad input
         raise ValidationFailed(f"The multipart body is malformed: {type(exc).__name__}.") from None
     return form
+
+
+def read_data_file(req: func.HttpRequest, limit: int) -> tuple[bytes, str, str | None]:
+    """A CSV/Parquet upload as (bytes, media type, filename): the raw body, or the
+    multipart part named ``file``. Bounded by ``limit`` before it is read whole."""
+    from shared.errors import ValidationFailed
+
+    if media_type(req) == "multipart/form-data":
+        upload = parse_multipart(req, limit).file("file")
+        if upload is None:
+            raise ValidationFailed("Send the file in the multipart field 'file'.")
+        return upload.data, upload.content_type, upload.filename
+    return bounded_body(req, limit), media_type(req), None

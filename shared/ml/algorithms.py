@@ -84,9 +84,18 @@ def unknown_params(estimator: Any, params: dict[str, Any]) -> list[str]:
     return [name for name in params if name not in valid]
 
 
+# scikit-learn marks a parameter on its way out with this default; it was never set.
+_PLACEHOLDERS = frozenset({"deprecated"})
+
+
 def public_params(estimator: Any) -> dict[str, Any]:
-    """The estimator's effective parameters, made JSON-serialisable."""
-    return {name: _jsonable(value) for name, value in estimator.get_params(deep=False).items()}
+    """The estimator's effective parameters, made JSON-serialisable, without scikit-learn's
+    placeholders for deprecated parameters (``"penalty": "deprecated"``)."""
+    return {
+        name: _jsonable(value)
+        for name, value in estimator.get_params(deep=False).items()
+        if not (isinstance(value, str) and value in _PLACEHOLDERS)
+    }
 
 
 def _jsonable(value: Any) -> Any:

@@ -92,7 +92,10 @@ def export_onnx(
     try:
         from skl2onnx import convert_sklearn
 
+        from shared.ml.onnx_trees import register_tree_converters
+
         _patch_skl2onnx_hist_gradient_boosting()
+        register_tree_converters()
         model = pipeline.steps[-1][1]
         options = {id(model): {"zipmap": False}} if task == "classification" else None
         onnx_model = convert_sklearn(
@@ -100,9 +103,10 @@ def export_onnx(
             initial_types=_initial_types(features),
             options=options,
             target_opset=_TARGET_OPSET,
-            # The identity-removal pass is quadratic in nodes and IsolationForest makes
-            # thousands (6 s of 9 at 100 trees); onnxruntime drops identities on load anyway.
-            model_optim=task != "anomaly",
+            # The identity-removal pass is quadratic in nodes; forests are one node each
+            # now (onnx_trees), but a pipeline may still hold many: onnxruntime drops
+            # identities on load anyway.
+            model_optim=False,
         )
         _restore_input_names(onnx_model.graph, [f["name"] for f in features])
     except Exception as exc:  # noqa: BLE001 - any converter failure just means "no ONNX"

@@ -7,6 +7,7 @@ is refused before any object is built: the list is never derived from the file i
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import skops.io as sio
@@ -22,7 +23,28 @@ class UntrustedModelError(ValueError):
         super().__init__(f"The skops file contains types that are not allowed: {', '.join(types)}.")
 
 
+class _CompactJson:
+    """skops writes its schema with ``json.dumps(state, indent=2)``: indentation switches
+    the standard library to its pure-Python encoder, which was most of a 100-tree forest's
+    save time (0.13 s of 0.14 s, measured). Same JSON without the whitespace; every reader
+    of the format parses it the same."""
+
+    loads = staticmethod(json.loads)
+
+    @staticmethod
+    def dumps(obj: Any, indent: Any = None, **kwargs: Any) -> str:
+        return json.dumps(obj, separators=(",", ":"), **kwargs)
+
+
+def _compact_schema() -> None:
+    from skops.io import _persist
+
+    if getattr(_persist, "json", None) is json:  # skops' own module reference, once
+        _persist.json = _CompactJson
+
+
 def dump_skops(pipeline: Any) -> bytes:
+    _compact_schema()
     return sio.dumps(pipeline)
 
 

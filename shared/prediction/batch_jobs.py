@@ -19,6 +19,7 @@ from azure.data.tables import TableClient, UpdateMode
 from pydantic import BaseModel, Field
 
 from shared.errors import NotFound
+from shared.jobs.queue_job import row_timestamp
 from shared.tables import increment, iso, merge, parse_iso, utcnow
 from shared.training.jobs import new_job_id
 
@@ -97,6 +98,7 @@ class Target(BaseModel):
     plan: dict[str, Any] = {}
     error: str | None = None
     counted: bool = False
+    updated_at: datetime | None = None
     etag: str | None = None
 
 
@@ -120,6 +122,8 @@ class Chunk(BaseModel):
     part: str = ""
     error: str | None = None
     counted: bool = False
+    owner: str | None = None  # id of the queue message whose delivery scores the chunk
+    updated_at: datetime | None = None
     etag: str | None = None
 
 
@@ -164,6 +168,7 @@ def _target(e: dict[str, Any]) -> Target:
         plan=json.loads(plan) if plan else {},
         error=e.get("error") or None,
         counted=bool(e.get("counted")),
+        updated_at=row_timestamp(e),
         etag=_etag(e),
     )
 
@@ -189,6 +194,8 @@ def _chunk(e: dict[str, Any]) -> Chunk:
         part=e.get("part") or "",
         error=e.get("error") or None,
         counted=bool(e.get("counted")),
+        owner=e.get("owner") or None,
+        updated_at=row_timestamp(e),
         etag=_etag(e),
     )
 
@@ -254,6 +261,24 @@ class ScoringJobStore:
         except ResourceNotFoundError:
             raise NotFound("No such scoring job.", code="SCORING_JOB_NOT_FOUND") from None
 
+    def recent(self, limit: int, model: str | None = None, scan: int = 500) -> list[ScoringJob]:
+        """The newest jobs (ids sort newest first), optionally those that scored ``model``;
+        at most ``scan`` jobs are examined."""
+        found: list[ScoringJob] = []
+        rows = self.jobs.query_entities(
+            "PartitionKey eq @pk", parameters={"pk": PARTITION}, results_per_page=100
+        )
+        for examined, row in enumerate(rows):
+            if len(found) >= limit or examined >= scan:
+                break
+            asked = json.loads(_join_text(row, "request") or "{}").get("model")
+            if model is not None and asked not in (None, model):
+                continue
+            job = self.get(row["RowKey"])
+            if model is None or any(t.model == model for t in job.targets):
+                found.append(job)
+        return found
+
     def request(self, job_id: str) -> dict[str, Any]:
         return json.loads(_join_text(self.raw(job_id), "request") or "{}")
 
@@ -312,6 +337,19 @@ class ScoringJobStore:
         self.jobs.update_entity(
             {"PartitionKey": PARTITION, "RowKey": job_id, **fields}, mode=UpdateMode.MERGE
         )
+
+    def active_raw(self) -> list[dict[str, Any]]:
+        """Rows of every job still queued or running (the watchdog's view)."""
+        query = "PartitionKey eq @pk and (status eq 'queued' or status eq 'running')"
+        return list(self.jobs.query_entities(query, parameters={"pk": PARTITION}))
+
+    def target_counts(self, job_id: str) -> tuple[int, int]:
+        e = self.raw(job_id)
+        return int(e.get("targets_done") or 0), int(e.get("targets_total", -1))
+
+    def chunk_counts(self, job_id: str, index: int) -> tuple[int, int]:
+        t = self.target(job_id, index)
+        return t.done_chunks, t.total_chunks
 
     def add_done_target(self, job_id: str) -> tuple[int, int]:
         return increment(self.jobs, PARTITION, job_id, "targets_done", "targets_total")

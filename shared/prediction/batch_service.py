@@ -24,7 +24,6 @@ import base64
 import contextlib
 import csv
 import io
-import json
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -36,6 +35,7 @@ from pydantic import BaseModel, Field, model_validator
 from shared import services
 from shared.datasets import READ_BLOCK, BlobRangeReader, DatasetBlob, DatasetStore
 from shared.errors import AppError, Conflict, NotFound, ValidationFailed
+from shared.jobs.queue_job import claim
 from shared.names import ALIAS_PATTERN, check_alias, check_name
 from shared.observability import get_logger
 from shared.prediction.batch_jobs import (
@@ -49,6 +49,7 @@ from shared.prediction.batch_jobs import (
     ScoringJobStore,
     Target,
 )
+from shared.prediction.batch_recovery import ScoringRecovery
 from shared.settings import get_settings
 from shared.tables import iso, utcnow
 
@@ -280,7 +281,9 @@ def _deterministic(exc: BaseException) -> bool:
     )
 
 
-class BatchScorer:
+class BatchScorer(ScoringRecovery):
+    kind = "scoring"
+
     def __init__(
         self,
         jobs: ScoringJobStore,
@@ -320,7 +323,7 @@ class BatchScorer:
                 return self.jobs.get(earlier["job_id"]), True
         try:
             job_id = self.jobs.create(body.model_dump(mode="json"), targets, by)
-            self._send({"kind": "plan", "job_id": job_id})
+            self.send({"kind": "plan", "job_id": job_id})
         except Exception:
             if idempotency_key:
                 self.idempotency.abandon(scope, idempotency_key)
@@ -375,9 +378,6 @@ class BatchScorer:
             if isinstance(entry, BlobPrefix) and _is_name(entry.name[:-1]):
                 yield entry.name[:-1]
 
-    def _send(self, message: dict[str, Any]) -> None:
-        self.queue.send_message(json.dumps(message))
-
     def _model(self, name: str, version: int) -> RegistryModel:
         key = (name, version)
         with self._models_lock:
@@ -401,12 +401,14 @@ class BatchScorer:
             return model
 
     # --- dispatch of queue messages ------------------------------------------------------------
-    def handle(self, message: dict[str, Any], dequeue_count: int = 1) -> None:
+    def handle(
+        self, message: dict[str, Any], dequeue_count: int = 1, message_id: str | None = None
+    ) -> None:
         kind, job_id = message.get("kind"), str(message.get("job_id", ""))
         if kind == "plan":
             self.plan(job_id)
         elif kind == "chunk":
-            self.run_chunk(job_id, str(message["chunk_id"]), dequeue_count)
+            self.run_chunk(job_id, str(message["chunk_id"]), dequeue_count, message_id)
         elif kind == "finalize":
             self.finalize(job_id, int(message["target"]), dequeue_count)
         else:
@@ -471,9 +473,7 @@ class BatchScorer:
             messages += self._messages(job_id, target, len(mine))
         if raw["status"] == "queued":
             self.jobs.update(job_id, status="running", started_at=iso(utcnow()))
-        for message in messages:
-            self._send(message)
-        self.jobs.update(job_id, dispatched=True)
+        self.dispatch(messages, lambda: self.jobs.update(job_id, dispatched=True))
         for target in ended:  # counted last: the job may end here
             self._count_target(target)
 
@@ -589,13 +589,22 @@ class BatchScorer:
         return names, pieces
 
     # --- one chunk -----------------------------------------------------------------------------
-    def run_chunk(self, job_id: str, chunk_id: str, dequeue_count: int = 1) -> None:
+    def run_chunk(
+        self, job_id: str, chunk_id: str, dequeue_count: int = 1, message_id: str | None = None
+    ) -> None:
         chunk = self.jobs.chunk(job_id, chunk_id)
         if chunk.status in CHUNK_TERMINAL:
             self._count_chunk(chunk)  # the previous delivery may have died before counting
             return
-        if not self.jobs.set_chunk(chunk, status="running", started_at=iso(utcnow())):
-            return  # another delivery of this message owns it
+        if not claim(
+            chunk.status,
+            chunk.owner,
+            message_id,
+            lambda: self.jobs.set_chunk(
+                chunk, status="running", owner=message_id or "", started_at=iso(utcnow())
+            ),
+        ):
+            return  # another delivery owns it
         target = self.jobs.target(job_id, chunk.target)
         part = f"{target.model}/{job_id}/part-{chunk.seq:05d}.parquet"
         try:
@@ -675,12 +684,14 @@ class BatchScorer:
         return stats
 
     def _count_chunk(self, chunk: Chunk) -> None:
-        if chunk.counted:
-            return
-        done, total = self.jobs.add_done_chunk(chunk.job_id, chunk.target)
-        self.jobs.set_chunk(chunk, etag_guard=False, counted=True)
-        if total >= 0 and done >= total:
-            self._send({"kind": "finalize", "job_id": chunk.job_id, "target": chunk.target})
+        job_id, index = chunk.job_id, chunk.target
+        self.fan_in(
+            chunk.counted,
+            lambda: self.jobs.add_done_chunk(job_id, index),
+            lambda: self.jobs.set_chunk(chunk, etag_guard=False, counted=True),
+            lambda: self.jobs.chunk_counts(job_id, index),
+            lambda: self._send({"kind": "finalize", "job_id": job_id, "target": index}),
+        )
 
     # --- fan-in ----------------------------------------------------------------------------------
     def finalize(self, job_id: str, index: int, dequeue_count: int = 1) -> None:
@@ -761,12 +772,14 @@ class BatchScorer:
                 self.outputs.delete_blob(blob.name)
 
     def _count_target(self, target: Target) -> None:
-        if target.counted:
-            return
-        done, total = self.jobs.add_done_target(target.job_id)
-        self.jobs.set_target(target, counted=True)
-        if total >= 0 and done >= total:
-            self._finish(target.job_id)
+        job_id = target.job_id
+        self.fan_in(
+            target.counted,
+            lambda: self.jobs.add_done_target(job_id),
+            lambda: self.jobs.set_target(target, counted=True),
+            lambda: self.jobs.target_counts(job_id),
+            lambda: self._finish(job_id),
+        )
 
     def _finish(self, job_id: str) -> None:
         raw = self.jobs.raw(job_id)

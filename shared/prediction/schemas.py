@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from shared.names import ALIAS_PATTERN
 
@@ -34,3 +35,111 @@ class PredictResponse(BaseModel):
         description="Server-made id of this prediction: send feedback to"
         " /predictions/{prediction_id}/feedback (also in the X-Prediction-ID header)."
     )
+
+
+class TransformRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    records: list[dict[str, Any]] = Field(min_length=1, description="One object per row.")
+    partition: str | int | None = Field(
+        default=None, description="Partitioned models: the partition whose pipeline runs."
+    )
+
+
+class TransformResult(BaseModel):
+    model: str
+    version: int
+    partition: str | None = None
+    columns: list[str] = Field(description="The estimator's input columns, in order.")
+    rows: list[list[float | None]] = Field(description="One row per record; null = NaN.")
+    ignored_fields: list[str] = Field(default_factory=list)
+
+
+class QuantizeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    weight_type: Literal["int8", "uint8"] = "int8"
+    records: list[dict[str, Any]] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=5_000,
+        description="Rows to compare the outputs on; default: rows drawn from the profile.",
+    )
+    sample_rows: int = Field(default=1_000, ge=10, le=5_000)
+    alias: str | None = Field(default=None, pattern=ALIAS_PATTERN)
+    description: str | None = Field(default=None, max_length=2000)
+
+
+class GraphStats(BaseModel):
+    version: int
+    size_bytes: int
+    latency_ms: float = Field(description="Median time to score the comparison rows.")
+
+
+class QuantizeResult(BaseModel):
+    model: str
+    source: GraphStats
+    quantized: GraphStats
+    size_ratio: float = Field(description="quantized / source")
+    latency_ratio: float = Field(description="quantized / source")
+    rows_compared: int
+    max_abs_diff: float = Field(description="Largest change of a score/probability/value.")
+    label_agreement: float | None = Field(
+        description="Share of rows with the same label (classification and anomaly)."
+    )
+    quantized_operators: list[str]
+
+
+class EntityIndexRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    dataset: str = Field(min_length=1, max_length=63, description="The feature dataset.")
+    key: str = Field(min_length=1, max_length=200, description="The entity id column.")
+    order_by: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="Keep each entity's row with the largest value (e.g. a timestamp);"
+        " default: the last row in file order.",
+    )
+
+
+class EntityIndexInfo(BaseModel):
+    model: str
+    dataset: str
+    dataset_sha256: str
+    key: str
+    order_by: str | None
+    entities: int
+    rows_read: int
+    buckets: int
+    build: str
+    built_at: datetime
+    built_by: str
+
+
+class EntityPredictRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ids: list[str | int] = Field(min_length=1, max_length=1000)
+    version: int | None = Field(default=None, ge=1)
+    alias: str | None = Field(default=None, pattern=ALIAS_PATTERN)
+    return_probabilities: bool = False
+    include_features: bool = Field(default=False, description="Echo the features used.")
+
+
+class EntityPrediction(BaseModel):
+    id: str
+    prediction: Any
+    probabilities: list[float] | None = None
+    score: float | None = None
+    partition: str | None = None
+    features: dict[str, Any] | None = None
+
+
+class EntityPredictResponse(BaseModel):
+    model: str
+    versions: list[int] = Field(description="The version(s) that answered.")
+    classes: list[Any] | None = None
+    results: list[EntityPrediction]
+    request_id: str

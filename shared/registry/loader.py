@@ -107,7 +107,10 @@ class ModelLoader:
             return loaded
 
     def read_verified(self, info: VersionInfo, stored: StoredFile) -> bytes:
-        """The file's bytes, refused with 409 unless they match the recorded size and hash."""
+        """The file's bytes, refused with 409 unless the version's row carries a valid
+        signature (or none, where unsigned versions are allowed) and the bytes match the
+        recorded size and hash."""
+        self.registry.check_signature(info)
         data = self.registry.read_file(stored)
         if len(data) != stored.size_bytes or hashlib.sha256(data).hexdigest() != stored.sha256:
             raise ModelIntegrityFailed(
@@ -136,13 +139,17 @@ class ModelLoader:
         stored = find_file(parent.info, relative, parent.model)
         if stored is None:
             raise ModelIntegrityFailed(f"The partition file {relative} is not recorded.")
-        key = (parent.name, parent.version, stored.sha256)
+        return self.load_file(parent.info, stored)
+
+    def load_file(self, info: VersionInfo, stored: StoredFile) -> LoadedModel:
+        """One recorded file of a version, verified and loaded (cached like any model)."""
+        key = (info.name, info.version, stored.sha256)
         with self._lock:
             hit = self._models.get(key)
             if hit is not None:
                 self._models.move_to_end(key)
                 return hit
-        loaded = self._load(parent.info, stored)
+        loaded = self._load(info, stored)
         with self._lock:
             self._remember(key, loaded)
         return loaded

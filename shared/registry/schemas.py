@@ -41,6 +41,19 @@ class Decision(DecisionBody):
     decided_at: datetime
 
 
+class Promotion(BaseModel):
+    """Why a trained version was or was not made champion."""
+
+    promoted: bool
+    rule: Literal["if_better", "always", "manual"]
+    reason: str
+    metric: str | None = None
+    higher_is_better: bool | None = None
+    candidate_value: float | None = None
+    champion_version: int | None = None
+    champion_value: float | None = None
+
+
 class VersionMetadata(BaseModel):
     """What an upload (multipart fields) or a training run says about a new version."""
 
@@ -52,6 +65,7 @@ class VersionMetadata(BaseModel):
     task: Literal["classification", "regression", "anomaly"] | None = None
     alias: str | None = Field(default=None, pattern=ALIAS_PATTERN)
     lineage: Lineage | None = None
+    promotion: Promotion | None = None
 
     @field_validator("metrics", "tags", "features", "params", mode="before")
     @classmethod
@@ -88,6 +102,10 @@ class VersionInfo(VersionCreated):
     aliases: list[str]
     lineage: Lineage | None
     decision: Decision | None
+    promotion: Promotion | None = None
+    signature: str | None = Field(
+        default=None, description="v1:{key id}:{HMAC}: the platform's signature of this row."
+    )
     files: list[StoredFile]
 
 
@@ -98,6 +116,36 @@ class VersionBrief(BaseModel):
     status: str
     metrics: dict[str, float]
     aliases: list[str]
+
+
+class VersionSummary(VersionBrief):
+    created_by: str
+    description: str
+    tags: dict[str, str]
+    task: str | None
+    promotion: dict[str, Any] | None = Field(
+        default=None, description="Why training did or did not promote it (see VersionInfo)."
+    )
+
+
+class VersionPage(BaseModel):
+    items: list[VersionSummary]
+    continuation_token: str | None = None
+
+
+class VersionQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    limit: int = Field(default=50, ge=1, le=200)
+    continuation_token: str | None = Field(default=None, max_length=4096)
+    alias: str | None = Field(default=None, pattern=ALIAS_PATTERN, description="Only this one.")
+    tag: str | None = Field(
+        default=None,
+        max_length=300,
+        pattern=r"^[^=]{1,128}(=.{0,256})?$",
+        description="key or key=value; a page may then hold fewer than limit items.",
+    )
+    status: Literal["ready", "deleting"] = "ready"
 
 
 class ModelSummary(BaseModel):
@@ -133,7 +181,11 @@ class AliasInfo(BaseModel):
 
 
 class CompareBody(BaseModel):
-    models: list[str] = Field(min_length=1, max_length=20, description="name@version|alias")
+    models: list[str] = Field(
+        min_length=1,
+        max_length=20,
+        description="name@version, name@alias, models:/name/version or models:/name@alias",
+    )
     metrics: list[str] | None = Field(default=None, max_length=50)
 
 
@@ -168,4 +220,7 @@ class VerifyResult(BaseModel):
     name: str
     version: int
     status: Literal["valid", "corrupt"]
+    signature: Literal["valid", "invalid", "unknown_key", "unsigned"] = Field(
+        description="unsigned is acceptable only where signatures are not required."
+    )
     files: list[FileCheck]

@@ -42,7 +42,7 @@ from shared.errors import (
     ServiceUnavailable,
     ValidationFailed,
 )
-from shared.names import check_alias, check_name
+from shared.names import ALIAS_PATTERN, check_alias, check_name
 from shared.registry.schemas import (
     AliasInfo,
     BestValue,
@@ -54,11 +54,20 @@ from shared.registry.schemas import (
     Lineage,
     ModelDetail,
     ModelSummary,
+    Promotion,
     StoredFile,
     VerifyResult,
     VersionBrief,
     VersionInfo,
     VersionMetadata,
+    VersionQuery,
+    VersionSummary,
+)
+from shared.registry.signing import (
+    ModelSignatureInvalid,
+    ModelSigner,
+    SignatureStatus,
+    signed_content,
 )
 from shared.tables import iso, page, parse_iso, utcnow
 
@@ -68,13 +77,49 @@ CONTAINER = "models"
 META = "~meta"  # sorts after every zero-padded version
 ARTIFACT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,127}$")
 MAX_ARTIFACTS = 100
-# name@version (1-9 ASCII digits) or name@alias, each part by the names' own patterns.
-_REF = re.compile(
-    r"(?P<name>[a-z0-9][a-z0-9\-_.]{0,62})@(?P<selector>[0-9]{1,9}|[a-z][a-z0-9\-_]{0,31})"
-)
 LOWER_IS_BETTER = frozenset(
     {"mae", "mse", "rmse", "log_loss", "mape", "max_error", "median_absolute_error", "brier"}
 )
+
+
+MODEL_REF_FORMS = "name@version, name@alias, models:/name/version or models:/name@alias"
+_MODEL_REF = re.compile(
+    r"^(?:models:/(?P<uri_name>[^/@]+)(?:/(?P<uri_version>[0-9]{1,9})|@(?P<uri_alias>[^/@]+))"
+    r"|(?P<name>[^/@:]+)[@:](?P<selector>[^/@:]+))$"
+)
+
+
+def parse_model_ref(ref: str) -> tuple[str, int | None, str | None]:
+    """(name, version, alias) from any accepted form of a model reference.
+
+    ``name@3``, ``name@champion``, MLflow's ``models:/name/3`` and ``models:/name@champion``;
+    ``name:3`` too, the form MLflow users type first. The name and alias are checked
+    before any storage read; a version is 1 to 9 ASCII digits."""
+    match = _MODEL_REF.match(ref)
+    if match is None:
+        raise ValidationFailed(f"'{ref[:80]}' is not a model reference: use {MODEL_REF_FORMS}.")
+    name = match["uri_name"] or match["name"]
+    selector = match["uri_version"] or match["uri_alias"] or match["selector"]
+    check_name(name, "model")
+    if re.fullmatch(r"[0-9]{1,9}", selector, flags=re.ASCII) and int(selector) > 0:
+        return name, int(selector), None
+    if re.fullmatch(ALIAS_PATTERN, selector) is None:
+        raise ValidationFailed(
+            f"'{ref[:80]}': '{selector[:40]}' is neither a version (1 to 9 digits) nor an"
+            f" alias. Accepted forms: {MODEL_REF_FORMS}."
+        )
+    return name, None, selector
+
+
+def _signed_content(info: VersionInfo) -> bytes:
+    return signed_content(
+        info.name,
+        info.version,
+        info.format,
+        info.task,
+        [f.model_dump() for f in info.features] if info.features is not None else None,
+        [f.model_dump() for f in info.files],
+    )
 
 
 def row_key(version: int) -> str:
@@ -139,11 +184,35 @@ def find_file(
 
 class ModelRegistry:
     def __init__(
-        self, models: TableClient, aliases: TableClient, container: ContainerClient
+        self,
+        models: TableClient,
+        aliases: TableClient,
+        container: ContainerClient,
+        signer: ModelSigner | None = None,
     ) -> None:
         self.models = models
         self.aliases = aliases
         self.container = container
+        self.signer = signer or ModelSigner(None)
+
+    def signature_status(self, info: VersionInfo) -> SignatureStatus:
+        """Whether the version's row is what the platform signed (see ``signing``)."""
+        return self.signer.check(_signed_content(info), info.signature)
+
+    def check_signature(self, info: VersionInfo) -> None:
+        """409 unless the version may be loaded: validly signed, or unsigned where allowed."""
+        status = self.signature_status(info)
+        if not self.signer.acceptable(status):
+            raise ModelSignatureInvalid(
+                f"{info.name} version {info.version} is {status.replace('_', ' ')}"
+                + (
+                    " (signed with a key this platform does not hold)"
+                    if status == "unknown_key"
+                    else ""
+                )
+                + ": it will not be loaded.",
+                extra={"signature": status},
+            )
 
     # --- writing a version --------------------------------------------------------------
     def register(
@@ -250,6 +319,10 @@ class ModelRegistry:
         created_by: str,
     ) -> VersionInfo:
         now = utcnow()
+        features = [f.model_dump() for f in meta.features] if meta.features is not None else None
+        content = signed_content(
+            name, version, model_format, meta.task, features, [f.model_dump() for f in files]
+        )
         row = {
             "PartitionKey": name,
             "RowKey": row_key(version),
@@ -269,6 +342,8 @@ class ModelRegistry:
             "task": meta.task or "",
             "lineage": meta.lineage.model_dump_json() if meta.lineage else "",
             "decision": "",
+            "promotion": meta.promotion.model_dump_json() if meta.promotion else "",
+            "signature": self.signer.sign(content) or "",
         }
         for _ in range(200):
             current = self.models.get_entity(name, META)
@@ -327,6 +402,10 @@ class ModelRegistry:
             aliases=aliases,
             lineage=Lineage.model_validate_json(row["lineage"]) if row.get("lineage") else None,
             decision=Decision.model_validate_json(row["decision"]) if row.get("decision") else None,
+            promotion=Promotion.model_validate_json(row["promotion"])
+            if row.get("promotion")
+            else None,
+            signature=row.get("signature") or None,
             files=files,
         )
 
@@ -382,7 +461,22 @@ class ModelRegistry:
             lambda e: e,
             parameters={"meta": META},
         )
-        return [self._summary(m, self.alias_map(m["PartitionKey"])) for m in metas], token
+        aliases = self._alias_maps([m["PartitionKey"] for m in metas])
+        return [self._summary(m, aliases[m["PartitionKey"]]) for m in metas], token
+
+    def _alias_maps(self, names: list[str]) -> dict[str, dict[str, int]]:
+        """The aliases of many models in one range query (a page of models is a range of
+        names: the registry table is ordered by name), not one query per model."""
+        found: dict[str, dict[str, int]] = {n: {} for n in names}
+        if not names:
+            return found
+        for e in self.aliases.query_entities(
+            "PartitionKey ge @lo and PartitionKey le @hi",
+            parameters={"lo": min(names), "hi": max(names)},
+        ):
+            if e["PartitionKey"] in found:
+                found[e["PartitionKey"]][e["RowKey"]] = int(e["version"])
+        return found
 
     def get_model(self, name: str) -> ModelDetail:
         meta = self._meta(name)
@@ -405,6 +499,55 @@ class ModelRegistry:
             if e.get("status") == "ready"
         ]
         return ModelDetail(**self._summary(meta, aliases).model_dump(), versions=versions)
+
+    def list_versions(
+        self, name: str, query: VersionQuery
+    ) -> tuple[list[VersionSummary], str | None]:
+        """One page of a model's versions, oldest first; filters by alias, tag or status."""
+        self._meta(name)  # 404 for an unknown model
+        aliases = self.alias_map(name)
+        by_version: dict[int, list[str]] = {}
+        for alias, v in aliases.items():
+            by_version.setdefault(v, []).append(alias)
+        query_filter = "PartitionKey eq @n and RowKey lt @meta and status eq @status"
+        parameters: dict[str, Any] = {"n": name, "meta": META, "status": query.status}
+        if query.alias is not None:
+            if query.alias not in aliases:
+                return [], None
+            query_filter += " and RowKey eq @rk"
+            parameters["rk"] = row_key(aliases[query.alias])
+        rows, token = page(
+            self.models,
+            query_filter,
+            query.limit,
+            query.continuation_token,
+            lambda e: e,
+            parameters=parameters,
+        )
+        items = []
+        for row in rows:
+            tags = json.loads(row.get("tags") or "{}")
+            if query.tag is not None:
+                key, has_value, value = query.tag.partition("=")
+                if key not in tags or (has_value and tags[key] != value):
+                    continue
+            version = int(row["version"])
+            items.append(
+                VersionSummary(
+                    version=version,
+                    created_at=parse_iso(row["created_at"]),
+                    created_by=row.get("created_by", ""),
+                    format=row["format"],
+                    status=row["status"],
+                    metrics=json.loads(row.get("metrics") or "{}"),
+                    aliases=sorted(by_version.get(version, [])),
+                    description=row.get("description", ""),
+                    tags=tags,
+                    task=row.get("task") or None,
+                    promotion=json.loads(row["promotion"]) if row.get("promotion") else None,
+                )
+            )
+        return items, token
 
     def resolve(self, name: str, version: int | None = None, alias: str | None = None) -> int:
         """A version number from an explicit version, an alias, or champion-else-latest."""
@@ -455,8 +598,12 @@ class ModelRegistry:
                     actual_size=None if data is None else len(data),
                 )
             )
-        overall = "valid" if all(c.status == "valid" for c in checks) else "corrupt"
-        return VerifyResult(name=name, version=version, status=overall, files=checks)
+        signature = self.signature_status(info)
+        files_ok = all(c.status == "valid" for c in checks)
+        overall = "valid" if files_ok and self.signer.acceptable(signature) else "corrupt"
+        return VerifyResult(
+            name=name, version=version, status=overall, signature=signature, files=checks
+        )
 
     # --- aliases ---------------------------------------------------------------------------
     def get_alias(self, name: str, alias: str) -> AliasInfo:
@@ -478,32 +625,47 @@ class ModelRegistry:
         )
 
     def set_alias(self, name: str, alias: str, version: int, by: str) -> AliasInfo:
+        """Move an alias; ``previous_version`` is exactly the version this move replaced
+        (read and write under one ETag, so concurrent moves form one chain)."""
         check_alias(alias)
         self._row(name, version)
-        try:
-            previous: int | None = self.get_alias(name, alias).version
-        except NotFound:
-            previous = None
-        now = utcnow()
-        self.aliases.upsert_entity(
-            {
+        for attempt in range(200):
+            try:
+                current = self.aliases.get_entity(name, alias)
+            except ResourceNotFoundError:
+                current = None
+            previous = int(current["version"]) if current else None
+            now = utcnow()
+            entity = {
                 "PartitionKey": name,
                 "RowKey": alias,
                 "version": version,
                 "previous_version": previous or 0,
                 "updated_at": iso(now),
                 "updated_by": by,
-            },
-            mode=UpdateMode.REPLACE,
-        )
-        return AliasInfo(
-            name=name,
-            alias=alias,
-            version=version,
-            previous_version=previous,
-            updated_at=now,
-            updated_by=by,
-        )
+            }
+            try:
+                if current is None:
+                    self.aliases.create_entity(entity)
+                else:
+                    self.aliases.update_entity(
+                        entity,
+                        mode=UpdateMode.REPLACE,
+                        etag=current.metadata["etag"],
+                        match_condition=MatchConditions.IfNotModified,
+                    )
+            except (ResourceModifiedError, ResourceExistsError):
+                time.sleep(random.uniform(0, 0.005 * min(attempt + 1, 20)))  # noqa: S311
+                continue
+            return AliasInfo(
+                name=name,
+                alias=alias,
+                version=version,
+                previous_version=previous,
+                updated_at=now,
+                updated_by=by,
+            )
+        raise ServiceUnavailable("The alias kept changing under this move; retry.")
 
     def delete_alias(self, name: str, alias: str) -> None:
         self.get_alias(name, alias)
@@ -530,17 +692,11 @@ class ModelRegistry:
     def compare(self, refs: list[str], metrics: list[str] | None) -> CompareResult:
         compared = []
         for ref in refs:
-            match = _REF.fullmatch(ref)
-            if match is None or ".." in ref:
-                raise ValidationFailed(
-                    f"'{ref[:80]}' is not name@version or name@alias"
-                    " (a version has at most 9 ASCII digits)."
-                )
-            name, selector = match["name"], match["selector"]
+            name, version_number, alias = parse_model_ref(ref)
             version = (
-                self.resolve(name, version=int(selector))
-                if selector.isascii() and selector.isdigit()
-                else self.resolve(name, alias=selector)
+                self.resolve(name, version=version_number)
+                if version_number is not None
+                else self.resolve(name, alias=alias)
             )
             compared.append((ref, name, version, self.get_version(name, version).metrics))
         wanted = metrics or sorted({m for *_, ms in compared for m in ms})
@@ -632,12 +788,23 @@ class ModelRegistry:
             with contextlib.suppress(ResourceNotFoundError):
                 self.container.delete_blob(blob.name)
 
+    def _delete_orphan(self, path: str) -> None:
+        try:
+            self.container.delete_blob(path)
+        except ResourceNotFoundError:
+            # Only staged blocks, no committed blob to delete: commit an empty block list
+            # (a 0-byte blob, dropping the blocks) and delete that.
+            self.container.get_blob_client(path).commit_block_list([])
+            with contextlib.suppress(ResourceNotFoundError):
+                self.container.delete_blob(path)
+
     def sweep_orphans(self, older_than: timedelta = timedelta(hours=1)) -> int:
-        """Delete blobs with no version row (a crashed upload) and finish pending deletions."""
+        """Delete blobs with no version row (a crashed upload: committed, 0-byte or only
+        staged blocks) and finish pending deletions."""
         cutoff = utcnow() - older_than
         removed = 0
         known: dict[tuple[str, int], str | None] = {}
-        for blob in self.container.list_blobs():
+        for blob in self.container.list_blobs(include=["uncommittedblobs"]):
             parts = blob.name.split("/")
             if len(parts) < 3 or not parts[1].isdigit():
                 continue
@@ -649,7 +816,7 @@ class ModelRegistry:
                     known[key] = None
             last_modified: datetime = blob.last_modified
             if known[key] is None and last_modified < cutoff:
-                self.container.delete_blob(blob.name)
+                self._delete_orphan(blob.name)
                 removed += 1
         for (name, version), status in known.items():
             if status == "deleting":

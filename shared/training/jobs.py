@@ -17,9 +17,10 @@ from typing import Any, Literal
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from shared.errors import NotFound, ServiceUnavailable
+from shared.jobs.queue_job import row_timestamp
 from shared.tables import increment, iso, merge, parse_iso, utcnow
 
 JOBS_TABLE = "Jobs"
@@ -39,6 +40,10 @@ class UnitResult(BaseModel):
     version: int | None = None
     metrics: dict[str, float] = {}
     promoted: bool = False
+    promotion: dict[str, Any] | None = Field(
+        default=None,
+        description="Why the version was or was not promoted: rule, metric, both values.",
+    )
     n_rows: int | None = None
     onnx: bool | None = None
     error: str | None = None
@@ -74,6 +79,8 @@ class Unit(BaseModel):
     metrics: dict[str, float] = {}
     error: str | None = None
     outputs: dict[str, Any] = {}
+    owner: str | None = None  # id of the queue message whose delivery runs the unit
+    updated_at: datetime | None = None
     etag: str | None = None
 
 
@@ -110,6 +117,8 @@ def _unit(e: dict[str, Any]) -> Unit:
         metrics=json.loads(e.get("metrics") or "{}"),
         error=e.get("error") or None,
         outputs=json.loads(e.get("outputs") or "{}"),
+        owner=e.get("owner") or None,
+        updated_at=row_timestamp(e),
         etag=e.metadata.get("etag") if hasattr(e, "metadata") else None,
     )
 
@@ -160,6 +169,7 @@ class JobStore:
                     version=outcome.get("version") if unit.status == "succeeded" else None,
                     metrics=unit.metrics,
                     promoted=bool(outcome.get("promoted")) and unit.status == "succeeded",
+                    promotion=outcome.get("promotion") if unit.status == "succeeded" else None,
                     n_rows=unit.n_rows,
                     onnx=unit.outputs.get("onnx"),
                     error=unit.error or outcome.get("error"),
@@ -187,10 +197,20 @@ class JobStore:
             for e in self.jobs.query_entities(query, parameters={"pk": PARTITION, "t": trigger})
         ]
 
+    def active_raw(self) -> list[dict[str, Any]]:
+        """Rows of every job still queued or running (the watchdog's view)."""
+        query = "PartitionKey eq @pk and (status eq 'queued' or status eq 'running')"
+        return list(self.jobs.query_entities(query, parameters={"pk": PARTITION}))
+
     def update(self, job_id: str, **fields: Any) -> None:
         self.jobs.update_entity(
             {"PartitionKey": PARTITION, "RowKey": job_id, **fields}, mode=UpdateMode.MERGE
         )
+
+    def counts(self, job_id: str) -> tuple[int, int]:
+        """(done, total) of the job's fan-in counter; total is -1 before planning."""
+        e = self.raw(job_id)
+        return int(e.get("done_units") or 0), int(e.get("total_units", -1))
 
     def add_done(self, job_id: str, count: int = 1) -> tuple[int, int]:
         """Atomically add finished units; returns (done, total). ETag-guarded for fan-in."""

@@ -23,8 +23,9 @@ from azure.storage.queue import QueueClient
 
 from shared.errors import NotFound, ValidationFailed
 from shared.idempotency import IdempotencyStore
+from shared.jobs.queue_job import claim
 from shared.observability import get_logger
-from shared.registry.schemas import Lineage, VersionMetadata
+from shared.registry.schemas import Lineage, Promotion, VersionMetadata
 from shared.registry.store import (
     LOWER_IS_BETTER,
     ModelRegistry,
@@ -33,7 +34,8 @@ from shared.registry.store import (
     find_file,
 )
 from shared.tables import iso, utcnow
-from shared.training.jobs import UNIT_TERMINAL, Job, JobStore, Unit
+from shared.training.jobs import TERMINAL, UNIT_TERMINAL, Job, JobStore, Unit
+from shared.training.recovery import TrainingRecovery
 from shared.training.specs import SpecStore, TrainingSpec
 
 STAGING_CONTAINER = "training-staging"
@@ -49,7 +51,9 @@ def _unit_id(spec: str, index: int) -> str:
     return f"{spec}~{index:06d}"
 
 
-class Trainer:
+class Trainer(TrainingRecovery):
+    kind = "training"
+
     def __init__(
         self,
         specs: SpecStore,
@@ -138,19 +142,21 @@ class Trainer:
             ) from None
 
     def _send(self, message: dict[str, Any]) -> None:
-        self.queue.send_message(json.dumps(message))
+        self.send(message)
 
     def _snapshot(self, job_id: str) -> dict[str, TrainingSpec]:
         raw = json.loads(self.jobs.raw(job_id)["snapshot"])
         return {name: TrainingSpec.model_validate(body) for name, body in raw.items()}
 
     # --- dispatch of queue messages ----------------------------------------------------------
-    def handle(self, message: dict[str, Any], dequeue_count: int = 1) -> None:
+    def handle(
+        self, message: dict[str, Any], dequeue_count: int = 1, message_id: str | None = None
+    ) -> None:
         kind, job_id = message.get("kind"), str(message.get("job_id", ""))
         if kind == "plan":
             self.plan(job_id)
         elif kind == "unit":
-            self.run_unit(job_id, str(message["unit_id"]), dequeue_count)
+            self.run_unit(job_id, str(message["unit_id"]), dequeue_count, message_id)
         elif kind == "finalize":
             self.finalize(job_id)
         else:
@@ -175,8 +181,22 @@ class Trainer:
 
     # --- plan ------------------------------------------------------------------------------
     def plan(self, job_id: str) -> None:
-        if self.jobs.raw(job_id)["status"] != "queued":
-            return  # planned already (a redelivered message)
+        """Record the units, then dispatch them; a redelivery finishes either step."""
+        raw = self.jobs.raw(job_id)
+        if raw["status"] in TERMINAL or raw.get("dispatched"):
+            return  # planned and dispatched already (a redelivered message)
+        if raw["status"] == "queued":
+            self._record_units(job_id)
+        # Every unit still queued gets its message (again, if an earlier delivery died
+        # part-way: a unit that already runs ignores the duplicate); none left: fan in.
+        queued = [u for u in self.jobs.list_units(job_id) if u.status == "queued"]
+        messages = [{"kind": "unit", "job_id": job_id, "unit_id": u.unit_id} for u in queued]
+        self.dispatch(
+            messages or [{"kind": "finalize", "job_id": job_id}],
+            lambda: self.jobs.update(job_id, dispatched=True),
+        )
+
+    def _record_units(self, job_id: str) -> None:
         units: list[dict[str, Any]] = []
         for spec in self._snapshot(job_id).values():
             try:
@@ -200,11 +220,6 @@ class Trainer:
             total_units=len(units),
             done_units=finished,
         )
-        queued = [u for u in units if u["status"] == "queued"]
-        for u in queued:
-            self._send({"kind": "unit", "job_id": job_id, "unit_id": u["unit_id"]})
-        if not queued:
-            self._send({"kind": "finalize", "job_id": job_id})
 
     def _plan_spec(self, job_id: str, spec: TrainingSpec) -> list[dict[str, Any]]:
         if not spec.partition_by:
@@ -263,15 +278,24 @@ class Trainer:
         return units
 
     # --- one unit ----------------------------------------------------------------------------
-    def run_unit(self, job_id: str, unit_id: str, dequeue_count: int = 1) -> None:
+    def run_unit(
+        self, job_id: str, unit_id: str, dequeue_count: int = 1, message_id: str | None = None
+    ) -> None:
         from shared.ml.train import TrainingError, train_model  # lazy: the ML stack
 
         unit = self.jobs.unit(job_id, unit_id)
         if unit.status in UNIT_TERMINAL:
             self._count(unit)  # the previous delivery may have died before counting
             return
-        if not self.jobs.set_unit(unit, status="running", started_at=iso(utcnow())):
-            return  # another delivery of this message owns it
+        if not claim(
+            unit.status,
+            unit.owner,
+            message_id,
+            lambda: self.jobs.set_unit(
+                unit, status="running", owner=message_id or "", started_at=iso(utcnow())
+            ),
+        ):
+            return  # another delivery owns it
         spec = self._snapshot(job_id)[unit.spec]
         try:
             frame = self._unit_frame(job_id, spec, unit)
@@ -312,12 +336,16 @@ class Trainer:
         self._count(self.jobs.unit(job_id, unit_id))
 
     def _count(self, unit: Unit) -> None:
-        if unit.outputs.get("counted"):
-            return
-        done, total = self.jobs.add_done(unit.job_id)
-        self.jobs.set_unit(unit, etag_guard=False, outputs={**unit.outputs, "counted": True})
-        if total >= 0 and done >= total:
-            self._send({"kind": "finalize", "job_id": unit.job_id})
+        job_id = unit.job_id
+        self.fan_in(
+            bool(unit.outputs.get("counted")),
+            lambda: self.jobs.add_done(job_id),
+            lambda: self.jobs.set_unit(
+                unit, etag_guard=False, outputs={**unit.outputs, "counted": True}
+            ),
+            lambda: self.jobs.counts(job_id),
+            lambda: self._send({"kind": "finalize", "job_id": job_id}),
+        )
 
     def _unit_frame(self, job_id: str, spec: TrainingSpec, unit: Unit) -> Any:
         import pandas as pd
@@ -446,6 +474,7 @@ class Trainer:
             unit = ok[0]
             prefix = unit.outputs["prefix"]
             meta.metrics = unit.metrics
+            meta.promotion = self._promotion(spec, meta.metrics, first.get("primary_metric"))
             placed = []
             if unit.outputs.get("onnx"):
                 placed.append(
@@ -464,9 +493,19 @@ class Trainer:
                 placed=placed,
             )
         else:
-            info = self._register_partitioned(job_id, spec, ok, units, meta)
-        promoted = self._promote(spec, info.version, meta.metrics, first.get("primary_metric"))
-        return {"model": spec.name, "version": info.version, "promoted": promoted}
+            info = self._register_partitioned(
+                job_id, spec, ok, units, meta, first.get("primary_metric")
+            )
+        promotion = info.promotion
+        assert promotion is not None
+        if promotion.promoted:
+            self.registry.set_alias(spec.name, "champion", info.version, by="training")
+        return {
+            "model": spec.name,
+            "version": info.version,
+            "promoted": promotion.promoted,
+            "promotion": promotion.model_dump(),
+        }
 
     def _register_partitioned(
         self,
@@ -475,6 +514,7 @@ class Trainer:
         ok: list[Unit],
         units: list[Unit],
         meta: VersionMetadata,
+        primary: str | None,
     ) -> Any:
         partitions: dict[str, Any] = {}
         placed: list[PlacedFile] = []
@@ -514,6 +554,7 @@ class Trainer:
         meta.metrics["partitions_trained"] = float(len(ok))
         meta.metrics["partitions_failed"] = float(sum(u.status == "failed" for u in units))
         meta.metrics["partitions_skipped"] = float(sum(u.status == "skipped" for u in units))
+        meta.promotion = self._promotion(spec, meta.metrics, primary)
         manifest = {
             "partition_by": spec.partition_by,
             "task": meta.task,
@@ -579,38 +620,62 @@ class Trainer:
             carried[str(unit.partition)] = entry
         return carried
 
-    def _promote(
-        self, spec: TrainingSpec, version: int, metrics: dict[str, float], primary: str | None
-    ) -> bool:
-        if spec.promote == "manual":
-            return False
-        promote = spec.promote == "always" or self._beats_champion(spec, metrics, primary)
-        if promote:
-            self.registry.set_alias(spec.name, "champion", version, by="training")
-        return promote
-
-    def _beats_champion(
+    def _promotion(
         self, spec: TrainingSpec, metrics: dict[str, float], primary: str | None
-    ) -> bool:
+    ) -> Promotion:
+        """The rule's verdict, with the numbers it compared (recorded on the version)."""
+        if spec.promote == "manual":
+            return Promotion(
+                promoted=False,
+                rule="manual",
+                reason="The spec promotes manually: approve the version or move the alias.",
+            )
+        if spec.promote == "always":
+            return Promotion(promoted=True, rule="always", reason="The spec always promotes.")
         try:
             champion = self.registry.get_version(
                 spec.name, self.registry.get_alias(spec.name, "champion").version
             )
         except NotFound:
-            return True
+            return Promotion(
+                promoted=True, rule="if_better", reason="No champion yet: the first is promoted."
+            )
+        base = {"rule": "if_better", "champion_version": champion.version}
         if primary is None or primary not in metrics:
-            return True  # anomaly models have no holdout quality metric to compare
+            return Promotion(
+                promoted=True,
+                reason="An anomaly model has no holdout quality metric to compare: promoted.",
+                **base,
+            )
+        lower = primary.lower() in LOWER_IS_BETTER
+        base |= {"metric": primary, "higher_is_better": not lower}
+        base["candidate_value"] = metrics[primary]
         if (
             champion.params.get("seed") != spec.seed
             or champion.params.get("holdout_fraction") != spec.holdout_fraction
         ):
-            return True  # a different holdout definition: the champion's score is not comparable
+            return Promotion(
+                promoted=True,
+                reason="The champion was scored on another holdout (seed or fraction): its"
+                f" {primary} is not comparable, so the new version is promoted.",
+                **base,
+            )
         theirs = champion.metrics.get(primary)
         if theirs is None:
-            return True
-        if primary.lower() in LOWER_IS_BETTER:
-            return metrics[primary] < theirs
-        return metrics[primary] > theirs
+            return Promotion(
+                promoted=True, reason=f"The champion has no {primary}: promoted.", **base
+            )
+        base["champion_value"] = theirs
+        ours = metrics[primary]
+        better = ours < theirs if lower else ours > theirs
+        comparison = "lower" if lower else "higher"
+        verdict = "promoted" if better else "not promoted"
+        return Promotion(
+            promoted=better,
+            reason=f"{primary} {ours:.6g} vs champion v{champion.version}'s {theirs:.6g}"
+            f" ({comparison} is better): {verdict}.",
+            **base,
+        )
 
 
 def _plain(value: Any) -> Any:

@@ -147,6 +147,18 @@ def test_diabetes_regression_and_if_better_promotion(client, admin_headers) -> N
     assert second["results"][0]["promoted"] is False
     champion = client.get(f"/models/{name}/aliases/champion", headers=admin_headers).json()
     assert champion["version"] == result["version"]
+    # Why: the rule, the metric and both values, on the job result and on the version.
+    assert result["promotion"]["reason"] == "No champion yet: the first is promoted."
+    why = second["results"][0]["promotion"]
+    assert why["rule"] == "if_better" and why["metric"] == "rmse"
+    assert why["higher_is_better"] is False and why["champion_version"] == result["version"]
+    assert why["champion_value"] == result["metrics"]["rmse"]
+    assert why["candidate_value"] == second["results"][0]["metrics"]["rmse"]
+    assert "not promoted" in why["reason"] and "lower is better" in why["reason"]
+    version = client.get(
+        f"/models/{name}/versions/{result['version'] + 1}", headers=admin_headers
+    ).json()
+    assert version["promotion"] == why
 
 
 def test_partitioned_anomaly_spec_per_room(client, admin_headers, rooms) -> None:

@@ -328,3 +328,32 @@ def test_skops_refuses_types_outside_the_allow_list() -> None:
     data = dump_skops(Pipeline([("shady", Shady())]).fit(np.zeros((2, 1))))
     with pytest.raises(UntrustedModelError, match="Shady"):
         load_skops(data)
+
+
+def test_stored_params_hold_no_deprecation_placeholders() -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    from shared.ml.algorithms import public_params
+
+    raw = LogisticRegression().get_params(deep=False)
+    assert "deprecated" in raw.values()  # what scikit-learn reports for an unset parameter
+    params = public_params(LogisticRegression(C=0.5))
+    assert "deprecated" not in params.values() and params["C"] == 0.5
+    assert set(params) == {k for k, v in raw.items() if v != "deprecated"}
+
+
+def test_skops_files_are_written_compact_and_load_the_same() -> None:
+    import io
+    import zipfile
+
+    import numpy as np
+    from sklearn.ensemble import IsolationForest
+
+    from shared.ml.serialize import dump_skops, load_skops
+
+    X = np.random.default_rng(0).normal(size=(200, 3))
+    model = IsolationForest(n_estimators=10, random_state=0).fit(X)
+    data = dump_skops(model)
+    schema = zipfile.ZipFile(io.BytesIO(data)).read("schema.json").decode()
+    assert "\n" not in schema and ": " not in schema  # no indentation, no spaces
+    np.testing.assert_array_equal(load_skops(data).decision_function(X), model.decision_function(X))

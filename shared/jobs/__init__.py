@@ -1,0 +1,1 @@
+"""Machinery shared by the queue-driven jobs (training, batch scoring)."""
