@@ -33,6 +33,7 @@ from shared.auth import (
 from shared.errors import (
     AppError,
     Conflict,
+    NotFound,
     PayloadTooLarge,
     ServiceUnavailable,
     UnsupportedMediaType,
@@ -50,7 +51,7 @@ log = get_logger("http")
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 # Every route parameter, before any handler or storage sees it: names, ids, aliases and
 # versions of this platform all fit here; anything else cannot name a resource (404).
-_SAFE_PARAM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._~-]{0,127}$")
+_SAFE_PARAM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._~:@-]{0,127}$")
 _INT_PARAM = re.compile(r"^[0-9]{1,9}$")
 _INT_IN_ROUTE = re.compile(r"{(\w+):int}")
 
@@ -185,6 +186,8 @@ def check_route_params(req: func.HttpRequest, op: Operation) -> None:
     for key, value in (req.route_params or {}).items():
         pattern = _INT_PARAM if key in ints else _SAFE_PARAM
         if not pattern.fullmatch(value or "") or ".." in value:
+            if "/" in value or "\\" in value:  # an encoded path: no resource lives there
+                raise NotFound(f"No resource at this {key}.", code="NOT_FOUND")
             raise ValidationFailed(
                 f"Invalid {key} in the path: {value[:40]!r}.",
                 [{"loc": ["path", key], "msg": "not a valid identifier", "type": "path"}],

@@ -104,7 +104,7 @@ def test_oversized_bodies_and_record_counts_are_refused(
 
 def test_login_timing_does_not_tell_users_apart(client, make_user) -> None:
     """Unknown user and wrong password cost the same Argon2 work: the medians stay within
-    a factor of two of each other (a generous bound on a shared 2-core machine)."""
+    a factor of three of each other (a generous bound on a shared 2-core machine)."""
     _, username, _, _ = make_user()
 
     def median(name: str) -> float:
@@ -120,7 +120,7 @@ def test_login_timing_does_not_tell_users_apart(client, make_user) -> None:
 
     known = median(username)
     unknown = median(f"ghost-{secrets.token_hex(4)}")
-    assert 0.5 < known / unknown < 2.0, (known, unknown)
+    assert 1 / 3 < known / unknown < 3, (known, unknown)
 
 
 def test_no_secret_or_hash_in_any_response_or_log_line(
