@@ -7,6 +7,7 @@ only; numpy, scipy and pandas load on the first call).
 import azure.functions as func
 
 from shared import services
+from shared.auth import DATASET_SCOPE, require
 from shared.http import Call, Routes, json_response
 from shared.monitoring.drift import DriftMonitor, DriftReport, DriftRequest, RecentDriftQuery
 from shared.monitoring.evaluate import EvaluateRequest, EvaluationReport, Evaluator
@@ -43,6 +44,7 @@ def drift(call: Call) -> func.HttpResponse:
     monitor = _drift_monitor()
     if body.records is not None:
         return json_response(monitor.on_records(name, body))
+    require(call.user, DATASET_SCOPE)  # a dataset's statistics are its contents
     return json_response(monitor.on_dataset(name, body))
 
 
@@ -74,5 +76,6 @@ def evaluate(call: Call) -> func.HttpResponse:
     """Metrics, confusion matrix or residuals, and the worst rows on a labelled dataset."""
     name = check_name(call.param("name"), "model")
     body = call.json(EvaluateRequest)
+    require(call.user, DATASET_SCOPE)  # worst rows and metrics reveal the dataset
     evaluator = Evaluator(services.model_registry(), services.predictor(), services.dataset_store())
     return json_response(evaluator.evaluate(name, int(call.param("version")), body))

@@ -25,9 +25,10 @@ routes = Routes(bp, tag="predict")
 )
 def predict(call: Call) -> func.HttpResponse:
     """Predict for records with the champion (default), an alias, or a version."""
+    name = check_name(call.param("model"), "model")  # before storage sees it
     body = call.json(PredictRequest, limit=get_settings().max_predict_body_bytes)
-    result, logged = services.prediction_service().predict(
-        call.param("model"),
+    result, prediction_id, logged = services.prediction_service().predict(
+        name,
         body.records,
         version=body.version,
         alias=body.alias,
@@ -35,6 +36,7 @@ def predict(call: Call) -> func.HttpResponse:
         return_probabilities=body.return_probabilities,
         routing_key=call.req.headers.get("x-routing-key"),
         request_id=call.request_id,
+        owner_id=call.user.user_id,
     )
     response = PredictResponse(
         model=result.model,
@@ -47,12 +49,14 @@ def predict(call: Call) -> func.HttpResponse:
         ignored_fields=result.ignored_fields,
         variant=result.variant,
         request_id=call.request_id,
+        prediction_id=prediction_id,
     )
     return json_response(
         response.model_dump(exclude_none=True),
         headers={
             "X-Model-Version": str(result.version),
             "X-Prediction-Logged": "true" if logged else "false",
+            "X-Prediction-ID": prediction_id,
         },
     )
 
@@ -104,7 +108,7 @@ def ab_results(call: Call) -> func.HttpResponse:
 
 
 @routes.post(
-    "predictions/{request_id}/feedback",
+    "predictions/{id}/feedback",
     auth="predict",
     body=FeedbackBody,
     response=FeedbackAccepted,
@@ -112,6 +116,10 @@ def ab_results(call: Call) -> func.HttpResponse:
     errors=(404,),
 )
 def feedback(call: Call) -> func.HttpResponse:
-    """Ground truth for a logged prediction (its X-Request-ID)."""
-    accepted = services.prediction_log().feedback(call.param("request_id"), call.json(FeedbackBody))
+    """Ground truth for a logged prediction of yours (its `prediction_id`)."""
+    body = call.json(FeedbackBody)
+    user = call.user
+    accepted = services.prediction_log().feedback(
+        call.param("id"), user.user_id, body, is_admin=user.is_admin
+    )
     return json_response(accepted, status=202)

@@ -40,6 +40,12 @@ from azure.core.exceptions import (
 )
 from pydantic import BaseModel, ValidationError
 
+from shared.dataset_limits import (
+    DatasetLimits,
+    check_csv,
+    check_parquet_footer,
+    decode_parquet_bounded,
+)
 from shared.errors import Conflict, NotFound, UnsupportedMediaType, ValidationFailed
 from shared.names import check_name
 from shared.observability import get_logger
@@ -309,7 +315,9 @@ def infer_csv(
     return merge_profiles([profile]), rows
 
 
-def profile_parquet(source: Any, *, verify: bool = False) -> tuple[Profile, int]:
+def profile_parquet(
+    source: Any, *, verify: bool = False, limits: DatasetLimits | None = None
+) -> tuple[Profile, int]:
     """Profile and row count from the Parquet footer, without reading the data pages.
 
     ``verify`` also decodes every row group, batch by batch (uploads are checked once,
@@ -321,9 +329,13 @@ def profile_parquet(source: Any, *, verify: bool = False) -> tuple[Profile, int]
 
     try:
         parquet = pq.ParquetFile(source)
+        if limits is not None:  # the footer's counts before a single page is decoded
+            check_parquet_footer(parquet, limits)
         schema = parquet.schema_arrow
         rows = parquet.metadata.num_rows
-        if verify:
+        if verify and limits is not None:
+            decode_parquet_bounded(parquet, limits)
+        elif verify:
             for _ in parquet.iter_batches(batch_size=65_536):
                 pass
     except (pa.ArrowException, OSError, ValueError) as exc:
@@ -521,14 +533,22 @@ class DatasetStore:
         table: TableClient,
         *,
         chunk_rows: int = DEFAULT_CHUNK_ROWS,
+        limits: DatasetLimits | None = None,
     ) -> None:
         self.container = container
         self.table = table
         self.chunk_rows = chunk_rows
+        self.limits = limits or DatasetLimits()
 
     @classmethod
     def from_storage(cls, storage: Storage) -> DatasetStore:
-        return cls(storage.container(CONTAINER), storage.table(TABLE))
+        from shared.settings import get_settings
+
+        return cls(
+            storage.container(CONTAINER),
+            storage.table(TABLE),
+            limits=DatasetLimits.from_settings(get_settings()),
+        )
 
     # -- writes --
 
@@ -546,9 +566,10 @@ class DatasetStore:
         check_name(name, "dataset")
         fmt = upload_format(data, media_type=media_type, filename=filename)
         if fmt == "csv":
+            check_csv(data, self.limits)  # shape and size before pandas parses anything
             profile, rows = profile_csv(io.BytesIO(data), self.chunk_rows)
         else:
-            profile, rows = profile_parquet(io.BytesIO(data), verify=True)
+            profile, rows = profile_parquet(io.BytesIO(data), verify=True, limits=self.limits)
         columns = merge_profiles([profile])
         digest = hashlib.sha256(data).hexdigest()
         before = list(self.container.list_blobs(name_starts_with=f"{name}/"))

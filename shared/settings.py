@@ -238,6 +238,33 @@ class Settings(BaseSettings):
     max_dataset_bytes: int = Field(
         default=90 * 1024 * 1024, ge=1024, validation_alias=AliasChoices("MAX_DATASET_BYTES")
     )
+    dataset_max_columns: int = Field(
+        default=2000, ge=1, validation_alias=AliasChoices("DATASET_MAX_COLUMNS")
+    )
+    dataset_max_column_name_chars: int = Field(
+        default=256, ge=1, validation_alias=AliasChoices("DATASET_MAX_COLUMN_NAME_CHARS")
+    )
+    dataset_max_row_bytes: int = Field(
+        default=1024 * 1024,
+        ge=64,
+        validation_alias=AliasChoices("DATASET_MAX_ROW_BYTES"),
+        description="Largest CSV line / average Parquet row (bounds any one cell too).",
+    )
+    dataset_max_decompressed_bytes: int = Field(
+        default=400 * 1024 * 1024,
+        ge=1024,
+        validation_alias=AliasChoices("DATASET_MAX_DECOMPRESSED_BYTES"),
+        description="Largest decoded size of an uploaded dataset (Parquet decompresses).",
+    )
+    dataset_max_rows: int = Field(
+        default=50_000_000, ge=1, validation_alias=AliasChoices("DATASET_MAX_ROWS")
+    )
+    training_max_estimators: int = Field(
+        default=1000,
+        ge=1,
+        validation_alias=AliasChoices("TRAINING_MAX_ESTIMATORS"),
+        description="Largest n_estimators a training spec may ask for.",
+    )
     rate_limit_predict: str = Field(
         default="6000/60",
         validation_alias=AliasChoices("RATE_LIMIT_PREDICT"),

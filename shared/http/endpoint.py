@@ -22,10 +22,18 @@ from azure.core.exceptions import AzureError, HttpResponseError
 from pydantic import BaseModel, ValidationError
 
 from shared import audit, metrics, telemetry
-from shared.auth import Principal, Requirement, authenticate, require
+from shared.auth import (
+    Principal,
+    Requirement,
+    api_keys_allowed,
+    authenticate,
+    refuse_api_key,
+    require,
+)
 from shared.errors import (
     AppError,
     Conflict,
+    NotFound,
     PayloadTooLarge,
     ServiceUnavailable,
     UnsupportedMediaType,
@@ -41,6 +49,11 @@ Handler = Callable[["Call"], func.HttpResponse]
 
 log = get_logger("http")
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+# Every route parameter, before any handler or storage sees it: names, ids, aliases and
+# versions of this platform all fit here; anything else cannot name a resource (404).
+_SAFE_PARAM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._~:@-]{0,127}$")
+_INT_PARAM = re.compile(r"^[0-9]{1,9}$")
+_INT_IN_ROUTE = re.compile(r"{(\w+):int}")
 
 
 def request_id_for(req: func.HttpRequest) -> str:
@@ -135,6 +148,12 @@ class Operation:
     query: type[BaseModel] | None = None
     errors: tuple[int, ...] = ()
     audited: bool = True  # False for high-volume reads/predictions: counted in metrics
+    allow_api_keys: bool | None = None  # None: closed on SIGNED_IN (account) routes
+
+    @property
+    def accepts_api_keys(self) -> bool:
+        return api_keys_allowed(self.auth, self.allow_api_keys)
+
     rate_group: str | None = None  # a group of shared/ratelimit.py: limited per key/user
 
 
@@ -159,6 +178,23 @@ def _problem_for(exc: Exception) -> AppError:
     return AppError("An unexpected error occurred; it has been logged.")
 
 
+def check_route_params(req: func.HttpRequest, op: Operation) -> None:
+    """422 for a route parameter no resource can have: traversal (``..%2f``), control
+    characters, odd unicode, overlong values, integers beyond nine digits (as the
+    handlers' own name checks answer)."""
+    ints = set(_INT_IN_ROUTE.findall(op.route))
+    for key, value in (req.route_params or {}).items():
+        pattern = _INT_PARAM if key in ints else _SAFE_PARAM
+        if not pattern.fullmatch(value or "") or ".." in value:
+            if "/" in value or "\\" in value:  # an encoded path: no resource lives there
+                raise NotFound(f"No resource at this {key}.", code="NOT_FOUND")
+            raise ValidationFailed(
+                f"Invalid {key} in the path: {value[:40]!r}.",
+                [{"loc": ["path", key], "msg": "not a valid identifier", "type": "path"}],
+                code="INVALID_PATH_PARAMETER",
+            )
+
+
 def handle(req: func.HttpRequest, handler: Handler, op: Operation) -> func.HttpResponse:
     """Run one request through request id, guard, handler, error mapping and audit."""
     started = time.perf_counter()
@@ -173,7 +209,9 @@ def handle(req: func.HttpRequest, handler: Handler, op: Operation) -> func.HttpR
         with storage_deadline(get_settings().storage_http_deadline_seconds):
             try:
                 call.principal = authenticate(req, op.auth)
+                refuse_api_key(call.principal, op.accepts_api_keys)
                 require(call.principal, op.auth)
+                check_route_params(req, op)
                 if op.rate_group is not None and call.principal is not None:
                     limit_headers = _rate_limit(op.rate_group, call.principal)
                 response = handler(call)

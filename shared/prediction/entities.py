@@ -309,7 +309,7 @@ class EntityPredictions:
         versions: set[int] = set()
         classes = None
         for part, keys in groups.items():
-            result, _ = self.service.predict(
+            result, _, _ = self.service.predict(
                 name,
                 [rows[k] for k in keys],
                 version=body.version,

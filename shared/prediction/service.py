@@ -11,7 +11,7 @@ from typing import Any
 from shared.errors import AppError
 from shared.observability import get_logger
 from shared.prediction.engine import Prediction, Predictor
-from shared.prediction.log import PredictionLog
+from shared.prediction.log import PredictionLog, new_prediction_id
 from shared.prediction.traffic import AbResults, FeedbackMetrics, TrafficRouter
 
 log = get_logger("predict")
@@ -34,8 +34,10 @@ class PredictionService:
         return_probabilities: bool = False,
         routing_key: str | None = None,
         request_id: str = "",
-    ) -> tuple[Prediction, bool]:
-        """The prediction, and whether it was logged (so feedback can refer to it)."""
+        owner_id: str = "",
+    ) -> tuple[Prediction, str, bool]:
+        """The prediction, its server-made id, and whether it was logged (so feedback can
+        refer to it by that id)."""
         traffic = self.router.get(name) if version is None and alias is None else None
         if traffic is not None and traffic.weights:
             alias = self.router.choose(name, traffic, routing_key)
@@ -59,8 +61,11 @@ class PredictionService:
             self._shadow_pool.submit(
                 self._shadow, name, traffic.shadow, records, partition, result.predictions
             )
+        prediction_id = new_prediction_id()
         logged = self.log.offer(
+            prediction_id,
             request_id,
+            owner_id,
             name,
             result.version,
             alias,
@@ -69,7 +74,7 @@ class PredictionService:
             list(records),
             result.predictions,
         )
-        return result, logged
+        return result, prediction_id, logged
 
     def _shadow(
         self,

@@ -35,7 +35,13 @@ from azure.core.exceptions import (
 from azure.data.tables import TableClient, TableTransactionError, UpdateMode
 from azure.storage.blob import ContainerClient
 
-from shared.errors import Conflict, NotFound, ServiceUnavailable, ValidationFailed
+from shared.errors import (
+    Conflict,
+    NotFound,
+    PayloadTooLarge,
+    ServiceUnavailable,
+    ValidationFailed,
+)
 from shared.names import ALIAS_PATTERN, check_alias, check_name
 from shared.registry.schemas import (
     AliasInfo,
@@ -70,6 +76,7 @@ ALIASES_TABLE = "Aliases"
 CONTAINER = "models"
 META = "~meta"  # sorts after every zero-padded version
 ARTIFACT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,127}$")
+MAX_ARTIFACTS = 100
 LOWER_IS_BETTER = frozenset(
     {"mae", "mse", "rmse", "log_loss", "mape", "max_error", "median_absolute_error", "brier"}
 )
@@ -220,9 +227,15 @@ class ModelRegistry:
     ) -> VersionInfo:
         check_name(name, "model")
         artifacts = list(artifacts)
+        if len(artifacts) > MAX_ARTIFACTS:  # the version row lists every file: keep it small
+            raise PayloadTooLarge(
+                f"{len(artifacts)} artifact files; at most {MAX_ARTIFACTS} per version.",
+                code="TOO_MANY_ARTIFACTS",
+            )
         names = [a.filename for a in artifacts]
         for filename in names:
-            if not ARTIFACT_NAME.match(filename) or ".." in filename:
+            # fullmatch: ``$`` alone would let a trailing newline through ("evil.txt\n").
+            if not ARTIFACT_NAME.fullmatch(filename) or ".." in filename:
                 raise ValidationFailed(f"Invalid artifact file name '{filename[:80]}'.")
         if len(set(names)) != len(names):
             raise ValidationFailed("Artifact file names must be unique.")
