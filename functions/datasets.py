@@ -7,7 +7,7 @@ from shared.auth import ADMIN
 from shared.datasets import DatasetView
 from shared.http import Call, Routes, empty_response, json_response
 from shared.http.ingest import INGEST_SCHEMA, INGEST_TYPES, IngestResult, ingest_response
-from shared.http.uploads import read_data_file
+from shared.http.uploads import DATA_FILE_SCHEMA, DATA_FILE_TYPES, read_data_file
 from shared.identity.schemas import Page, PageQuery
 from shared.names import check_name
 from shared.settings import get_settings
@@ -15,19 +15,8 @@ from shared.settings import get_settings
 bp = func.Blueprint()
 routes = Routes(bp, tag="datasets")
 
-UPLOAD_TYPES = (
-    "text/csv",
-    "application/vnd.apache.parquet",
-    "application/octet-stream",
-    "multipart/form-data",
-)
 # One schema serves every listed media type (Operation has no per-type schemas): the raw
 # file, or for multipart/form-data a part named `file` holding it.
-UPLOAD_SCHEMA = {
-    "type": "string",
-    "format": "binary",
-    "description": "The CSV or Parquet file; as multipart/form-data, send it in the 'file' part.",
-}
 
 
 class DatasetPage(Page[DatasetView]):
@@ -40,8 +29,8 @@ class DatasetPage(Page[DatasetView]):
     rate_group="upload",
     response=DatasetView,
     status=201,
-    body_schema=UPLOAD_SCHEMA,
-    body_content_types=UPLOAD_TYPES,
+    body_schema=DATA_FILE_SCHEMA,
+    body_content_types=DATA_FILE_TYPES,
     errors=(409, 413, 415, 422),
 )
 def put_dataset(call: Call) -> func.HttpResponse:
