@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import importlib
 import importlib.util
 import inspect
@@ -271,10 +272,24 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _dispatch
 
+    def __getattr__(self, name: str) -> Any:
+        # Any other method (TRACE, QUERY...) gets the route table's 405 as on Azure,
+        # not http.server's 501.
+        if name.startswith("do_") and name[3:].isalpha() and name[3:].isupper():
+            return self._dispatch
+        raise AttributeError(name)
+
     def _headers(self) -> dict[str, str]:
         merged: dict[str, str] = {}
         for key, value in self.headers.items():
             merged[key] = f"{merged[key]}, {value}" if key in merged else value
+        # As Azure's front end does: the peer's address is appended to X-Forwarded-For.
+        forwarded = next((k for k in merged if k.lower() == "x-forwarded-for"), None)
+        peer = str(self.client_address[0])
+        if forwarded:
+            merged[forwarded] = f"{merged[forwarded]}, {peer}"
+        else:
+            merged["X-Forwarded-For"] = peer
         return merged
 
     def _read_body(self) -> bytes:
@@ -373,6 +388,8 @@ class LocalHost:
         self.port = int(os.environ.get("PORT", DEFAULT_PORT)) if port is None else port
         self.config = config or HostConfig()
         self.max_body_bytes = max_body_bytes or body_size_limit(os.environ)
+        # Required on POST /admin/functions/{name} when set (x-functions-key), as in Azure.
+        self.master_key = os.environ.get("DEVHOST_MASTER_KEY") or None
         self.functions = describe_functions(self.app)
         self._enable_timers = timers
         self._enable_queues = queues
@@ -534,6 +551,8 @@ class LocalHost:
         split = urlsplit(raw_path)
         admin = _ADMIN_INVOKE.match(split.path)
         if admin and method.upper() == "POST":
+            if not self._admin_key_ok(admin.group(1), headers):
+                return 401, [], b""
             return self._admin_invoke(admin.group(1), body)
         match = self.routes.match(method, split.path)
         if match.route is None:
@@ -554,6 +573,25 @@ class LocalHost:
         except Exception:
             log.exception("%s: unhandled exception; answering 500", info.name)
             return 500, [], b""
+
+    def _admin_key_ok(self, name: str, headers: Mapping[str, str]) -> bool:
+        """As the real host: with a master key set, admin calls must carry it. Logged
+        either way (never the key), the local stand-in for the host's audit trail."""
+        presented = next((v for k, v in headers.items() if k.lower() == "x-functions-key"), "")
+        fine = not self.master_key or hmac.compare_digest(
+            presented.encode(), self.master_key.encode()
+        )
+        peer = next((v for k, v in headers.items() if k.lower() == "x-forwarded-for"), "")
+        safe_name = name[:80].encode("unicode_escape").decode()
+        if fine:
+            log.info("admin invoke %s accepted (from %s)", safe_name, peer or "unknown")
+        else:
+            log.warning(
+                "admin invoke refused: %s without the master key (from %s)",
+                safe_name,
+                peer or "unknown",
+            )
+        return fine
 
     def _admin_invoke(self, name: str, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
         try:

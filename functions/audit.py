@@ -20,6 +20,6 @@ def audit(call: Call) -> func.HttpResponse:
 @routes.get("audit/me", auth=SIGNED_IN, query=AuditQuery, response=AuditPage, audited=False)
 def audit_me(call: Call) -> func.HttpResponse:
     """Your own mutating and refused requests."""
-    q = call.query(AuditQuery).model_copy(update={"user": call.user.username})
-    items, token = call.services.audit_log.query(q)
+    q = call.query(AuditQuery).model_copy(update={"user": None})
+    items, token = call.services.audit_log.query(q, user_id=call.user.user_id)
     return json_response(AuditPage(items=items, continuation_token=token))

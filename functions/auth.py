@@ -3,6 +3,7 @@
 import azure.functions as func
 
 from shared.http import Call, Routes, empty_response, json_response
+from shared.http.audit_hook import client_address
 from shared.http.guard import authorize, credentials_of
 from shared.identity.principal import PUBLIC, SIGNED_IN
 from shared.identity.schemas import LoginRequest, RegisterRequest, TokenResponse, UserView
@@ -22,8 +23,10 @@ routes = Routes(bp, tag="auth")
 def login(call: Call) -> func.HttpResponse:
     """Exchange a username and password for a bearer token (OAuth2 password grant)."""
     body = call.form_or_json(LoginRequest)
+    token = call.services.accounts.login(body.username, body.password, client_address(call))
+    # Only once the name is known to be an account: a failed login's "username" may be a
+    # password typed into the wrong field, and is never stored.
     call.audit_detail["username"] = body.username[:64]
-    token = call.services.accounts.login(body.username, body.password)
     return json_response(token, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
 
 

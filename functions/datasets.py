@@ -5,7 +5,7 @@ import azure.functions as func
 from shared.datasets.schemas import DatasetPage, DatasetView
 from shared.http import Call, Routes, empty_response, json_response
 from shared.http.ingest import INGEST_SCHEMA, INGEST_TYPES, IngestResult, ingest_response
-from shared.http.uploads import read_data_file
+from shared.http.uploads import DATA_FILE_SCHEMA, DATA_FILE_TYPES, read_data_file
 from shared.identity.principal import ADMIN
 from shared.names import check_name
 from shared.pages import PageQuery
@@ -13,19 +13,8 @@ from shared.pages import PageQuery
 bp = func.Blueprint()
 routes = Routes(bp, tag="datasets")
 
-UPLOAD_TYPES = (
-    "text/csv",
-    "application/vnd.apache.parquet",
-    "application/octet-stream",
-    "multipart/form-data",
-)
 # One schema serves every listed media type (Operation has no per-type schemas): the raw
 # file, or for multipart/form-data a part named `file` holding it.
-UPLOAD_SCHEMA = {
-    "type": "string",
-    "format": "binary",
-    "description": "The CSV or Parquet file; as multipart/form-data, send it in the 'file' part.",
-}
 
 
 @routes.put(
@@ -34,8 +23,8 @@ UPLOAD_SCHEMA = {
     rate_group="upload",
     response=DatasetView,
     status=201,
-    body_schema=UPLOAD_SCHEMA,
-    body_content_types=UPLOAD_TYPES,
+    body_schema=DATA_FILE_SCHEMA,
+    body_content_types=DATA_FILE_TYPES,
     errors=(409, 413, 415, 422),
 )
 def put_dataset(call: Call) -> func.HttpResponse:

@@ -7,6 +7,8 @@ only; numpy, scipy and pandas load on the first call).
 import azure.functions as func
 
 from shared.http import Call, Routes, json_response
+from shared.http.guard import require
+from shared.identity.principal import DATASET_SCOPE
 from shared.monitoring.schemas import (
     DriftReport,
     DriftRequest,
@@ -36,6 +38,7 @@ def drift(call: Call) -> func.HttpResponse:
     monitor = call.services.drift_monitor
     if body.records is not None:
         return json_response(monitor.on_records(name, body))
+    require(call.user, DATASET_SCOPE)  # a dataset's statistics are its contents
     return json_response(monitor.on_dataset(name, body))
 
 
@@ -67,4 +70,5 @@ def evaluate(call: Call) -> func.HttpResponse:
     """Metrics, confusion matrix or residuals, and the worst rows on a labelled dataset."""
     name = check_name(call.param("name"), "model")
     body = call.json(EvaluateRequest)
+    require(call.user, DATASET_SCOPE)  # worst rows and metrics reveal the dataset
     return json_response(call.services.evaluator.evaluate(name, int(call.param("version")), body))

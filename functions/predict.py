@@ -28,18 +28,21 @@ routes = Routes(bp, tag="predict")
 )
 def predict(call: Call) -> func.HttpResponse:
     """Predict for records with the champion (default), an alias, or a version."""
+    name = check_name(call.param("model"), "model")  # before storage sees it
     body = call.json(PredictRequest, limit=call.settings.max_predict_body_bytes)
     result, logged = call.services.prediction_service.predict(
-        call.param("model"),
+        name,
         body,
         routing_key=call.req.headers.get("x-routing-key"),
         request_id=call.request_id,
+        owner_id=call.user.user_id,
     )
     return json_response(
         result.model_dump(exclude_none=True),
         headers={
             "X-Model-Version": str(result.version),
             "X-Prediction-Logged": "true" if logged else "false",
+            "X-Prediction-ID": result.prediction_id,
         },
     )
 
@@ -91,7 +94,7 @@ def ab_results(call: Call) -> func.HttpResponse:
 
 
 @routes.post(
-    "predictions/{request_id}/feedback",
+    "predictions/{id}/feedback",
     auth="predict",
     body=FeedbackBody,
     response=FeedbackAccepted,
@@ -99,8 +102,10 @@ def ab_results(call: Call) -> func.HttpResponse:
     errors=(404,),
 )
 def feedback(call: Call) -> func.HttpResponse:
-    """Ground truth for a logged prediction (its X-Request-ID)."""
+    """Ground truth for a logged prediction of yours (its `prediction_id`)."""
+    body = call.json(FeedbackBody)
+    user = call.user
     accepted = call.services.prediction_log.feedback(
-        call.param("request_id"), call.json(FeedbackBody)
+        call.param("id"), user.user_id, body, is_admin=user.is_admin
     )
     return json_response(accepted, status=202)

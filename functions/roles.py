@@ -39,8 +39,10 @@ def put_role(call: Call) -> func.HttpResponse:
     return json_response(role, status=201 if created else 200)
 
 
-@routes.delete("roles/{name}", auth=ADMIN, status=204, errors=(409,))
+@routes.delete("roles/{name}", auth=ADMIN, status=204, errors=(404, 409))
 def delete_role(call: Call) -> func.HttpResponse:
     """Delete a role; users keep the name but it grants nothing."""
-    call.services.roles.delete(call.param("name"))
+    name = call.param("name")
+    call.services.roles.get(name)  # 404 for an unknown (or invalid) name, not a 204
+    call.services.roles.delete(name)
     return empty_response(204)

@@ -6,7 +6,7 @@ from shared.datasets.schemas import DatasetView
 from shared.errors import NotFound, PayloadTooLarge
 from shared.http import Call, Routes, empty_response, json_response
 from shared.http.ingest import INGEST_SCHEMA, INGEST_TYPES, IngestResult, ingest_response
-from shared.http.uploads import read_data_file
+from shared.http.uploads import DATA_FILE_SCHEMA, DATA_FILE_TYPES, read_data_file
 from shared.names import check_name
 from shared.pages import PageQuery
 from shared.prediction.batch.schemas import (
@@ -19,17 +19,6 @@ from shared.prediction.batch.schemas import (
 bp = func.Blueprint()
 routes = Routes(bp, tag="predict")
 
-UPLOAD_TYPES = (
-    "text/csv",
-    "application/vnd.apache.parquet",
-    "application/octet-stream",
-    "multipart/form-data",
-)
-UPLOAD_SCHEMA = {
-    "type": "string",
-    "format": "binary",
-    "description": "The CSV or Parquet rows to score; as multipart, in the 'file' part.",
-}
 _MEDIA = {"parquet": "application/vnd.apache.parquet", "csv": "text/csv"}
 
 
@@ -39,8 +28,8 @@ _MEDIA = {"parquet": "application/vnd.apache.parquet", "csv": "text/csv"}
     rate_group="upload",
     response=DatasetView,
     status=201,
-    body_schema=UPLOAD_SCHEMA,
-    body_content_types=UPLOAD_TYPES,
+    body_schema=DATA_FILE_SCHEMA,
+    body_content_types=DATA_FILE_TYPES,
     errors=(409, 413, 415, 422),
 )
 def put_scoring_dataset(call: Call) -> func.HttpResponse:

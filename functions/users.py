@@ -11,7 +11,9 @@ bp = func.Blueprint()
 routes = Routes(bp, tag="users")
 
 
-@routes.get("users/me", auth=SIGNED_IN, response=UserView, audited=False)
+# Read-only "who am I" stays open to keys (machine clients check their identity);
+# every other account route is closed to them (shared.http.guard.api_keys_allowed).
+@routes.get("users/me", auth=SIGNED_IN, response=UserView, audited=False, allow_api_keys=True)
 def get_me(call: Call) -> func.HttpResponse:
     """The signed-in user."""
     return json_response(call.services.accounts.get_user(call.user.user_id).view())
@@ -51,4 +53,11 @@ def update_user(call: Call) -> func.HttpResponse:
 def delete_user(call: Call) -> func.HttpResponse:
     """Delete a user; their tokens and API keys stop working."""
     call.services.accounts.delete_user(call.user, call.param("id"))
+    return empty_response(204)
+
+
+@routes.post("users/{id}/unlock", auth=ADMIN, status=204, errors=(404,))
+def unlock_user(call: Call) -> func.HttpResponse:
+    """Clear every sign-in lock of a user (per-client and account-wide)."""
+    call.services.accounts.unlock(call.param("id"))
     return empty_response(204)

@@ -27,6 +27,10 @@ class AuditEntry(BaseModel):
     status: int
     duration_ms: float
     request_id: str
+    source: str | None = Field(default=None, description="Client address (X-Forwarded-For).")
+    repeated: int | None = Field(
+        default=None, description="Refusals: identical ones since this key's last row."
+    )
 
 
 class AuditQuery(BaseModel):
@@ -60,12 +64,17 @@ class AuditLog:
         # One attempt only: an outage must not hold the response for the retry schedule.
         self.table.upsert_entity(row, retry_total=0)
 
-    def query(self, q: AuditQuery) -> tuple[list[AuditEntry], str | None]:
+    def query(
+        self, q: AuditQuery, *, user_id: str | None = None
+    ) -> tuple[list[AuditEntry], str | None]:
         until = (q.until or utcnow()).astimezone(UTC)
         since = (q.since or until - timedelta(days=30)).astimezone(UTC)
         clauses = ["PartitionKey ge @lo", "PartitionKey le @hi"]
         params: dict[str, Any] = {"lo": _partition(until), "hi": _partition(since)}
-        if q.user:
+        if user_id:  # by id: a re-created namesake never sees a deleted user's rows
+            clauses.append("principal_id eq @uid")
+            params["uid"] = user_id
+        elif q.user:
             clauses.append("principal eq @user")
             params["user"] = q.user
         clauses.append("at ge @since and at le @until")

@@ -297,10 +297,15 @@ class Services:
 
     @service
     def dataset_store(self) -> DatasetStore:
+        from shared.datasets.limits import DatasetLimits
         from shared.datasets.store import DatasetStore
 
         s = self.storage
-        return DatasetStore(s.container(Containers.DATASETS), s.table(Tables.DATASETS))
+        return DatasetStore(
+            s.container(Containers.DATASETS),
+            s.table(Tables.DATASETS),
+            limits=DatasetLimits.from_settings(self.settings),
+        )
 
     # --- training ----------------------------------------------------------------------------
     @service

@@ -75,8 +75,14 @@ class UnsupportedMediaType(AppError):
 class ValidationFailed(AppError):
     status, code, title = 422, "VALIDATION_FAILED", "Validation failed"
 
-    def __init__(self, detail: str | None = None, errors: list[dict[str, Any]] | None = None):
-        super().__init__(detail, extra={"errors": errors or []})
+    def __init__(
+        self,
+        detail: str | None = None,
+        errors: list[dict[str, Any]] | None = None,
+        *,
+        code: str | None = None,
+    ):
+        super().__init__(detail, code=code, extra={"errors": errors or []})
 
     @classmethod
     def from_pydantic(cls, exc: Any, detail: str = "The data is not valid.") -> ValidationFailed:

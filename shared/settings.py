@@ -215,6 +215,24 @@ class Settings(BaseSettings):
     # envelope; larger data goes through Blob storage (README "Large data").
     max_model_bytes: int = Field(default=90 * 1024 * 1024, ge=1024)
     max_dataset_bytes: int = Field(default=90 * 1024 * 1024, ge=1024)
+    dataset_max_columns: int = Field(default=2000, ge=1)
+    dataset_max_column_name_chars: int = Field(default=256, ge=1)
+    dataset_max_row_bytes: int = Field(
+        default=1024 * 1024,
+        ge=64,
+        description="Largest CSV line / average Parquet row (bounds any one cell too).",
+    )
+    dataset_max_decompressed_bytes: int = Field(
+        default=400 * 1024 * 1024,
+        ge=1024,
+        description="Largest decoded size of an uploaded dataset (Parquet decompresses).",
+    )
+    dataset_max_rows: int = Field(default=50_000_000, ge=1)
+    training_max_estimators: int = Field(
+        default=1000,
+        ge=1,
+        description="Largest n_estimators a training spec may ask for.",
+    )
     rate_limit_predict: str = Field(
         default="6000/60",
         description="N/S: requests per S seconds per API key or user ('off': none).",

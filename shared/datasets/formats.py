@@ -19,6 +19,11 @@ from shared.datasets.dtypes import (
     merge_profiles,
     to_datetime,
 )
+from shared.datasets.limits import (
+    DatasetLimits,
+    check_parquet_footer,
+    decode_parquet_bounded,
+)
 from shared.datasets.schemas import (
     DatasetBlob,
     DatasetColumn,
@@ -89,7 +94,9 @@ def infer_csv(
     return merge_profiles([profile]), rows
 
 
-def profile_parquet(source: Any, *, verify: bool = False) -> tuple[Profile, int]:
+def profile_parquet(
+    source: Any, *, verify: bool = False, limits: DatasetLimits | None = None
+) -> tuple[Profile, int]:
     """Profile and row count from the Parquet footer, without reading the data pages.
 
     ``verify`` also decodes every row group, batch by batch (uploads are checked once,
@@ -101,9 +108,13 @@ def profile_parquet(source: Any, *, verify: bool = False) -> tuple[Profile, int]
 
     try:
         parquet = pq.ParquetFile(source)
+        if limits is not None:  # the footer's counts before a single page is decoded
+            check_parquet_footer(parquet, limits)
         schema = parquet.schema_arrow
         rows = parquet.metadata.num_rows
-        if verify:
+        if verify and limits is not None:
+            decode_parquet_bounded(parquet, limits)
+        elif verify:
             for _ in parquet.iter_batches(batch_size=65_536):
                 pass
     except (pa.ArrowException, OSError, ValueError) as exc:

@@ -41,6 +41,7 @@ from shared.datasets.formats import (
     unreadable,
     upload_format,
 )
+from shared.datasets.limits import DatasetLimits, check_csv
 from shared.datasets.schemas import (
     DatasetBlob,
     DatasetLocation,
@@ -86,10 +87,12 @@ class DatasetStore:
         table: TableClient,
         *,
         chunk_rows: int = DEFAULT_CHUNK_ROWS,
+        limits: DatasetLimits | None = None,
     ) -> None:
         self.container = container
         self.table = table
         self.chunk_rows = chunk_rows
+        self.limits = limits or DatasetLimits()
 
     # -- writes --
 
@@ -107,9 +110,10 @@ class DatasetStore:
         check_name(name, "dataset")
         fmt = upload_format(data, media_type=media_type, filename=filename)
         if fmt == "csv":
+            check_csv(data, self.limits)  # shape and size before pandas parses anything
             profile, rows = profile_csv(io.BytesIO(data), self.chunk_rows)
         else:
-            profile, rows = profile_parquet(io.BytesIO(data), verify=True)
+            profile, rows = profile_parquet(io.BytesIO(data), verify=True, limits=self.limits)
         columns = merge_profiles([profile])
         digest = hashlib.sha256(data).hexdigest()
         before = list(self.container.list_blobs(name_starts_with=f"{name}/"))

@@ -12,6 +12,7 @@ import azure.functions as func
 from pydantic import BaseModel, ValidationError
 
 from shared.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+from shared.http.guard import api_keys_allowed
 from shared.identity.principal import Principal, Requirement
 
 if TYPE_CHECKING:
@@ -120,6 +121,11 @@ class Operation:
     errors: tuple[int, ...] = ()
     audited: bool = True  # False for high-volume reads/predictions: counted in metrics
     rate_group: str | None = None  # a group of shared/ratelimit.py: limited per key/user
+    allow_api_keys: bool | None = None  # None: closed on SIGNED_IN (account) routes
+
+    @property
+    def accepts_api_keys(self) -> bool:
+        return api_keys_allowed(self.auth, self.allow_api_keys)
 
 
 OPERATIONS: list[Operation] = []

@@ -14,6 +14,7 @@ first argument.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -26,12 +27,13 @@ from shared import metrics, telemetry
 from shared.errors import (
     AppError,
     Conflict,
+    NotFound,
     ServiceUnavailable,
     ValidationFailed,
 )
 from shared.http.audit_hook import after_request
 from shared.http.call import OPERATIONS, Call, Operation, path_of, request_id_for
-from shared.http.guard import authenticate, require
+from shared.http.guard import authenticate, refuse_api_key, require
 from shared.http.responses import problem_response
 from shared.identity.principal import Principal, Requirement
 from shared.observability import get_logger, request_id_var
@@ -44,6 +46,11 @@ Handler = Callable[["Call"], func.HttpResponse]
 
 log = get_logger("http")
 _services: Services | None = None
+# Every route parameter, before any handler or storage sees it: names, ids, aliases and
+# versions of this platform all fit here; anything else cannot name a resource (404).
+_SAFE_PARAM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._~:@-]{0,127}$")
+_INT_PARAM = re.compile(r"^[0-9]{1,9}$")
+_INT_IN_ROUTE = re.compile(r"{(\w+):int}")
 
 
 def use_services(services: Services | None) -> Services | None:
@@ -77,6 +84,23 @@ def _problem_for(exc: Exception) -> AppError:
     return AppError("An unexpected error occurred; it has been logged.")
 
 
+def check_route_params(req: func.HttpRequest, op: Operation) -> None:
+    """422 for a route parameter no resource can have: traversal (``..%2f``), control
+    characters, odd unicode, overlong values, integers beyond nine digits (as the
+    handlers' own name checks answer)."""
+    ints = set(_INT_IN_ROUTE.findall(op.route))
+    for key, value in (req.route_params or {}).items():
+        pattern = _INT_PARAM if key in ints else _SAFE_PARAM
+        if not pattern.fullmatch(value or "") or ".." in value:
+            if "/" in value or "\\" in value:  # an encoded path: no resource lives there
+                raise NotFound(f"No resource at this {key}.", code="NOT_FOUND")
+            raise ValidationFailed(
+                f"Invalid {key} in the path: {value[:40]!r}.",
+                [{"loc": ["path", key], "msg": "not a valid identifier", "type": "path"}],
+                code="INVALID_PATH_PARAMETER",
+            )
+
+
 def handle(
     req: func.HttpRequest, handler: Handler, op: Operation, services: Services
 ) -> func.HttpResponse:
@@ -93,7 +117,10 @@ def handle(
         with storage_deadline(services.settings.storage_http_deadline_seconds):
             try:
                 call.principal = authenticate(req, op.auth, lambda: services.authenticator)
+                refuse_api_key(call.principal, op.accepts_api_keys)
                 require(call.principal, op.auth)
+                check_route_params(req, op)
+                check_route_params(req, op)
                 if op.rate_group is not None and call.principal is not None:
                     limit_headers = _rate_limit(services, op.rate_group, call.principal)
                 response = handler(call)

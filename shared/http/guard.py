@@ -57,6 +57,24 @@ def require(principal: Principal | None, requirement: Requirement) -> None:
         )
 
 
+def api_keys_allowed(requirement: Requirement, allow_api_keys: bool | None) -> bool:
+    """Whether a route takes API keys. Routes that only need a sign-in manage the
+    caller's own account (keys, profile, password, own audit, logout), so they are
+    closed to keys unless they opt in; a key is for machine work within its scopes."""
+    if allow_api_keys is not None:
+        return allow_api_keys
+    return requirement != SIGNED_IN
+
+
+def refuse_api_key(principal: Principal | None, allowed: bool) -> None:
+    """403 when an API key calls a route meant for the person (a key cannot mint keys)."""
+    if principal is not None and principal.kind == "api_key" and not allowed:
+        raise Forbidden(
+            "API keys cannot manage the account; sign in with a password.",
+            code="API_KEY_NOT_ALLOWED",
+        )
+
+
 def authorize(
     req: func.HttpRequest, requirement: Requirement, authenticator: Callable[[], Authenticator]
 ) -> Principal | None:

@@ -55,7 +55,12 @@ def openapi_path(route: str) -> tuple[str, list[dict[str, Any]]]:
 
     def replace(m: re.Match[str]) -> str:
         name, constraint = m.group(2), m.group(3)
-        schema = {"type": "integer"} if constraint in ("int", "long") else {"type": "string"}
+        # The route guard takes 1-9 digits (shared.http.endpoint.check_route_params).
+        schema = (
+            {"type": "integer", "minimum": 0, "maximum": 999_999_999}
+            if constraint in ("int", "long")
+            else {"type": "string"}
+        )
         params.append({"name": name, "in": "path", "required": True, "schema": schema})
         return "{" + name + "}"
 
@@ -81,6 +86,8 @@ def _security(op: Operation) -> list[dict[str, list[str]]]:
     if op.auth == PUBLIC:
         return []
     scopes = [] if op.auth in (SIGNED_IN, ADMIN) else [op.auth]
+    if not op.accepts_api_keys:
+        return [{"bearer": scopes}, {"oauth2": scopes}]
     return [{"bearer": scopes}, {"apiKey": scopes}, {"oauth2": scopes}]
 
 
@@ -123,6 +130,8 @@ def _operation(op: Operation, path_params: list[dict[str, Any]]) -> dict[str, An
         codes |= {401, 403}
     if op.body is not None or op.query is not None:
         codes |= {422}
+    if "{" in op.route:  # every path parameter is checked (422), and may name nothing (404)
+        codes |= {404, 422}
     for code in sorted(codes):
         responses[str(code)] = {
             "description": _STATUS_TEXT.get(code, "Error"),

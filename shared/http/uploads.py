@@ -95,3 +95,18 @@ def read_data_file(req: func.HttpRequest, limit: int) -> tuple[bytes, str, str |
             raise ValidationFailed("Send the file in the multipart field 'file'.")
         return upload.data, upload.content_type, upload.filename
     return bounded_body(req, limit), media_type(req), None
+
+
+# The media types and OpenAPI schema of a CSV/Parquet file upload (datasets, scoring data):
+# the raw file, or for multipart/form-data a part named `file` holding it.
+DATA_FILE_TYPES = (
+    "text/csv",
+    "application/vnd.apache.parquet",
+    "application/octet-stream",
+    "multipart/form-data",
+)
+DATA_FILE_SCHEMA = {
+    "type": "string",
+    "format": "binary",
+    "description": "The CSV or Parquet file; as multipart/form-data, send it in the 'file' part.",
+}

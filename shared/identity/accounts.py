@@ -50,16 +50,18 @@ class Accounts:
         self.allow_self_registration = allow_self_registration
 
     # --- sign-in -------------------------------------------------------------------------
-    def login(self, username: str, password: str) -> TokenResponse:
-        self.throttle.check(username)
+    def login(self, username: str, password: str, client: str = "unknown") -> TokenResponse:
+        """A token for the right password; ``client`` is the caller's address (throttling
+        is per username and client, see shared.identity.throttle)."""
+        self.throttle.check(username, client)
         user = self.users.get_by_username(username)
         # Unknown user and wrong password cost the same Argon2 check and get the same answer.
         valid = verify_password(user.password_hash if user else None, password)
         if not valid or user is None or not user.is_active:
-            self.throttle.failure(username)
+            self.throttle.failure(username, client)
             # The detail matches the FastAPI-Users answer the ADF pipelines already know.
             raise BadRequest("LOGIN_BAD_CREDENTIALS", code="LOGIN_BAD_CREDENTIALS")
-        self.throttle.success(username)
+        self.throttle.success(username, client)
         if needs_rehash(user.password_hash):
             user.password_hash = hash_password(password)
             self.users.save(user)
@@ -73,6 +75,10 @@ class Accounts:
                 code="NOT_A_TOKEN",
             )
         self.revocations.revoke(principal.token_id, principal.token_expires_at or 0)
+
+    def unlock(self, user_id: str) -> None:
+        """Admin: clear every sign-in lock of the account (404 for an unknown user)."""
+        self.throttle.unlock(self.get_user(user_id).username)
 
     # --- users ---------------------------------------------------------------------------
     def register(self, body: RegisterRequest, caller: Principal | None) -> StoredUser:
@@ -139,7 +145,7 @@ class Accounts:
     def _set_password(self, user: StoredUser, password: str) -> None:
         check_policy(password, user.username, self.password_min_length)
         user.password_hash = hash_password(password)
-        user.tokens_valid_after = int(time.time())
+        user.tokens_valid_after_ms = time.time_ns() // 1_000_000
 
     def _save(self, user: StoredUser) -> StoredUser:
         saved = self.users.save(user)

@@ -70,7 +70,10 @@ class Authenticator:
     def _from_token(self, token: str) -> Principal:
         claims = self.tokens.decode(token)
         user = self._active_user(str(claims["sub"]))
-        if int(claims["iat"]) < user.tokens_valid_after:
+        issued_ms = claims.get("iat_ms")
+        if not isinstance(issued_ms, int) or abs(issued_ms // 1000 - int(claims["iat"])) > 1:
+            issued_ms = int(claims["iat"]) * 1000  # start of its second: the strict reading
+        if issued_ms <= user.tokens_valid_after_ms:
             raise Unauthorized(
                 "The token was issued before a password change.", code="TOKEN_REVOKED"
             )

@@ -31,8 +31,29 @@ def needs_rehash(password_hash: str) -> bool:
     return HASHER.check_needs_rehash(password_hash)
 
 
+# zxcvbn estimates guesses from its bundled lists (30,000 common passwords, words, names)
+# and patterns (sequences, keyboard walks, l33t, years). Below 1e8 guesses is what it
+# calls "too guessable"; only the first characters are scored, to bound its cost.
+MIN_GUESSES_LOG10 = 8
+SCORED_CHARS = 64
+
+
+def _common_or_guessable(password: str, username: str) -> bool:
+    from zxcvbn import zxcvbn  # lazy: its lists cost ~0.15 s and only password changes need them
+    from zxcvbn.frequency_lists import FREQUENCY_LISTS
+
+    common = FREQUENCY_LISTS["passwords"]
+    lowered = password.lower()
+    stripped = lowered.rstrip("0123456789!@#$%^&*?.-_ ")
+    if lowered in common or (stripped and stripped in common and len(stripped) >= 4):
+        return True
+    estimate = zxcvbn(password[:SCORED_CHARS], user_inputs=[username] if username else [])
+    return float(estimate["guesses_log10"]) < MIN_GUESSES_LOG10
+
+
 def check_policy(password: str, username: str, min_length: int) -> None:
-    """Length-based policy (NIST SP 800-63B): long enough, not absurdly long, not the username."""
+    """NIST SP 800-63B: long enough, not absurdly long, not the username, and not a
+    common or easily guessed password (zxcvbn's bundled lists and estimator)."""
     problems = []
     if len(password) < min_length:
         problems.append(f"at least {min_length} characters")
@@ -42,6 +63,8 @@ def check_policy(password: str, username: str, min_length: int) -> None:
         problems.append("must not contain the username")
     if len(set(password)) < 4:
         problems.append("at least 4 different characters")
+    if not problems and _common_or_guessable(password, username):
+        problems.append("a common or easily guessed password; choose a longer, less usual one")
     if problems:
         raise ValidationFailed(
             "The password is too weak: " + "; ".join(problems) + ".",

@@ -26,6 +26,8 @@ KNOWN_SCOPES = (
     "audit:read",
     "metrics:read",
 )
+# Reading a dataset's rows, by any route (the datasets API, evaluation, drift), needs this.
+DATASET_SCOPE = "train"
 
 
 @dataclass(frozen=True)

@@ -5,14 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 
 from shared.identity.principal import KNOWN_SCOPES
 from shared.pages import Page
 
 USERNAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]{2,63}$"
 ROLE_NAME_PATTERN = r"^[a-z][a-z0-9_-]{1,39}$"
-EMAIL_PATTERN = r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{1,63}$"
+# Emails are checked by email-validator (pydantic's EmailStr): RFC 5322/6531 syntax, no
+# '<script>@x.yz', no special-use domains such as localhost; deliverability is not probed.
 
 
 class Strict(BaseModel):
@@ -41,18 +42,18 @@ class TokenResponse(BaseModel):
 class RegisterRequest(Strict):
     username: str = Field(pattern=USERNAME_PATTERN)
     password: str = Field(min_length=1, max_length=1024)
-    email: str | None = Field(default=None, pattern=EMAIL_PATTERN)
+    email: EmailStr | None = Field(default=None, max_length=320)
     roles: list[str] | None = Field(default=None, max_length=20)
 
 
 class MeUpdate(Strict):
-    email: str | None = Field(default=None, pattern=EMAIL_PATTERN)
+    email: EmailStr | None = Field(default=None, max_length=320)
     password: str | None = Field(default=None, min_length=1, max_length=1024)
     current_password: str | None = Field(default=None, max_length=1024)
 
 
 class UserAdminUpdate(Strict):
-    email: str | None = Field(default=None, pattern=EMAIL_PATTERN)
+    email: EmailStr | None = Field(default=None, max_length=320)
     password: str | None = Field(default=None, min_length=1, max_length=1024)
     roles: list[str] | None = Field(default=None, max_length=20)
     is_active: bool | None = None

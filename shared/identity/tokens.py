@@ -47,12 +47,15 @@ class TokenService:
         self.ttl = ttl_seconds
 
     def issue(self, user_id: str, username: str) -> IssuedToken:
-        now = int(time.time())
+        now_ms = time.time_ns() // 1_000_000
+        now = now_ms // 1000
         jti = uuid.uuid4().hex
         claims = {
             "sub": user_id,
             "name": username,
             "iat": now,
+            # iat is whole seconds; a password reset in the same second must still win.
+            "iat_ms": now_ms,
             "nbf": now,
             "exp": now + self.ttl,
             "jti": jti,

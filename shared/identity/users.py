@@ -37,8 +37,9 @@ class StoredUser:
     password_hash: str
     created_at: datetime
     updated_at: datetime
-    # Tokens issued before this instant (epoch seconds) are refused: password changes.
-    tokens_valid_after: int = 0
+    # Tokens issued at or before this instant (epoch milliseconds) are refused: password
+    # changes. Milliseconds, so a token from the same second as the reset dies too.
+    tokens_valid_after_ms: int = 0
     etag: str | None = field(default=None, compare=False)
 
     def view(self) -> UserView:
@@ -63,7 +64,8 @@ class StoredUser:
             "password_hash": self.password_hash,
             "created_at": iso(self.created_at),
             "updated_at": iso(self.updated_at),
-            "tokens_valid_after": self.tokens_valid_after,
+            # Text: milliseconds pass Table Storage's Int32 and Int64 comes back wrapped.
+            "tokens_valid_after_ms": str(self.tokens_valid_after_ms),
         }
 
     @classmethod
@@ -77,9 +79,16 @@ class StoredUser:
             password_hash=e["password_hash"],
             created_at=parse_iso(e["created_at"]),
             updated_at=parse_iso(e["updated_at"]),
-            tokens_valid_after=int(e.get("tokens_valid_after") or 0),
+            tokens_valid_after_ms=_valid_after_ms(e),
             etag=e.metadata.get("etag") if hasattr(e, "metadata") else None,
         )
+
+
+def _valid_after_ms(e: dict[str, Any]) -> int:
+    if e.get("tokens_valid_after_ms") is not None:
+        return int(e["tokens_valid_after_ms"])
+    seconds = int(e.get("tokens_valid_after") or 0)  # rows written before milliseconds
+    return seconds * 1000 + 999 if seconds else 0
 
 
 def _name_key(username: str) -> str:

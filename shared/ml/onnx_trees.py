@@ -165,25 +165,39 @@ def convert_forest_classifier(scope: Any, operator: Any, container: Any) -> None
     )
 
 
-def convert_forest_regressor(scope: Any, operator: Any, container: Any) -> None:
-    """RandomForestRegressor / ExtraTreesRegressor: the mean of the trees' leaf values."""
-    model = operator.raw_operator
-    trees, maps = _estimators(model)
-    attributes = _node_attributes(trees, maps)
+def _regressor_attributes(
+    trees: list[Any],
+    feature_maps: list[np.ndarray | None],
+    leaf_values: Any,
+    aggregate: str,
+) -> dict[str, Any]:
+    """A one-target ``TreeEnsembleRegressor``: every tree's nodes, and per leaf the value
+    ``leaf_values(tree index, tree, leaf ids)`` gives, summed or averaged over the trees."""
+    attributes = _node_attributes(trees, feature_maps)
     tree_ids, node_ids, weights = [], [], []
     for tree_id, tree in enumerate(trees):
         leaves = _leaves(tree)
         tree_ids.append(np.full(leaves.size, tree_id, dtype=np.int64))
         node_ids.append(leaves)
-        weights.append(tree.value[leaves, 0, 0])
+        weights.append(leaf_values(tree_id, tree, leaves))
     attributes.update(
         n_targets=1,
         target_treeids=np.concatenate(tree_ids).tolist(),
         target_nodeids=np.concatenate(node_ids).tolist(),
         target_ids=[0] * int(sum(t.size for t in tree_ids)),
         target_weights=np.concatenate(weights).astype(np.float32).tolist(),
-        aggregate_function="AVERAGE",
+        aggregate_function=aggregate,
         post_transform="NONE",
+    )
+    return attributes
+
+
+def convert_forest_regressor(scope: Any, operator: Any, container: Any) -> None:
+    """RandomForestRegressor / ExtraTreesRegressor: the mean of the trees' leaf values."""
+    model = operator.raw_operator
+    trees, maps = _estimators(model)
+    attributes = _regressor_attributes(
+        trees, maps, lambda _, tree, leaves: tree.value[leaves, 0, 0], "AVERAGE"
     )
     container.add_node(
         "TreeEnsembleRegressor",
@@ -218,21 +232,8 @@ def convert_isolation_forest(scope: Any, operator: Any, container: Any) -> None:
 
     model = operator.raw_operator
     trees, maps = _estimators(model)
-    attributes = _node_attributes(trees, maps)
-    tree_ids, node_ids, weights = [], [], []
-    for tree_id, tree in enumerate(trees):
-        leaves = _leaves(tree)
-        tree_ids.append(np.full(leaves.size, tree_id, dtype=np.int64))
-        node_ids.append(leaves)
-        weights.append(_path_lengths(model, tree_id, tree)[leaves])
-    attributes.update(
-        n_targets=1,
-        target_treeids=np.concatenate(tree_ids).tolist(),
-        target_nodeids=np.concatenate(node_ids).tolist(),
-        target_ids=[0] * int(sum(t.size for t in tree_ids)),
-        target_weights=np.concatenate(weights).astype(np.float32).tolist(),
-        aggregate_function="SUM",
-        post_transform="NONE",
+    attributes = _regressor_attributes(
+        trees, maps, lambda i, tree, leaves: _path_lengths(model, i, tree)[leaves], "SUM"
     )
 
     def name(base: str) -> str:

@@ -131,7 +131,14 @@ class Evaluator:
             features, task = servables[None].features, servables[None].task
             if task is None:  # an upload that did not say: classes mean classification
                 task = CLASSIFICATION if servables[None].classes else REGRESSION
-        target = body.target or info.params.get("target")
+        recorded = info.params.get("target")
+        if body.target and recorded and body.target != recorded:
+            # Any other column would turn evaluation into a reader of arbitrary columns.
+            raise ValidationFailed(
+                f"{name} version {version} was trained on target '{recorded}'; evaluate on it.",
+                code="TARGET_MISMATCH",
+            )
+        target = body.target or recorded
         if not target:
             raise ValidationFailed(
                 f"{name} version {version} is an anomaly model trained without a target:"

@@ -78,7 +78,9 @@ class Predictor:
         # The schema of a loaded model never changes: build it once, not per request.
         return self.loader.derived(loaded, "servable", build), partition
 
-    def predict(self, name: str, request: PredictRequest, request_id: str = "") -> PredictResponse:
+    def predict(
+        self, name: str, request: PredictRequest, request_id: str = "", prediction_id: str = ""
+    ) -> PredictResponse:
         """Predict for the request's records with its version, alias or the champion."""
         records = request.records
         if len(records) > self.max_records:
@@ -101,5 +103,6 @@ class Predictor:
             ignored_fields=cols.ignored_fields,
             variant=request.alias,
             request_id=request_id,
+            prediction_id=prediction_id,
             **outputs,
         )

@@ -22,7 +22,10 @@ def _number(value: Any) -> float | None:
         return math.nan
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:  # a 400-digit integer is no float: refused like any bad value
+        return None
 
 
 def _bool(value: Any) -> float | None:

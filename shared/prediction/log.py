@@ -1,18 +1,25 @@
 """The sampled prediction log and feedback on it (Table ``Predictions``).
 
-A sampled share of requests (PREDICTION_LOG_SAMPLE_RATE, default 10%, chosen by a hash
-of the request id) is written by a background thread, so logging never slows the
-response; when the queue is full an entry is dropped and counted, never waited for.
+A sampled share of requests (PREDICTION_LOG_SAMPLE_RATE, default 10%, chosen by the
+server at random, so a caller cannot pick its way into or out of the sample) is written
+by a background thread, so logging never slows the response; when the queue is full an
+entry is dropped and counted, never waited for.
+
+Entries are keyed by a server-made prediction id returned to the caller (never by the
+caller's X-Request-ID, which anyone can replay), and remember their owner: feedback is
+accepted from the principal who made the prediction (or an admin) only.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import math
 import queue
+import re
+import secrets
 import threading
+import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -27,6 +34,7 @@ from shared.tables import iso, parse_iso, utcnow
 ROW = "p"
 WRITERS = 4
 MAX_FIELD_CHARS = 30_000  # Table properties hold 64 KiB; JSON text is UTF-16 there
+PREDICTION_ID = re.compile(r"^[0-9a-f]{32}$")
 log = get_logger("prediction-log")
 
 
@@ -36,14 +44,16 @@ class FeedbackBody(BaseModel):
 
 
 class FeedbackAccepted(BaseModel):
-    request_id: str
+    prediction_id: str
+    request_id: str | None = None
     model: str
     version: int
     received_at: datetime
 
 
 class LoggedPrediction(BaseModel):
-    request_id: str
+    prediction_id: str
+    request_id: str | None = None
     model: str
     version: int
     variant: str | None
@@ -55,13 +65,25 @@ class LoggedPrediction(BaseModel):
     actual: Any = None
 
 
-def sampled(request_id: str, rate: float) -> bool:
+def new_prediction_id() -> str:
+    return uuid.uuid4().hex
+
+
+def sampled(rate: float) -> bool:
+    """The server's own coin: nothing the caller sends decides whether it is logged."""
     if rate <= 0:
         return False
     if rate >= 1:
         return True
-    bucket = int.from_bytes(hashlib.sha256(request_id.encode()).digest()[:4], "big")
-    return bucket / 2**32 < rate
+    return secrets.randbelow(2**32) / 2**32 < rate
+
+
+def _not_logged() -> NotFound:
+    return NotFound(
+        "No logged prediction of yours has this id (only a sample is logged; the"
+        " X-Prediction-Logged header says which, X-Prediction-ID names it).",
+        code="PREDICTION_NOT_LOGGED",
+    )
 
 
 def _json(value: Any) -> tuple[str, bool]:
@@ -81,7 +103,9 @@ class PredictionLog:
 
     def offer(
         self,
+        prediction_id: str,
         request_id: str,
+        owner_id: str,
         model: str,
         version: int,
         variant: str | None,
@@ -91,13 +115,15 @@ class PredictionLog:
         predictions: list[Any],
     ) -> bool:
         """Queue the entry if the request is in the sample; True when it will be logged."""
-        if not sampled(request_id, self.sample_rate):
+        if not sampled(self.sample_rate):
             return False
         inputs, inputs_cut = _json(records)
         outputs, outputs_cut = _json(predictions)
         entry = {
-            "PartitionKey": request_id,
+            "PartitionKey": prediction_id,
             "RowKey": ROW,
+            "request_id": request_id,
+            "owner_id": owner_id,
             "model": model,
             "version": version,
             "variant": variant or "",
@@ -166,20 +192,24 @@ class PredictionLog:
         for writer in writers:
             writer.join(timeout)
 
-    def feedback(self, request_id: str, body: FeedbackBody) -> FeedbackAccepted:
+    def feedback(
+        self, prediction_id: str, owner_id: str, body: FeedbackBody, *, is_admin: bool = False
+    ) -> FeedbackAccepted:
+        """Ground truth from the principal who predicted (an admin too); 404 otherwise,
+        so nobody learns which ids exist."""
+        if not PREDICTION_ID.match(prediction_id):
+            raise _not_logged()
         try:
-            e = self.table.get_entity(request_id[:128], ROW)
+            e = self.table.get_entity(prediction_id, ROW)
         except ResourceNotFoundError:
-            raise NotFound(
-                "No logged prediction has this request id (only a sample is logged; the"
-                " X-Prediction-Logged header says which).",
-                code="PREDICTION_NOT_LOGGED",
-            ) from None
+            raise _not_logged() from None
+        if e.get("owner_id") != owner_id and not is_admin:
+            raise _not_logged()
         now = utcnow()
         actual, _ = _json(body.actual)
         self.table.update_entity(
             {
-                "PartitionKey": request_id,
+                "PartitionKey": prediction_id,
                 "RowKey": ROW,
                 "actual": actual,
                 "comment": body.comment or "",
@@ -188,7 +218,11 @@ class PredictionLog:
             mode=UpdateMode.MERGE,
         )
         return FeedbackAccepted(
-            request_id=request_id, model=e["model"], version=int(e["version"]), received_at=now
+            prediction_id=prediction_id,
+            request_id=e.get("request_id") or None,
+            model=e["model"],
+            version=int(e["version"]),
+            received_at=now,
         )
 
     def recent(self, model: str, since: datetime, limit: int = 5000) -> list[LoggedPrediction]:
@@ -199,7 +233,8 @@ class PredictionLog:
         for e in found:
             out.append(
                 LoggedPrediction(
-                    request_id=e["PartitionKey"],
+                    prediction_id=e["PartitionKey"],
+                    request_id=e.get("request_id") or None,
                     model=e["model"],
                     version=int(e["version"]),
                     variant=e.get("variant") or None,

@@ -31,6 +31,10 @@ class PredictResponse(BaseModel):
     )
     variant: str | None = Field(default=None, description="The alias that answered.")
     request_id: str
+    prediction_id: str = Field(
+        description="Server-made id of this prediction: send feedback to"
+        " /predictions/{prediction_id}/feedback (also in the X-Prediction-ID header)."
+    )
 
 
 class TrafficBody(BaseModel):

@@ -9,7 +9,7 @@ from typing import Any
 
 from shared.observability import get_logger
 from shared.prediction.engine import Predictor
-from shared.prediction.log import PredictionLog
+from shared.prediction.log import PredictionLog, new_prediction_id
 from shared.prediction.schemas import AbResults, FeedbackMetrics, PredictRequest, PredictResponse
 from shared.prediction.traffic import TrafficRouter
 
@@ -34,8 +34,10 @@ class PredictionService:
         *,
         routing_key: str | None = None,
         request_id: str = "",
+        owner_id: str = "",
     ) -> tuple[PredictResponse, bool]:
-        """The prediction, and whether it was logged (so feedback can refer to it)."""
+        """The prediction (with its server-made ``prediction_id``), and whether it was
+        logged (so feedback can refer to it by that id)."""
         traffic = (
             self.router.get(name) if request.version is None and request.alias is None else None
         )
@@ -45,7 +47,8 @@ class PredictionService:
             )
         alias = request.alias
         started = time.perf_counter()
-        result = self.predictor.predict(name, request, request_id)
+        prediction_id = new_prediction_id()
+        result = self.predictor.predict(name, request, request_id, prediction_id)
         latency_ms = (time.perf_counter() - started) * 1000
         variant = alias or ("version" if request.version is not None else "default")
         records = request.records
@@ -55,7 +58,9 @@ class PredictionService:
                 self._shadow, name, traffic.shadow, request, result.predictions
             )
         logged = self.log.offer(
+            prediction_id,
             request_id,
+            owner_id,
             name,
             result.version,
             alias,

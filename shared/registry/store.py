@@ -31,7 +31,7 @@ from azure.core.exceptions import (
 from azure.data.tables import TableClient, TableTransactionError, UpdateMode
 from azure.storage.blob import ContainerClient
 
-from shared.errors import NotFound, ServiceUnavailable, ValidationFailed
+from shared.errors import NotFound, PayloadTooLarge, ServiceUnavailable, ValidationFailed
 from shared.names import check_alias, check_name
 from shared.registry.deletion import RegistryDeletion
 from shared.registry.files import (
@@ -61,6 +61,7 @@ from shared.registry.signing import ModelSigner, signed_content
 from shared.tables import iso, page, parse_iso, utcnow
 
 ARTIFACT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,127}$")
+MAX_ARTIFACTS = 100
 
 
 class ModelRegistry(RegistryIntegrity, RegistryDeletion, RegistryReview):
@@ -91,9 +92,15 @@ class ModelRegistry(RegistryIntegrity, RegistryDeletion, RegistryReview):
     ) -> VersionInfo:
         check_name(name, "model")
         artifacts = list(artifacts)
+        if len(artifacts) > MAX_ARTIFACTS:  # the version row lists every file: keep it small
+            raise PayloadTooLarge(
+                f"{len(artifacts)} artifact files; at most {MAX_ARTIFACTS} per version.",
+                code="TOO_MANY_ARTIFACTS",
+            )
         names = [a.filename for a in artifacts]
         for filename in names:
-            if not ARTIFACT_NAME.match(filename) or ".." in filename:
+            # fullmatch: ``$`` alone would let a trailing newline through ("evil.txt\n").
+            if not ARTIFACT_NAME.fullmatch(filename) or ".." in filename:
                 raise ValidationFailed(f"Invalid artifact file name '{filename[:80]}'.")
         if len(set(names)) != len(names):
             raise ValidationFailed("Artifact file names must be unique.")

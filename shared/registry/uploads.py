@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from shared.errors import Forbidden, ValidationFailed
 from shared.idempotency import IdempotencyStore
 from shared.identity.principal import Principal
+from shared.registry.file_checks import check_model_file
 from shared.registry.files import NewFile
 from shared.registry.formats import PICKLE, detect_format, inspect_model, refuse_pickle
 from shared.registry.schemas import FeatureSpec, VersionCreated, VersionMetadata
@@ -56,6 +57,7 @@ class ModelUploads:
                 raise refuse_pickle()
             if not principal.is_admin:
                 raise Forbidden("Only admins may upload pickle models.", code="ADMIN_REQUIRED")
+        check_model_file(fmt, model.data)  # the whole file, before any loader reads it
         inspection = inspect_model(fmt, model.data)
         if meta.features is None and inspection.features is not None:
             meta.features = [FeatureSpec(**f.as_dict()) for f in inspection.features]

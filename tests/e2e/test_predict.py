@@ -307,7 +307,7 @@ def test_feedback_metrics_per_version(client, admin_headers, onnx_models, servic
     services.prediction_log.drain(timeout=60)  # earlier tests queued thousands
     truth = [predicted[0], predicted[1], 1 - predicted[2], 1 - predicted[3]]
     fb = client.post(
-        f"/predictions/{r.headers['x-request-id']}/feedback",
+        f"/predictions/{r.headers['x-prediction-id']}/feedback",
         headers=admin_headers,
         json={"actual": truth},
     )

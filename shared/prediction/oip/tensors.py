@@ -180,12 +180,12 @@ def _column(
         return ["" if v is None else v for v in values]
     if kind == "bool":
         if datatype == "BOOL":
-            return [math.nan if v is None else float(v) for v in values]
+            return _floats(values, feature, loc)
         if datatype in NUMERIC:
             # 0/1 numbers, as /predict accepts; an FP 2-D tensor may carry a bool column.
             bad = next((i for i, v in enumerate(values) if v is not None and v not in (0, 1)), -1)
             if bad < 0:
-                return [math.nan if v is None else float(v) for v in values]
+                return _floats(values, feature, loc)
             raise InvalidTensor(
                 f"Feature '{feature}' is a boolean: row {bad} must be 0 or 1.",
                 [*loc, bad],
@@ -194,7 +194,18 @@ def _column(
         raise _kind_mismatch(feature, "a boolean", "BOOL (or 0/1 numbers)", datatype, loc)
     if datatype not in NUMERIC:
         raise _kind_mismatch(feature, "a number", "INT*, UINT* or FP*", datatype, loc)
-    return [math.nan if v is None else float(v) for v in values]
+    return _floats(values, feature, loc)
+
+
+def _floats(values: list[Any], feature: str, loc: list[Any]) -> list[float]:
+    try:
+        return [math.nan if v is None else float(v) for v in values]
+    except OverflowError:  # a 400-digit integer: no float holds it
+        raise InvalidTensor(
+            f"Feature '{feature}' has a number too large for a float.",
+            loc,
+            code="TENSOR_VALUE_OUT_OF_RANGE",
+        ) from None
 
 
 def _kind_mismatch(feature: str, what: str, send: str, got: str, loc: list[Any]) -> InvalidTensor:
