@@ -54,6 +54,8 @@ _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 _SAFE_PARAM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._~:@-]{0,127}$")
 _INT_PARAM = re.compile(r"^[0-9]{1,9}$")
 _INT_IN_ROUTE = re.compile(r"{(\w+):int}")
+_CATCH_ALL_IN_ROUTE = re.compile(r"{\*(\w+)}")
+_OPTIONAL_IN_ROUTE = re.compile(r"{(\w+)(?::[^}]*)?\?}")
 
 
 def request_id_for(req: func.HttpRequest) -> str:
@@ -183,10 +185,19 @@ def check_route_params(req: func.HttpRequest, op: Operation) -> None:
     characters, odd unicode, overlong values, integers beyond nine digits (as the
     handlers' own name checks answer)."""
     ints = set(_INT_IN_ROUTE.findall(op.route))
+    catch_all = set(_CATCH_ALL_IN_ROUTE.findall(op.route))
+    optional = set(_OPTIONAL_IN_ROUTE.findall(op.route))
     for key, value in (req.route_params or {}).items():
+        if not value and key in optional:
+            continue  # an optional parameter left out (the dashboard's "/")
+        if key in catch_all:  # "{*path}": a relative path, each segment a safe name
+            if ".." not in value and all(_SAFE_PARAM.fullmatch(s) for s in value.split("/")):
+                continue
+            raise NotFound(f"No resource at this {key}.", code="NOT_FOUND")
         pattern = _INT_PARAM if key in ints else _SAFE_PARAM
         if not pattern.fullmatch(value or "") or ".." in value:
-            if "/" in value or "\\" in value:  # an encoded path: no resource lives there
+            if any(sep in value.lower() for sep in ("/", "\\", "%2f", "%5c")):
+                # an encoded path: no resource lives there
                 raise NotFound(f"No resource at this {key}.", code="NOT_FOUND")
             raise ValidationFailed(
                 f"Invalid {key} in the path: {value[:40]!r}.",
