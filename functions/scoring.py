@@ -6,6 +6,7 @@ from shared.container import Services
 from shared.http import Call, Routes, json_response
 from shared.http.async_jobs import (
     JobAccepted,
+    NothingToDo,
     accepted,
     job_status,
     nothing_to_do,
@@ -29,6 +30,7 @@ log = get_logger("batch")
     body=BatchScoreRequest,
     response=JobAccepted,
     status=202,
+    also=((200, NothingToDo),),
     errors=(404, 409),
 )
 def batch_score(call: Call) -> func.HttpResponse:

@@ -6,6 +6,7 @@ from shared.container import Services
 from shared.http import Call, Routes, empty_response, json_response
 from shared.http.async_jobs import (
     JobAccepted,
+    NothingToDo,
     accepted,
     job_status,
     nothing_to_do,
@@ -72,6 +73,7 @@ def delete_spec(call: Call) -> func.HttpResponse:
     body=TrainRequest,
     response=JobAccepted,
     status=202,
+    also=((200, NothingToDo),),
     errors=(404, 409),
     rate_group="train",
 )

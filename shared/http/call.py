@@ -118,6 +118,8 @@ class Operation:
     response_content_type: str = "application/json"
     response_content_types: tuple[str, ...] = ()  # a file route answering several formats
     query: type[BaseModel] | None = None
+    # Other success answers, e.g. (200, NothingToDo) beside a 202: (status, body model).
+    also: tuple[tuple[int, type[BaseModel]], ...] = ()
     errors: tuple[int, ...] = ()
     audited: bool = True  # False for high-volume reads/predictions: counted in metrics
     rate_group: str | None = None  # a group of shared/ratelimit.py: limited per key/user
