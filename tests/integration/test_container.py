@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 from azure.data.tables import TableClient
 
 from shared.container import Services
+from shared.prediction.log import new_prediction_id
 from shared.settings import Settings
 
 BACKGROUND = ("prediction-log", "ab-stats", "shadow")
@@ -54,8 +54,9 @@ def test_concurrent_first_use_builds_one_instance(services: Services) -> None:
 
 def test_close_writes_what_is_pending_and_stops_background_threads(services: Services) -> None:
     before = background_threads()
-    request_id = f"close-{time.time_ns()}"
-    assert services.prediction_log.offer(request_id, "m", 1, None, None, 1.0, [{"a": 1}], [0])
+    prediction_id = new_prediction_id()
+    log = services.prediction_log
+    assert log.offer(prediction_id, "req-1", "owner", "m", 1, None, None, 1.0, [{"a": 1}], [0])
     services.traffic_router.count("m", "default", 1, "primary", 1, 1.0)
     assert background_threads() - before  # writers and the counter flusher run
     services.close()
@@ -63,5 +64,5 @@ def test_close_writes_what_is_pending_and_stops_background_threads(services: Ser
     # What was queued when close() was called is in Table Storage, not lost.
     conn = services.settings.storage_connection_string
     with TableClient.from_connection_string(conn, "Predictions") as table:
-        assert table.get_entity(request_id, "p")["model"] == "m"
+        assert table.get_entity(prediction_id, "p")["model"] == "m"
     assert not services.is_built("prediction_log")
