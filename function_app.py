@@ -1,4 +1,10 @@
-"""The Function App: composes one blueprint per area, nothing else."""
+"""The Function App: builds the service container, hands it to the edge, registers blueprints.
+
+Nothing is built here but the container itself (its services are built on first use),
+so indexing the app and serving /heartbeat stay light.
+"""
+
+import atexit
 
 import azure.functions as func
 
@@ -28,6 +34,15 @@ from functions import (
     users,
 )
 from shared import telemetry
+from shared.container import Services
+from shared.http import use_services
+from shared.settings import get_settings
+
+services = Services(get_settings())
+services.bootstrap()
+use_services(services)
+# The worker process ends without a hook of its own: flush logs and counters on the way out.
+atexit.register(services.close)
 
 # Exports to Application Insights only when APPLICATIONINSIGHTS_CONNECTION_STRING is set.
 telemetry.start_if_configured()

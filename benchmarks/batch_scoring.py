@@ -169,8 +169,9 @@ def measure(method: str, workdir: Path, rows: int) -> dict[str, Any]:
     if method.startswith("platform"):
         import pyarrow.parquet as pq
 
-        from shared.prediction import batch_onnx
-        from shared.prediction.batch import OutputWriter, Scorable, SingleModel, score_parquet
+        from shared.prediction.batch import onnx_blocks as batch_onnx
+        from shared.prediction.batch.engine import SingleVersion, score_parquet
+        from shared.prediction.batch.files import OutputWriter
 
         source = _head(workdir / "scoring.parquet", rows)
         onnx_bytes = (workdir / "model.onnx").read_bytes()
@@ -179,15 +180,15 @@ def measure(method: str, workdir: Path, rows: int) -> dict[str, Any]:
         before = _rss_mb()
         out = workdir / f"scored-{method}-{rows}.parquet"
         started, cpu = time.perf_counter(), time.process_time()
-        scorable = Scorable.from_onnx(onnx_bytes, FEATURES, "classification", [0, 1])
+        servable = batch_onnx.batch_servable(onnx_bytes, FEATURES, "classification", [0, 1])
         loaded = time.perf_counter() - started
         with out.open("wb") as sink:
             writer = OutputWriter(sink)
-            stats = score_parquet(str(source), SingleModel("bench", 1, scorable), writer)
+            stats = score_parquet(str(source), SingleVersion("bench", 1, servable), writer)
             writer.close()
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
         assert stats.rows_scored == rows and pq.ParquetFile(out).metadata.num_rows == rows
-        blocked = bool(getattr(scorable.session, "blocked", False))
+        blocked = bool(getattr(servable.session, "blocked", False))
         out.unlink()
         return {
             "seconds": seconds,
@@ -223,9 +224,9 @@ def local_platform() -> Iterator[tuple[str, str]]:
             "MAX_MODEL_BYTES": str(500 * 1024 * 1024),
         }
     )
-    from shared import services
+    from shared.settings import get_settings
 
-    services.reset()
+    get_settings.cache_clear()  # the app's container reads the settings set above
     import function_app
     from devhost.server import LocalHost
     from devhost.settings import HostConfig
@@ -237,14 +238,14 @@ def local_platform() -> Iterator[tuple[str, str]]:
         yield host.url, password
     finally:
         host.stop()
-        services.reset()
+        function_app.services.close()
         azurite.stop()
 
 
 def measure_e2e(workdir: Path, rows: int) -> dict[str, Any]:
     import httpx
 
-    from shared import services
+    from shared.http import current_services
 
     source = _head(workdir / "scoring-e2e.parquet", rows)
     with local_platform() as (url, password), httpx.Client(base_url=url, timeout=600) as client:
@@ -268,7 +269,7 @@ def measure_e2e(workdir: Path, rows: int) -> dict[str, Any]:
         if r.status_code != 201:
             raise SystemExit(f"model upload failed: {r.status_code} {r.text}")
         with source.open("rb") as data:  # as ADF's Copy activity: straight into Blob
-            services.storage().container("scoring").upload_blob(
+            current_services().storage.container("scoring").upload_blob(
                 f"{name}/part-0001.parquet", data, overwrite=True
             )
         before = _rss_mb()

@@ -257,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     import httpx
 
     from devhost.azurite import start_azurite
-    from shared import services
+    from shared.settings import get_settings
 
     print(f"training: {rows} rows x 30 features, {trees} trees", flush=True)
     trained = train(rows, 30, trees)
@@ -267,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
         password = secrets.token_urlsafe(18)
         env = app_env(azurite.connection_string, password)
         os.environ.update(env)
-        services.reset()
+        get_settings.cache_clear()  # the app's container reads the settings set above
         import function_app
         from devhost.server import LocalHost
         from devhost.settings import HostConfig

@@ -47,13 +47,12 @@ def main() -> int:
         import function_app
         from devhost.server import LocalHost
         from devhost.settings import HostConfig
-        from shared import services
         from shared.tables import iso, utcnow
 
         host = LocalHost(function_app.app, port=0, config=HostConfig.load(ROOT / "host.json"))
         host.start()
         try:
-            store = services.job_store()
+            store = function_app.services.job_store
             job = store.create("http", ["rooms"], {}, "admin")
             units = [
                 {

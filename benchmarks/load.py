@@ -186,7 +186,7 @@ def run_load(
 def lost_writes(result: LoadResult, url: str, username: str, password: str) -> list[str]:
     """What an accepted write left out: versions not listed, skipped or reused numbers,
     accepted mutating requests without an audit row (read from the Audit table)."""
-    from shared import services
+    from shared.http import current_services
 
     problems = []
     with httpx.Client(base_url=url, timeout=60) as client:
@@ -201,7 +201,7 @@ def lost_writes(result: LoadResult, url: str, username: str, password: str) -> l
                 problems.append(f"{name}: accepted {sorted(accepted)}, listed {versions}")
             if versions != list(range(1, len(versions) + 1)):
                 problems.append(f"{name}: versions skipped or reused: {versions}")
-    table = services.storage().table("Audit")
+    table = current_services().storage.table("Audit")
     since = (time.time() - result.seconds - 600) * 1000
     found = set()
     for e in table.query_entities("PartitionKey ge @lo", parameters={"lo": ""}):

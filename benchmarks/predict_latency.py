@@ -637,7 +637,7 @@ def platform_under_test(onnx_bytes: bytes) -> Iterator[tuple[Any, str, str, int]
     import httpx
 
     from devhost.azurite import start_azurite
-    from shared import services
+    from shared.settings import get_settings
 
     azurite = start_azurite(in_memory=True)
     host = None
@@ -645,7 +645,7 @@ def platform_under_test(onnx_bytes: bytes) -> Iterator[tuple[Any, str, str, int]
         password = secrets.token_urlsafe(18)
         os.environ.update(app_env(azurite.connection_string, password))
         # Settings are read when the app is first used: set the env before the import.
-        services.reset()
+        get_settings.cache_clear()
         import function_app
         from devhost.server import LocalHost
         from devhost.settings import HostConfig
@@ -664,7 +664,7 @@ def platform_under_test(onnx_bytes: bytes) -> Iterator[tuple[Any, str, str, int]
         if host is not None:
             host.stop()
         with contextlib.suppress(Exception):
-            services.traffic_router().flush()
+            function_app.services.traffic_router.flush()
         # The A/B counter flusher is a daemon thread of this process; with Azurite gone its
         # retries would only print tracebacks through the mlflow part of the run.
         logging.getLogger("ml_platform.traffic").setLevel(logging.CRITICAL)

@@ -2,10 +2,9 @@
 
 import azure.functions as func
 
-from shared import services
 from shared.audit import AuditPage, AuditQuery
-from shared.auth import ADMIN, SIGNED_IN
 from shared.http import Call, Routes, json_response
+from shared.identity.principal import ADMIN, SIGNED_IN
 
 bp = func.Blueprint()
 routes = Routes(bp, tag="audit")
@@ -14,7 +13,7 @@ routes = Routes(bp, tag="audit")
 @routes.get("audit", auth=ADMIN, query=AuditQuery, response=AuditPage, audited=False)
 def audit(call: Call) -> func.HttpResponse:
     """Mutating and refused requests, newest first; filter by user and time."""
-    items, token = services.audit_log().query(call.query(AuditQuery))
+    items, token = call.services.audit_log.query(call.query(AuditQuery))
     return json_response(AuditPage(items=items, continuation_token=token))
 
 
@@ -22,5 +21,5 @@ def audit(call: Call) -> func.HttpResponse:
 def audit_me(call: Call) -> func.HttpResponse:
     """Your own mutating and refused requests."""
     q = call.query(AuditQuery).model_copy(update={"user": None})
-    items, token = services.audit_log().query(q, user_id=call.user.user_id)
+    items, token = call.services.audit_log.query(q, user_id=call.user.user_id)
     return json_response(AuditPage(items=items, continuation_token=token))

@@ -7,12 +7,11 @@ bearer token the user gets from POST /auth/jwt/login, kept in page memory only.
 import azure.functions as func
 from pydantic import BaseModel
 
-from shared import services
-from shared.auth import PUBLIC, SIGNED_IN
 from shared.dashboard.assets import ASSETS, PAGE, SECURITY_HEADERS, read_static
-from shared.dashboard.plots import PlotCatalog, PlotsQuery, PlotTree
+from shared.dashboard.plots import PlotsQuery, PlotTree
 from shared.errors import NotFound
 from shared.http import Call, Routes, json_response
+from shared.identity.principal import PUBLIC, SIGNED_IN
 
 bp = func.Blueprint()
 routes = Routes(bp, tag="dashboard")
@@ -75,10 +74,6 @@ def session(call: Call) -> func.HttpResponse:
     )
 
 
-def _catalog() -> PlotCatalog:
-    return PlotCatalog(services.model_registry(), services.model_loader())
-
-
 @routes.get(
     "plots_structure",
     auth="models:read",
@@ -89,7 +84,7 @@ def _catalog() -> PlotCatalog:
 )
 def plots_structure(call: Call) -> func.HttpResponse:
     """The plots of each model, version and partition, with their URLs."""
-    return json_response(_catalog().tree(call.query(PlotsQuery)))
+    return json_response(call.services.plot_catalog.tree(call.query(PlotsQuery)))
 
 
 @routes.get(
@@ -101,7 +96,9 @@ def plots_structure(call: Call) -> func.HttpResponse:
 )
 def get_plot(call: Call) -> func.HttpResponse:
     """One plot of a version (or of a partition: .../plots/{partition key}/{plot}.png)."""
-    data = _catalog().read(call.param("name"), int(call.param("version")), call.param("path"))
+    data = call.services.plot_catalog.read(
+        call.param("name"), int(call.param("version")), call.param("path")
+    )
     return func.HttpResponse(
         data,
         mimetype="image/png",

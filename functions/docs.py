@@ -6,11 +6,10 @@ from pathlib import Path
 
 import azure.functions as func
 
-from shared.auth import PUBLIC
 from shared.errors import NotFound
 from shared.http import Call, Routes, json_response
 from shared.http.openapi import build_openapi
-from shared.settings import get_settings
+from shared.identity.principal import PUBLIC
 
 bp = func.Blueprint()
 routes = Routes(bp, tag="docs")
@@ -56,14 +55,14 @@ def _asset(name: str) -> bytes:
 
 
 @lru_cache(maxsize=1)
-def _document() -> dict:
-    return build_openapi(get_settings().git_metadata)
+def _document(version: str) -> dict:
+    return build_openapi(version)
 
 
 @routes.get("openapi.json", auth=PUBLIC, audited=False)
 def openapi(call: Call) -> func.HttpResponse:
     """The OpenAPI 3.1 document of every route."""
-    return json_response(_document())
+    return json_response(_document(call.settings.git_metadata))
 
 
 @routes.get("docs", auth=PUBLIC, response_content_type="text/html", audited=False)

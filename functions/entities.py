@@ -1,29 +1,19 @@
 """Prediction by entity id: an index of each entity's latest features, then predict."""
 
 import azure.functions as func
-from pydantic import BaseModel, ConfigDict, Field
 
-from shared import services
 from shared.http import Call, Routes, empty_response, json_response
-from shared.names import ALIAS_PATTERN, check_name
+from shared.names import check_name
 from shared.prediction.schemas import (
     EntityIndexInfo,
     EntityIndexRequest,
     EntityPredictRequest,
     EntityPredictResponse,
+    EntityQuery,
 )
 
 bp = func.Blueprint()
 routes = Routes(bp, tag="predict")
-
-
-class EntityQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    version: int | None = Field(default=None, ge=1)
-    alias: str | None = Field(default=None, pattern=ALIAS_PATTERN)
-    return_probabilities: bool = False
-    include_features: bool = False
 
 
 @routes.put(
@@ -37,9 +27,11 @@ class EntityQuery(BaseModel):
 def build_index(call: Call) -> func.HttpResponse:
     """(Re)build the model's entity index from a feature dataset and its key column."""
     name = check_name(call.param("name"), "model")
-    services.model_registry().get_model(name)  # 404 for an unknown model
+    call.services.model_registry.get_model(name)  # 404 for an unknown model
     body = call.json(EntityIndexRequest)
-    return json_response(services.entity_index().build(name, body, call.user.username), status=201)
+    return json_response(
+        call.services.entity_index.build(name, body, call.user.username), status=201
+    )
 
 
 @routes.get(
@@ -51,13 +43,13 @@ def build_index(call: Call) -> func.HttpResponse:
 )
 def get_index(call: Call) -> func.HttpResponse:
     """What the entity index was built from, and how many entities it holds."""
-    return json_response(services.entity_index().info(check_name(call.param("name"), "model")))
+    return json_response(call.services.entity_index.info(check_name(call.param("name"), "model")))
 
 
 @routes.delete("models/{name}/entities", auth="train", status=204, errors=(404,))
 def delete_index(call: Call) -> func.HttpResponse:
     """Drop the model's entity index."""
-    services.entity_index().delete(check_name(call.param("name"), "model"))
+    call.services.entity_index.delete(check_name(call.param("name"), "model"))
     return empty_response(204)
 
 
@@ -93,7 +85,7 @@ def predict_entities(call: Call) -> func.HttpResponse:
 
 def _answer(call: Call, body: EntityPredictRequest) -> func.HttpResponse:
     name = check_name(call.param("model"), "model")
-    result = services.entity_predictions().predict(name, body, call.request_id)
+    result = call.services.entity_predictions.predict(name, body, call.request_id)
     return json_response(
         result.model_dump(exclude_none=True),
         headers={"X-Model-Version": ",".join(str(v) for v in result.versions)},

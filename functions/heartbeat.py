@@ -2,11 +2,9 @@
 
 import azure.functions as func
 
-from shared import services
-from shared.auth import PUBLIC
 from shared.health import DependencyStatus, HealthReport, Heartbeat, check_health
 from shared.http import Call, Routes, json_response
-from shared.settings import get_settings
+from shared.identity.principal import PUBLIC
 
 bp = func.Blueprint()
 routes = Routes(bp, tag="health")
@@ -15,15 +13,15 @@ routes = Routes(bp, tag="health")
 @routes.get("heartbeat", auth=PUBLIC, response=Heartbeat, audited=False)
 def heartbeat(call: Call) -> func.HttpResponse:
     """The deployed build (GIT_METADATA), without touching any dependency."""
-    return json_response(Heartbeat(version=get_settings().git_metadata))
+    return json_response(Heartbeat(version=call.settings.git_metadata))
 
 
 @routes.get("health", auth=PUBLIC, response=HealthReport, audited=False)
 def health(call: Call) -> func.HttpResponse:
     """Storage and Key Vault reachability; 503 naming what is down."""
-    settings = get_settings()
+    settings = call.settings
     try:
-        report = check_health(settings, services.storage(), services.secret_store())
+        report = check_health(settings, call.services.storage, call.services.secret_store)
     except Exception as exc:  # noqa: BLE001 - misconfiguration is also "not healthy"
         report = HealthReport(
             status="unavailable",

@@ -1,7 +1,7 @@
 """The Open Inference Protocol (KServe V2 / Triton HTTP): /v2/... for unchanged clients.
 
 Handlers only parse and respond; tensors, outputs and readiness live in
-shared/prediction/oip.py. Every route keeps V2's error statuses (see ``v2``).
+shared/prediction/oip/. Every route keeps V2's error statuses (see ``v2``).
 """
 
 from collections.abc import Callable
@@ -9,12 +9,10 @@ from functools import wraps
 
 import azure.functions as func
 
-from shared import services
-from shared.auth import PUBLIC
 from shared.errors import NotFound
 from shared.http import Call, Routes, json_response
+from shared.identity.principal import PUBLIC
 from shared.prediction import oip
-from shared.settings import get_settings
 
 bp = func.Blueprint()
 routes = Routes(bp, tag="inference")
@@ -31,11 +29,6 @@ def v2(handler: Handler) -> Handler:
             return handler(call)
 
     return wrapped
-
-
-def _service() -> oip.InferenceService:
-    # Stateless over the process-wide predictor (its loader caches the models).
-    return oip.InferenceService(services.predictor(), services.model_registry())
 
 
 def _version(call: Call) -> int | None:
@@ -84,8 +77,10 @@ def _each_version(
 def v2_infer(call: Call) -> func.HttpResponse:
     """V2 inference: the version in the URL, else parameters.alias, else champion-else-latest."""
     oip.refuse_binary(call.req.headers.get("inference-header-content-length"))
-    body = call.json(oip.V2InferRequest, limit=get_settings().max_predict_body_bytes)
-    result = _service().infer(call.param("model"), body, _version(call), call.request_id)
+    body = call.json(oip.V2InferRequest, limit=call.settings.max_predict_body_bytes)
+    result = call.services.inference.infer(
+        call.param("model"), body, _version(call), call.request_id
+    )
     return json_response(
         result.model_dump(exclude_none=True), headers={"X-Model-Version": result.model_version}
     )
@@ -94,20 +89,20 @@ def v2_infer(call: Call) -> func.HttpResponse:
 @_each_version("GET", "", "v2_model_metadata", response=oip.V2ModelMetadata, errors=(400, 404))
 def v2_model_metadata(call: Call) -> func.HttpResponse:
     """V2 model metadata: inputs in feature order, outputs, versions."""
-    return json_response(_service().metadata(call.param("model"), _version(call)))
+    return json_response(call.services.inference.metadata(call.param("model"), _version(call)))
 
 
 @_each_version("GET", "/ready", "v2_model_ready", response=oip.V2ModelReady, errors=(400, 404))
 def v2_model_ready(call: Call) -> func.HttpResponse:
     """Loads (warms) the version; 404 unknown, 503 when it cannot be loaded."""
-    return json_response(_service().ready(call.param("model"), _version(call)))
+    return json_response(call.services.inference.ready(call.param("model"), _version(call)))
 
 
 @routes.get("v2", auth=PUBLIC, response=oip.V2ServerMetadata, audited=False)
 @v2
 def v2_server_metadata(call: Call) -> func.HttpResponse:
     """V2 server metadata: name, build (GIT_METADATA), extensions."""
-    return json_response(oip.server_metadata(get_settings().git_metadata))
+    return json_response(oip.server_metadata(call.settings.git_metadata))
 
 
 @routes.get("v2/health/live", auth=PUBLIC, response=oip.V2ServerLive, audited=False)
@@ -121,5 +116,7 @@ def v2_health_live(call: Call) -> func.HttpResponse:
 @v2
 def v2_health_ready(call: Call) -> func.HttpResponse:
     """V2 readiness: 200 when storage (and Key Vault, if used) answer, else 503."""
-    ready = oip.server_ready(get_settings(), services.storage, services.secret_store)
+    ready = oip.server_ready(
+        call.settings, lambda: call.services.storage, lambda: call.services.secret_store
+    )
     return json_response(ready, headers={"Cache-Control": "no-store"})

@@ -2,9 +2,9 @@
 
 import azure.functions as func
 
-from shared import services
 from shared.http import Call, Routes, json_response
 from shared.names import check_name
+from shared.resources import Containers
 from shared.upload_urls import UploadUrl, UploadUrlRequest, blob_upload_url, check_file_name
 
 bp = func.Blueprint()
@@ -20,11 +20,9 @@ routes = Routes(bp, tag="datasets")
 )
 def dataset_upload_url(call: Call) -> func.HttpResponse:
     """A 15-minute create+write URL for one file of a dataset, for files over the body limit."""
-    from shared.datasets import CONTAINER
-
     name = check_name(call.param("name"), "dataset")
     file_name = check_file_name(call.json(UploadUrlRequest).file_name)
-    storage = services.storage()
-    storage.container(CONTAINER)  # exists before the client's PUT
-    upload = blob_upload_url(storage.blob_service, CONTAINER, f"{name}/{file_name}")
+    storage = call.services.storage
+    storage.container(Containers.DATASETS)  # exists before the client's PUT
+    upload = blob_upload_url(storage.blob_service, Containers.DATASETS, f"{name}/{file_name}")
     return json_response(upload, headers={"Cache-Control": "no-store"})

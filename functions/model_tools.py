@@ -2,7 +2,6 @@
 
 import azure.functions as func
 
-from shared import services
 from shared.http import Call, Routes, json_response
 from shared.names import check_name
 from shared.prediction.schemas import (
@@ -11,7 +10,6 @@ from shared.prediction.schemas import (
     TransformRequest,
     TransformResult,
 )
-from shared.settings import get_settings
 
 bp = func.Blueprint()
 routes = Routes(bp, tag="models")
@@ -32,9 +30,9 @@ def _version(call: Call) -> tuple[str, int]:
 def transform(call: Call) -> func.HttpResponse:
     """The pipeline's preprocessed features for records (imputed, scaled, one-hot)."""
     name, version = _version(call)
-    settings = get_settings()
+    settings = call.settings
     body = call.json(TransformRequest, limit=settings.max_predict_body_bytes)
-    return json_response(services.transformer().transform(name, version, body))
+    return json_response(call.services.transformer.transform(name, version, body))
 
 
 @routes.post(
@@ -48,8 +46,8 @@ def transform(call: Call) -> func.HttpResponse:
 def quantize(call: Call) -> func.HttpResponse:
     """A new version with an int8-quantized ONNX; size, latency and output deltas."""
     name, version = _version(call)
-    body = call.json(QuantizeRequest, limit=get_settings().max_predict_body_bytes)
-    result, created = services.quantizer().quantize(name, version, body, call.user.username)
+    body = call.json(QuantizeRequest, limit=call.settings.max_predict_body_bytes)
+    result, created = call.services.quantizer.quantize(name, version, body, call.user.username)
     return json_response(
         result, status=201, headers={"Location": f"/models/{name}/versions/{created.version}"}
     )

@@ -3,21 +3,23 @@
 from datetime import timedelta
 
 import azure.functions as func
-from pydantic import BaseModel, Field
 
-from shared import services
-from shared.auth import ADMIN
+from shared.container import Services
 from shared.errors import NotFound, ValidationFailed
 from shared.http import Call, Routes, empty_response, json_response
 from shared.http.uploads import parse_multipart
-from shared.identity.schemas import PageQuery
+from shared.identity.principal import ADMIN
 from shared.names import check_alias, check_name
+from shared.pages import PageQuery
+from shared.registry.files import NewFile, find_file
 from shared.registry.schemas import (
     AliasBody,
     AliasInfo,
     CompareBody,
     CompareResult,
     DecisionBody,
+    DownloadQuery,
+    ForceQuery,
     ModelDetail,
     ModelPage,
     VerifyResult,
@@ -26,9 +28,6 @@ from shared.registry.schemas import (
     VersionPage,
     VersionQuery,
 )
-from shared.registry.store import NewFile, find_file
-from shared.settings import get_settings
-from shared.storage_deadline import worker_deadline
 
 bp = func.Blueprint()
 routes = Routes(bp, tag="models")
@@ -49,14 +48,6 @@ UPLOAD_SCHEMA = {
 }
 
 
-class ForceQuery(BaseModel):
-    force: bool = False
-
-
-class DownloadQuery(BaseModel):
-    artifact: str | None = Field(default=None, max_length=300)
-
-
 def _version(call: Call) -> tuple[str, int]:
     return check_name(call.param("name"), "model"), int(call.param("version"))
 
@@ -65,14 +56,14 @@ def _version(call: Call) -> tuple[str, int]:
 def list_models(call: Call) -> func.HttpResponse:
     """Registered models: description, latest version, aliases."""
     q = call.query(PageQuery)
-    items, token = services.model_registry().list_models(q.limit, q.continuation_token)
+    items, token = call.services.model_registry.list_models(q.limit, q.continuation_token)
     return json_response(ModelPage(items=items, continuation_token=token))
 
 
 @routes.get("models/{name}", auth="models:read", response=ModelDetail, errors=(404,))
 def get_model(call: Call) -> func.HttpResponse:
     """One model with its versions, aliases and tags."""
-    return json_response(services.model_registry().get_model(call.param("name")))
+    return json_response(call.services.model_registry.get_model(call.param("name")))
 
 
 @routes.get(
@@ -86,7 +77,7 @@ def get_model(call: Call) -> func.HttpResponse:
 def list_versions(call: Call) -> func.HttpResponse:
     """A model's versions, oldest first (paginated); filter by alias, tag or status."""
     name = check_name(call.param("name"), "model")
-    items, token = services.model_registry().list_versions(name, call.query(VersionQuery))
+    items, token = call.services.model_registry.list_versions(name, call.query(VersionQuery))
     return json_response(VersionPage(items=items, continuation_token=token))
 
 
@@ -103,7 +94,7 @@ def list_versions(call: Call) -> func.HttpResponse:
 def upload_version(call: Call) -> func.HttpResponse:
     """Register a new version from an ONNX or skops file (honours Idempotency-Key)."""
     name = check_name(call.param("name"), "model")
-    form = parse_multipart(call.req, get_settings().max_model_bytes)
+    form = parse_multipart(call.req, call.settings.max_model_bytes)
     model_file = form.file("model_file")
     if model_file is None or not model_file.data:
         raise ValidationFailed(
@@ -115,7 +106,7 @@ def upload_version(call: Call) -> func.HttpResponse:
         for key in ("artifact_files", "artifact_files[]")
         for f in form.files.get(key, [])
     ]
-    result = services.model_uploads().upload(
+    result = call.services.model_uploads.upload(
         name,
         NewFile(model_file.filename, model_file.data),
         artifacts,
@@ -138,7 +129,7 @@ def upload_version(call: Call) -> func.HttpResponse:
 )
 def get_version(call: Call) -> func.HttpResponse:
     """Everything about one version: files, metrics, features, lineage, decision."""
-    return json_response(services.model_registry().get_version(*_version(call)))
+    return json_response(call.services.model_registry.get_version(*_version(call)))
 
 
 @routes.get(
@@ -153,12 +144,12 @@ def download_version(call: Call) -> func.HttpResponse:
     """The model file, or another file of the version with ?artifact=<path>; verified first."""
     name, version = _version(call)
     q = call.query(DownloadQuery)
-    registry = services.model_registry()
+    registry = call.services.model_registry
     info = registry.get_version(name, version)
     if q.artifact:
         wanted = q.artifact.removeprefix(f"models/{name}/{version}/")
         manifest = (
-            services.model_loader().load(name, version=version).model
+            call.services.model_loader.load(name, version=version).model
             if info.format == "partitioned"
             else None
         )
@@ -167,7 +158,7 @@ def download_version(call: Call) -> func.HttpResponse:
             raise NotFound("No such file in this version.", code="ARTIFACT_NOT_FOUND")
     else:
         stored = next(f for f in info.files if f.role == "model")
-    data = services.model_loader().read_verified(info, stored)
+    data = call.services.model_loader.read_verified(info, stored)
     filename = stored.path.rsplit("/", 1)[-1]
     return func.HttpResponse(
         data,
@@ -189,7 +180,7 @@ def download_version(call: Call) -> func.HttpResponse:
 )
 def verify_version(call: Call) -> func.HttpResponse:
     """Recompute every file's SHA-256 from Blob and compare with the recorded one."""
-    return json_response(services.model_registry().verify(*_version(call)))
+    return json_response(call.services.model_registry.verify(*_version(call)))
 
 
 @routes.get(
@@ -202,7 +193,7 @@ def verify_version(call: Call) -> func.HttpResponse:
 def get_alias(call: Call) -> func.HttpResponse:
     """Which version an alias points at."""
     return json_response(
-        services.model_registry().get_alias(call.param("name"), call.param("alias"))
+        call.services.model_registry.get_alias(call.param("name"), call.param("alias"))
     )
 
 
@@ -218,16 +209,16 @@ def set_alias(call: Call) -> func.HttpResponse:
     name = check_name(call.param("name"), "model")
     alias = check_alias(call.param("alias"))
     body = call.json(AliasBody)
-    info = services.model_registry().set_alias(name, alias, body.version, call.user.username)
-    services.model_loader().forget_aliases(name)
+    info = call.services.model_registry.set_alias(name, alias, body.version, call.user.username)
+    call.services.model_loader.forget_aliases(name)
     return json_response(info)
 
 
 @routes.delete("models/{name}/aliases/{alias}", auth="models:write", status=204, errors=(404,))
 def delete_alias(call: Call) -> func.HttpResponse:
     """Remove an alias."""
-    services.model_registry().delete_alias(call.param("name"), call.param("alias"))
-    services.model_loader().forget_aliases(call.param("name"))
+    call.services.model_registry.delete_alias(call.param("name"), call.param("alias"))
+    call.services.model_loader.forget_aliases(call.param("name"))
     return empty_response(204)
 
 
@@ -241,10 +232,10 @@ def delete_alias(call: Call) -> func.HttpResponse:
 def decide(call: Call) -> func.HttpResponse:
     """Approve (moves champion), reject or defer a candidate version, with a justification."""
     name, version = _version(call)
-    info = services.model_registry().decide(
+    info = call.services.model_registry.decide(
         name, version, call.json(DecisionBody), call.user.username
     )
-    services.model_loader().forget_aliases(name)
+    call.services.model_loader.forget_aliases(name)
     return json_response(info)
 
 
@@ -259,7 +250,7 @@ def decide(call: Call) -> func.HttpResponse:
 def compare(call: Call) -> func.HttpResponse:
     """Metrics of several versions side by side, and the best per metric."""
     body = call.json(CompareBody)
-    return json_response(services.model_registry().compare(body.models, body.metrics))
+    return json_response(call.services.model_registry.compare(body.models, body.metrics))
 
 
 @routes.delete(
@@ -272,27 +263,20 @@ def compare(call: Call) -> func.HttpResponse:
 def delete_version(call: Call) -> func.HttpResponse:
     """Delete a version (409 while an alias points at it, unless ?force=true)."""
     name, version = _version(call)
-    services.model_registry().delete_version(name, version, force=call.query(ForceQuery).force)
-    services.model_loader().forget_aliases(name)
+    call.services.model_registry.delete_version(name, version, force=call.query(ForceQuery).force)
+    call.services.model_loader.forget_aliases(name)
     return empty_response(204)
 
 
 @routes.delete("models/{name}", auth=ADMIN, status=204, errors=(404,))
 def delete_model(call: Call) -> func.HttpResponse:
     """Delete a model, all its versions and aliases (version numbers are never reused)."""
-    services.model_registry().delete_model(call.param("name"))
-    services.model_loader().forget_aliases(call.param("name"))
+    call.services.model_registry.delete_model(call.param("name"))
+    call.services.model_loader.forget_aliases(call.param("name"))
     return empty_response(204)
 
 
-@bp.function_name("registry_cleanup")
-@bp.timer_trigger(
-    arg_name="timer",
-    schedule="0 30 3 * * *",
-    run_on_startup=False,
-    use_monitor=True,
-)
-def registry_cleanup(timer: func.TimerRequest) -> None:
+@routes.timer("registry_cleanup", schedule="0 30 3 * * *")
+def registry_cleanup(services: Services, timer: func.TimerRequest) -> None:
     """Remove blobs of interrupted uploads and finish interrupted deletions."""
-    with worker_deadline():
-        services.model_registry().sweep_orphans(older_than=timedelta(hours=1))
+    services.model_registry.sweep_orphans(older_than=timedelta(hours=1))

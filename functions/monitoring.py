@@ -6,26 +6,20 @@ only; numpy, scipy and pandas load on the first call).
 
 import azure.functions as func
 
-from shared import services
-from shared.auth import DATASET_SCOPE, require
 from shared.http import Call, Routes, json_response
-from shared.monitoring.drift import DriftMonitor, DriftReport, DriftRequest, RecentDriftQuery
-from shared.monitoring.evaluate import EvaluateRequest, EvaluationReport, Evaluator
+from shared.http.guard import require
+from shared.identity.principal import DATASET_SCOPE
+from shared.monitoring.schemas import (
+    DriftReport,
+    DriftRequest,
+    EvaluateRequest,
+    EvaluationReport,
+    RecentDriftQuery,
+)
 from shared.names import check_name
-from shared.settings import get_settings
 
 bp = func.Blueprint()
 routes = Routes(bp, tag="monitoring")
-
-
-def _drift_monitor() -> DriftMonitor:
-    # Factories, not instances: a records request never builds the dataset store.
-    return DriftMonitor(
-        services.model_registry(),
-        services.model_loader(),
-        datasets=services.dataset_store,
-        prediction_log=services.prediction_log,
-    )
 
 
 @routes.post(
@@ -40,8 +34,8 @@ def _drift_monitor() -> DriftMonitor:
 def drift(call: Call) -> func.HttpResponse:
     """Records or a dataset vs the version's training profile (KS / chi-square, PSI)."""
     name = check_name(call.param("name"), "model")
-    body = call.json(DriftRequest, limit=get_settings().max_predict_body_bytes)
-    monitor = _drift_monitor()
+    body = call.json(DriftRequest, limit=call.settings.max_predict_body_bytes)
+    monitor = call.services.drift_monitor
     if body.records is not None:
         return json_response(monitor.on_records(name, body))
     require(call.user, DATASET_SCOPE)  # a dataset's statistics are its contents
@@ -60,7 +54,7 @@ def drift(call: Call) -> func.HttpResponse:
 def drift_recent(call: Call) -> func.HttpResponse:
     """The inputs of the logged predictions of the last `hours` vs the training profile."""
     name = check_name(call.param("name"), "model")
-    return json_response(_drift_monitor().on_recent(name, call.query(RecentDriftQuery)))
+    return json_response(call.services.drift_monitor.on_recent(name, call.query(RecentDriftQuery)))
 
 
 @routes.post(
@@ -77,5 +71,4 @@ def evaluate(call: Call) -> func.HttpResponse:
     name = check_name(call.param("name"), "model")
     body = call.json(EvaluateRequest)
     require(call.user, DATASET_SCOPE)  # worst rows and metrics reveal the dataset
-    evaluator = Evaluator(services.model_registry(), services.predictor(), services.dataset_store())
-    return json_response(evaluator.evaluate(name, int(call.param("version")), body))
+    return json_response(call.services.evaluator.evaluate(name, int(call.param("version")), body))

@@ -4,10 +4,9 @@ import os
 
 import azure.functions as func
 
-from shared import metrics, services
-from shared.auth import ADMIN
+from shared import metrics
 from shared.http import Call, Routes, json_response
-from shared.settings import get_settings
+from shared.identity.principal import ADMIN
 from shared.status import InstanceStatus, instance_status
 
 bp = func.Blueprint()
@@ -33,9 +32,10 @@ def get_metrics(call: Call) -> func.HttpResponse:
 @routes.get("status", auth=ADMIN, response=InstanceStatus, audited=False)
 def get_status(call: Call) -> func.HttpResponse:
     """Memory, CPU and disk of this instance, its uptime and the models it holds."""
-    loaded = services.model_loader().loaded_models() if services.is_built("model_loader") else []
+    services = call.services
+    loaded = services.model_loader.loaded_models() if services.is_built("model_loader") else []
     status = instance_status(
-        get_settings().git_metadata,
+        call.settings.git_metadata,
         os.environ.get("WEBSITE_INSTANCE_ID", "")[:16] or "local",
         loaded,
     )

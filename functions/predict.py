@@ -2,13 +2,16 @@
 
 import azure.functions as func
 
-from shared import services
 from shared.http import Call, Routes, empty_response, json_response
 from shared.names import check_name
 from shared.prediction.log import FeedbackAccepted, FeedbackBody
-from shared.prediction.schemas import PredictRequest, PredictResponse
-from shared.prediction.traffic import AbResults, Traffic, TrafficBody
-from shared.settings import get_settings
+from shared.prediction.schemas import (
+    AbResults,
+    PredictRequest,
+    PredictResponse,
+    Traffic,
+    TrafficBody,
+)
 
 bp = func.Blueprint()
 routes = Routes(bp, tag="predict")
@@ -26,37 +29,20 @@ routes = Routes(bp, tag="predict")
 def predict(call: Call) -> func.HttpResponse:
     """Predict for records with the champion (default), an alias, or a version."""
     name = check_name(call.param("model"), "model")  # before storage sees it
-    body = call.json(PredictRequest, limit=get_settings().max_predict_body_bytes)
-    result, prediction_id, logged = services.prediction_service().predict(
+    body = call.json(PredictRequest, limit=call.settings.max_predict_body_bytes)
+    result, logged = call.services.prediction_service.predict(
         name,
-        body.records,
-        version=body.version,
-        alias=body.alias,
-        partition=None if body.partition is None else str(body.partition),
-        return_probabilities=body.return_probabilities,
+        body,
         routing_key=call.req.headers.get("x-routing-key"),
         request_id=call.request_id,
         owner_id=call.user.user_id,
     )
-    response = PredictResponse(
-        model=result.model,
-        version=result.version,
-        partition=result.partition,
-        predictions=result.predictions,
-        probabilities=result.probabilities,
-        classes=result.classes,
-        scores=result.scores,
-        ignored_fields=result.ignored_fields,
-        variant=result.variant,
-        request_id=call.request_id,
-        prediction_id=prediction_id,
-    )
     return json_response(
-        response.model_dump(exclude_none=True),
+        result.model_dump(exclude_none=True),
         headers={
             "X-Model-Version": str(result.version),
             "X-Prediction-Logged": "true" if logged else "false",
-            "X-Prediction-ID": prediction_id,
+            "X-Prediction-ID": result.prediction_id,
         },
     )
 
@@ -66,10 +52,10 @@ def put_traffic(call: Call) -> func.HttpResponse:
     """Split online traffic between aliases by weight; optionally shadow-score one alias."""
     name = check_name(call.param("name"), "model")
     body = call.json(TrafficBody)
-    registry = services.model_registry()
+    registry = call.services.model_registry
     for alias in {*body.weights, *([body.shadow] if body.shadow else [])}:
         registry.get_alias(name, alias)  # 404 before a split to nowhere is stored
-    return json_response(services.traffic_router().put(name, body, call.user.username))
+    return json_response(call.services.traffic_router.put(name, body, call.user.username))
 
 
 @routes.get(
@@ -79,7 +65,7 @@ def get_traffic(call: Call) -> func.HttpResponse:
     """The current split, 404 when all traffic goes to the champion."""
     from shared.errors import NotFound
 
-    traffic = services.traffic_router().get(check_name(call.param("name"), "model"))
+    traffic = call.services.traffic_router.get(check_name(call.param("name"), "model"))
     if traffic is None:
         raise NotFound(
             "No traffic split: the champion answers everything.", code="NO_TRAFFIC_SPLIT"
@@ -90,7 +76,7 @@ def get_traffic(call: Call) -> func.HttpResponse:
 @routes.delete("models/{name}/traffic", auth="models:write", status=204)
 def delete_traffic(call: Call) -> func.HttpResponse:
     """Remove the split: the champion answers everything again."""
-    services.traffic_router().delete(check_name(call.param("name"), "model"))
+    call.services.traffic_router.delete(check_name(call.param("name"), "model"))
     return empty_response(204)
 
 
@@ -100,11 +86,11 @@ def ab_results(call: Call) -> func.HttpResponse:
     name = check_name(call.param("name"), "model")
     task = None
     try:
-        registry = services.model_registry()
+        registry = call.services.model_registry
         task = registry.get_version(name, registry.resolve(name)).task
     except Exception:  # noqa: BLE001 - results stay readable after the model is gone
         task = None
-    return json_response(services.prediction_service().ab_results(name, task))
+    return json_response(call.services.prediction_service.ab_results(name, task))
 
 
 @routes.post(
@@ -119,7 +105,7 @@ def feedback(call: Call) -> func.HttpResponse:
     """Ground truth for a logged prediction of yours (its `prediction_id`)."""
     body = call.json(FeedbackBody)
     user = call.user
-    accepted = services.prediction_log().feedback(
+    accepted = call.services.prediction_log.feedback(
         call.param("id"), user.user_id, body, is_admin=user.is_admin
     )
     return json_response(accepted, status=202)

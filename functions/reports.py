@@ -2,7 +2,6 @@
 
 import azure.functions as func
 
-from shared import services
 from shared.http import Call, Routes, json_response
 from shared.monitoring.schemas import (
     Report,
@@ -29,7 +28,7 @@ _HTML_CSP = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'non
 )
 def create_report(call: Call) -> func.HttpResponse:
     """Per partition: anomalies and their rate, top anomalous rows, drift, versions."""
-    report = services.report_builder().build(call.json(ReportRequest), call.user.username)
+    report = call.services.report_builder.build(call.json(ReportRequest), call.user.username)
     return json_response(report, status=201, headers={"Location": f"/reports/{report.id}"})
 
 
@@ -37,7 +36,7 @@ def create_report(call: Call) -> func.HttpResponse:
 def list_reports(call: Call) -> func.HttpResponse:
     """The newest reports, optionally of one model."""
     q = call.query(ReportQuery)
-    return json_response(ReportPage(items=services.report_builder().list(q.model, q.limit)))
+    return json_response(ReportPage(items=call.services.report_builder.list(q.model, q.limit)))
 
 
 @routes.get(
@@ -53,7 +52,7 @@ def get_report(call: Call) -> func.HttpResponse:
     from shared.monitoring.reports import render_html
 
     fmt = call.query(ReportFormat).format  # a bad format is a 422 before any read
-    report = services.report_builder().get(call.param("id"))
+    report = call.services.report_builder.get(call.param("id"))
     if fmt == "html":
         return func.HttpResponse(
             render_html(report),

@@ -1,49 +1,25 @@
 """Batch scoring over HTTP, in and out: scoring datasets, a model's jobs, scored files."""
 
-from typing import Literal
-
 import azure.functions as func
-from pydantic import BaseModel, ConfigDict, Field
 
-from shared.datasets import DatasetView
+from shared.datasets.schemas import DatasetView
 from shared.errors import NotFound, PayloadTooLarge
 from shared.http import Call, Routes, empty_response, json_response
 from shared.http.ingest import INGEST_SCHEMA, INGEST_TYPES, IngestResult, ingest_response
 from shared.http.uploads import DATA_FILE_SCHEMA, DATA_FILE_TYPES, read_data_file
-from shared.identity.schemas import Page, PageQuery
 from shared.names import check_name
-from shared.prediction.batch_jobs import ScoringJob
-from shared.prediction.batch_service import batch_scorer
-from shared.settings import get_settings
+from shared.pages import PageQuery
+from shared.prediction.batch.schemas import (
+    OutputQuery,
+    ScoringDatasetPage,
+    ScoringJobPage,
+    ScoringJobQuery,
+)
 
 bp = func.Blueprint()
 routes = Routes(bp, tag="predict")
 
 _MEDIA = {"parquet": "application/vnd.apache.parquet", "csv": "text/csv"}
-
-
-class ScoringDatasetPage(Page[DatasetView]):
-    pass
-
-
-class ScoringJobPage(BaseModel):
-    items: list[ScoringJob]
-
-
-class ScoringJobQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    model: str | None = Field(default=None, min_length=1, max_length=63)
-    limit: int = Field(default=20, ge=1, le=100)
-
-
-class OutputQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    format: Literal["parquet", "csv"] = "parquet"
-    model: str | None = Field(
-        default=None, max_length=63, description="Jobs that scored several models: which one."
-    )
 
 
 @routes.put(
@@ -60,8 +36,10 @@ def put_scoring_dataset(call: Call) -> func.HttpResponse:
     """Upload the rows to score (same formats and limits as datasets). Named after the
     model, POST /predict {"model": name} scores them; else pass {"dataset": name}."""
     name = check_name(call.param("name"), "dataset")
-    data, ctype, filename = read_data_file(call.req, get_settings().max_dataset_bytes)
-    view, created = batch_scorer().inputs.put(name, data, media_type=ctype, filename=filename)
+    data, ctype, filename = read_data_file(call.req, call.settings.max_dataset_bytes)
+    view, created = call.services.batch_scorer.inputs.put(
+        name, data, media_type=ctype, filename=filename
+    )
     return json_response(
         view, status=201 if created else 200, headers={"Location": f"/scoring/{name}"}
     )
@@ -79,19 +57,15 @@ def put_scoring_dataset(call: Call) -> func.HttpResponse:
 )
 def ingest_scoring_records(call: Call) -> func.HttpResponse:
     """Append rows to score as a new immutable part (the same batch twice is stored once)."""
-    from shared import services
-    from shared.ingestion import Ingestor
-
     name = check_name(call.param("name"), "dataset")
-    ingestor = Ingestor(batch_scorer().inputs, services.idempotency_store(), "ingest-scoring")
-    return ingest_response(call, ingestor, name, f"/scoring/{name}")
+    return ingest_response(call, call.services.scoring_ingestor, name, f"/scoring/{name}")
 
 
 @routes.get("scoring", auth="predict", query=PageQuery, response=ScoringDatasetPage, audited=False)
 def list_scoring_datasets(call: Call) -> func.HttpResponse:
     """The scoring datasets (uploaded here, or dropped into container 'scoring' by ADF)."""
     q = call.query(PageQuery)
-    items, token = batch_scorer().inputs.list_datasets(q.limit, q.continuation_token)
+    items, token = call.services.batch_scorer.inputs.list_datasets(q.limit, q.continuation_token)
     return json_response(ScoringDatasetPage(items=items, continuation_token=token))
 
 
@@ -100,13 +74,15 @@ def list_scoring_datasets(call: Call) -> func.HttpResponse:
 )
 def get_scoring_dataset(call: Call) -> func.HttpResponse:
     """One scoring dataset: columns, rows, files."""
-    return json_response(batch_scorer().inputs.get(check_name(call.param("name"), "dataset")))
+    return json_response(
+        call.services.batch_scorer.inputs.get(check_name(call.param("name"), "dataset"))
+    )
 
 
 @routes.delete("scoring/{name}", auth="predict", status=204, errors=(404,))
 def delete_scoring_dataset(call: Call) -> func.HttpResponse:
     """Delete a scoring dataset (its scored outputs stay)."""
-    batch_scorer().inputs.delete(check_name(call.param("name"), "dataset"))
+    call.services.batch_scorer.inputs.delete(check_name(call.param("name"), "dataset"))
     return empty_response(204)
 
 
@@ -117,7 +93,9 @@ def list_scoring_jobs(call: Call) -> func.HttpResponse:
     """The newest batch scoring jobs, optionally those of one model."""
     q = call.query(ScoringJobQuery)
     model = None if q.model is None else check_name(q.model, "model")
-    return json_response(ScoringJobPage(items=batch_scorer().jobs.recent(q.limit, model)))
+    return json_response(
+        ScoringJobPage(items=call.services.batch_scorer.jobs.recent(q.limit, model))
+    )
 
 
 @routes.get(
@@ -131,7 +109,7 @@ def list_scoring_jobs(call: Call) -> func.HttpResponse:
 def download_output(call: Call) -> func.HttpResponse:
     """A finished job's scored file (Parquet, or CSV when the job wrote one)."""
     q = call.query(OutputQuery)
-    scorer = batch_scorer()
+    scorer = call.services.batch_scorer
     job = scorer.jobs.get(call.param("id"))
     wanted = [
         path
@@ -156,7 +134,7 @@ def download_output(call: Call) -> func.HttpResponse:
         )
     blob = scorer.outputs.get_blob_client(wanted[0].split("/", 1)[1])
     size = blob.get_blob_properties().size
-    limit = get_settings().max_download_bytes
+    limit = call.settings.max_download_bytes
     if size > limit:
         raise PayloadTooLarge(
             f"The output is {size} bytes, above MAX_DOWNLOAD_BYTES ({limit}): read"

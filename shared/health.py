@@ -10,6 +10,7 @@ from typing import Any
 from azure.core.exceptions import HttpResponseError
 from pydantic import BaseModel
 
+from shared.resources import Containers, Queues
 from shared.secrets import SecretStore
 from shared.settings import Settings
 from shared.storage import Storage
@@ -52,13 +53,13 @@ def check_health(settings: Settings, storage: Storage, secrets: SecretStore) -> 
     t = settings.health_timeout_seconds
     fast: dict[str, Any] = {"retry_total": 0, "connection_timeout": t, "read_timeout": t}
     checks: dict[str, Callable[[], Any]] = {
-        "blob": lambda: storage.blob_service.get_container_client("models").exists(**fast),
+        "blob": lambda: storage.blob_service.get_container_client(Containers.MODELS).exists(**fast),
         "table": lambda: next(
             iter(storage.table_service.list_tables(results_per_page=1, **fast)), None
         ),
-        "queue": lambda: storage.queue_service.get_queue_client("training").get_queue_properties(
-            **fast
-        ),
+        "queue": lambda: storage.queue_service.get_queue_client(
+            Queues.TRAINING
+        ).get_queue_properties(**fast),
     }
     if secrets.source == "key_vault":
         checks["key_vault"] = lambda: secrets.check(settings.jwt_signing_key_secret, t)

@@ -19,7 +19,6 @@ from azure.data.tables import TableClient, UpdateMode
 
 from shared.errors import Conflict, ValidationFailed
 
-TABLE = "Idempotency"
 TTL_SECONDS = 24 * 3600
 
 

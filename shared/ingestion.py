@@ -25,7 +25,7 @@ from shared.errors import UnsupportedMediaType, ValidationFailed
 if TYPE_CHECKING:
     import pandas as pd
 
-    from shared.datasets import DatasetColumn
+    from shared.datasets.schemas import DatasetColumn
 
 MAX_ERRORS = 20
 
@@ -128,7 +128,7 @@ def parse_body(data: bytes, media_type: str, columns: list[DatasetColumn]) -> pd
             raise ValidationFailed("The body is not valid JSON.") from None
         check_records(records, columns)
         return to_frame(records, columns)
-    from shared.datasets import upload_format
+    from shared.datasets.formats import upload_format
 
     fmt = upload_format(data, media_type=media_type, filename=None)
     try:

@@ -36,10 +36,10 @@ from azure.core.exceptions import (
     ResourceNotFoundError,
 )
 from azure.data.tables import TableClient, UpdateMode
+from pydantic import BaseModel
 
 from shared.errors import ServiceUnavailable, TooManyRequests, ValidationFailed
 
-TABLE = "RateLimits"
 GROUPS = ("predict", "drift", "evaluate", "upload", "train")
 
 
@@ -235,3 +235,20 @@ def over_limit(decision: Decision) -> TooManyRequests:
     )
     error.headers.update(decision.headers())
     return error
+
+
+# --- API models (GET /rate-limits/{subject}) ------------------------------------------------
+
+
+class GroupUsage(BaseModel):
+    group: str
+    limit: int
+    window_seconds: int
+    used: int
+    remaining: int
+    reset_seconds: int
+
+
+class RateLimitUsage(BaseModel):
+    subject: str
+    groups: list[GroupUsage]

@@ -79,6 +79,15 @@ class PredefinedUser(BaseModel):
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
 
+    @classmethod
+    def env_names(cls, field: str) -> list[str]:
+        """The environment / local.settings.json names a field is read from: its aliases,
+        else its own name in capitals (names are matched case-insensitively)."""
+        alias = cls.model_fields[field].validation_alias
+        if alias is None:
+            return [field.upper()]
+        return [str(a) for a in getattr(alias, "choices", [alias])]
+
     # --- runtime identity -------------------------------------------------------------
     environment: Literal["local", "azure"] = Field(
         default="local",
@@ -87,10 +96,9 @@ class Settings(BaseSettings):
     )
     git_metadata: str = Field(
         default="local",
-        validation_alias=AliasChoices("GIT_METADATA"),
         description="Build identifier reported by /heartbeat.",
     )
-    log_level: str = Field(default="INFO", validation_alias=AliasChoices("LOG_LEVEL"))
+    log_level: str = "INFO"
 
     # --- storage ------------------------------------------------------------------------
     storage_connection_string: str | None = Field(
@@ -105,12 +113,10 @@ class Settings(BaseSettings):
     )
     azure_client_id: str | None = Field(
         default=None,
-        validation_alias=AliasChoices("AZURE_CLIENT_ID"),
         description="Client id of a user-assigned managed identity, if one is used.",
     )
     key_vault_url: str | None = Field(
         default=None,
-        validation_alias=AliasChoices("KEY_VAULT_URL"),
         description="When set, secrets come from this Key Vault; else from the environment.",
     )
 
@@ -118,7 +124,6 @@ class Settings(BaseSettings):
         default=5.0,
         gt=0,
         le=60,
-        validation_alias=AliasChoices("STORAGE_HTTP_DEADLINE_SECONDS"),
         description="Budget of one storage operation (connect, read, retries) in an HTTP"
         " function: a storage that does not answer in time gives a 503.",
     )
@@ -126,28 +131,24 @@ class Settings(BaseSettings):
         default=30.0,
         gt=0,
         le=600,
-        validation_alias=AliasChoices("STORAGE_WORKER_DEADLINE_SECONDS"),
         description="The same budget in queue and timer functions.",
     )
     storage_retry_total: int = Field(
         default=2,
         ge=0,
         le=10,
-        validation_alias=AliasChoices("STORAGE_RETRY_TOTAL"),
         description="Retries of one storage operation (Blob, Queue and Table alike).",
     )
     storage_retry_backoff_seconds: float = Field(
         default=0.5,
         ge=0,
         le=30,
-        validation_alias=AliasChoices("STORAGE_RETRY_BACKOFF_SECONDS"),
         description="Fixed pause between those retries (Blob, Queue and Table alike).",
     )
     storage_pool_size: int = Field(
         default=64,
         ge=1,
         le=1000,
-        validation_alias=AliasChoices("STORAGE_POOL_SIZE"),
         description="HTTP connections kept per storage service (size it to the concurrency).",
     )
 
@@ -163,38 +164,21 @@ class Settings(BaseSettings):
         description="Secret name of the previous signing key, still accepted while a rotation"
         " is in progress (env JWT_SIGNING_KEY_PREVIOUS locally); absent = none.",
     )
-    jwt_issuer: str = Field(default="ml-platform", validation_alias=AliasChoices("JWT_ISSUER"))
-    jwt_audience: str = Field(
-        default="ml-platform-api", validation_alias=AliasChoices("JWT_AUDIENCE")
-    )
-    access_token_ttl_seconds: int = Field(
-        default=3600, ge=60, le=86400, validation_alias=AliasChoices("ACCESS_TOKEN_TTL_SECONDS")
-    )
+    jwt_issuer: str = "ml-platform"
+    jwt_audience: str = "ml-platform-api"
+    access_token_ttl_seconds: int = Field(default=3600, ge=60, le=86400)
     auth_cache_ttl_seconds: float = Field(
         default=10.0,
         ge=0,
         le=25,
-        validation_alias=AliasChoices("AUTH_CACHE_TTL_SECONDS"),
         description="How long an instance trusts its cached user/revocation state.",
     )
-    allow_self_registration: bool = Field(
-        default=False, validation_alias=AliasChoices("ALLOW_SELF_REGISTRATION")
-    )
-    password_min_length: int = Field(
-        default=12, ge=8, le=128, validation_alias=AliasChoices("PASSWORD_MIN_LENGTH")
-    )
-    login_max_failures: int = Field(
-        default=5, ge=1, validation_alias=AliasChoices("LOGIN_MAX_FAILURES")
-    )
-    login_failure_window_seconds: int = Field(
-        default=900, ge=1, validation_alias=AliasChoices("LOGIN_FAILURE_WINDOW_SECONDS")
-    )
-    login_lockout_seconds: int = Field(
-        default=900, ge=1, validation_alias=AliasChoices("LOGIN_LOCKOUT_SECONDS")
-    )
-    bootstrap_admin_username: str | None = Field(
-        default=None, validation_alias=AliasChoices("BOOTSTRAP_ADMIN_USERNAME")
-    )
+    allow_self_registration: bool = False
+    password_min_length: int = Field(default=12, ge=8, le=128)
+    login_max_failures: int = Field(default=5, ge=1)
+    login_failure_window_seconds: int = Field(default=900, ge=1)
+    login_lockout_seconds: int = Field(default=900, ge=1)
+    bootstrap_admin_username: str | None = None
     model_signing_key_secret: str = Field(
         default="model-signing-key",
         validation_alias=AliasChoices("MODEL_SIGNING_KEY_SECRET_NAME"),
@@ -207,7 +191,6 @@ class Settings(BaseSettings):
     )
     require_signed_models: bool | None = Field(
         default=None,
-        validation_alias=AliasChoices("REQUIRE_SIGNED_MODELS"),
         description="Refuse to load unsigned versions; default: on in Azure, off locally.",
     )
     bootstrap_admin_password_secret: str = Field(
@@ -217,7 +200,6 @@ class Settings(BaseSettings):
     )
     predefined_users: list[PredefinedUser] = Field(
         default_factory=list,
-        validation_alias=AliasChoices("PREDEFINED_USERS"),
         description="JSON list of {username, roles, password_secret}: created on first start"
         " when absent, never overwritten.",
     )
@@ -226,149 +208,108 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(
         default=1_000_000,
         ge=1024,
-        validation_alias=AliasChoices("MAX_REQUEST_BYTES"),
         description="Largest JSON body accepted by non-upload routes.",
     )
     # Uploads stay under the Functions host's request body limit
     # (FUNCTIONS_REQUEST_BODY_SIZE_LIMIT, 100 MiB by default) with room for the multipart
     # envelope; larger data goes through Blob storage (README "Large data").
-    max_model_bytes: int = Field(
-        default=90 * 1024 * 1024, ge=1024, validation_alias=AliasChoices("MAX_MODEL_BYTES")
-    )
-    max_dataset_bytes: int = Field(
-        default=90 * 1024 * 1024, ge=1024, validation_alias=AliasChoices("MAX_DATASET_BYTES")
-    )
-    dataset_max_columns: int = Field(
-        default=2000, ge=1, validation_alias=AliasChoices("DATASET_MAX_COLUMNS")
-    )
-    dataset_max_column_name_chars: int = Field(
-        default=256, ge=1, validation_alias=AliasChoices("DATASET_MAX_COLUMN_NAME_CHARS")
-    )
+    max_model_bytes: int = Field(default=90 * 1024 * 1024, ge=1024)
+    max_dataset_bytes: int = Field(default=90 * 1024 * 1024, ge=1024)
+    dataset_max_columns: int = Field(default=2000, ge=1)
+    dataset_max_column_name_chars: int = Field(default=256, ge=1)
     dataset_max_row_bytes: int = Field(
         default=1024 * 1024,
         ge=64,
-        validation_alias=AliasChoices("DATASET_MAX_ROW_BYTES"),
         description="Largest CSV line / average Parquet row (bounds any one cell too).",
     )
     dataset_max_decompressed_bytes: int = Field(
         default=400 * 1024 * 1024,
         ge=1024,
-        validation_alias=AliasChoices("DATASET_MAX_DECOMPRESSED_BYTES"),
         description="Largest decoded size of an uploaded dataset (Parquet decompresses).",
     )
-    dataset_max_rows: int = Field(
-        default=50_000_000, ge=1, validation_alias=AliasChoices("DATASET_MAX_ROWS")
-    )
+    dataset_max_rows: int = Field(default=50_000_000, ge=1)
     training_max_estimators: int = Field(
         default=1000,
         ge=1,
-        validation_alias=AliasChoices("TRAINING_MAX_ESTIMATORS"),
         description="Largest n_estimators a training spec may ask for.",
     )
     rate_limit_predict: str = Field(
         default="6000/60",
-        validation_alias=AliasChoices("RATE_LIMIT_PREDICT"),
         description="N/S: requests per S seconds per API key or user ('off': none).",
     )
-    rate_limit_drift: str = Field(
-        default="10/60", validation_alias=AliasChoices("RATE_LIMIT_DRIFT")
-    )
-    rate_limit_evaluate: str = Field(
-        default="60/60", validation_alias=AliasChoices("RATE_LIMIT_EVALUATE")
-    )
-    rate_limit_upload: str = Field(
-        default="120/60", validation_alias=AliasChoices("RATE_LIMIT_UPLOAD")
-    )
-    rate_limit_train: str = Field(
-        default="60/60", validation_alias=AliasChoices("RATE_LIMIT_TRAIN")
-    )
+    rate_limit_drift: str = "10/60"
+    rate_limit_evaluate: str = "60/60"
+    rate_limit_upload: str = "120/60"
+    rate_limit_train: str = "60/60"
     max_ingest_bytes: int = Field(
         default=16 * 1024 * 1024,
         ge=1024,
-        validation_alias=AliasChoices("MAX_INGEST_BYTES"),
         description="Largest batch POST /datasets/{name}/records takes.",
     )
     max_download_bytes: int = Field(
         default=100 * 1024 * 1024,
         ge=1024,
-        validation_alias=AliasChoices("MAX_DOWNLOAD_BYTES"),
         description="Largest scored output served in one response (GET .../output).",
     )
-    max_predict_records: int = Field(
-        default=10_000, ge=1, validation_alias=AliasChoices("MAX_PREDICT_RECORDS")
-    )
+    max_predict_records: int = Field(default=10_000, ge=1)
     max_entity_index_rows: int = Field(
         default=5_000_000,
         ge=1,
-        validation_alias=AliasChoices("MAX_ENTITY_INDEX_ROWS"),
         description="Largest feature dataset an entity index is built from.",
     )
     max_predict_body_bytes: int = Field(
         default=16 * 1024 * 1024,
         ge=1024,
-        validation_alias=AliasChoices("MAX_PREDICT_BODY_BYTES"),
         description="Largest body of POST /predict/{model} and the V2 infer routes.",
     )
     prediction_log_sample_rate: float = Field(
         default=0.1,
         ge=0,
         le=1,
-        validation_alias=AliasChoices("PREDICTION_LOG_SAMPLE_RATE"),
         description="Share of online predictions logged (inputs, outputs, latency).",
     )
-    health_timeout_seconds: float = Field(
-        default=2.0, gt=0, le=10, validation_alias=AliasChoices("HEALTH_TIMEOUT_SECONDS")
-    )
-    page_size_max: int = Field(default=200, ge=1, validation_alias=AliasChoices("PAGE_SIZE_MAX"))
+    health_timeout_seconds: float = Field(default=2.0, gt=0, le=10)
+    page_size_max: int = Field(default=200, ge=1)
 
     # --- registry -------------------------------------------------------------------------
     allow_pickle_models: bool = Field(
         default=False,
-        validation_alias=AliasChoices("ALLOW_PICKLE_MODELS"),
         description="Accept pickle/joblib uploads (admins only). They run code when loaded.",
     )
     model_cache_bytes: int = Field(
         default=1024 * 1024 * 1024,
         ge=1024,
-        validation_alias=AliasChoices("MODEL_CACHE_BYTES"),
         description="Bound of the per-process model cache (serialized size).",
     )
     alias_cache_ttl_seconds: float = Field(
         default=5.0,
         ge=0,
         le=60,
-        validation_alias=AliasChoices("ALIAS_CACHE_TTL_SECONDS"),
         description="How long an instance keeps an alias resolution (promotion delay).",
     )
-    onnx_intra_op_threads: int = Field(
-        default=1, ge=1, le=64, validation_alias=AliasChoices("ONNX_INTRA_OP_THREADS")
-    )
+    onnx_intra_op_threads: int = Field(default=1, ge=1, le=64)
 
     # --- training -------------------------------------------------------------------------
     queue_max_dequeue_count: int = Field(
         default=5,
         ge=1,
-        validation_alias=AliasChoices("QUEUE_MAX_DEQUEUE_COUNT"),
         description="Must equal host.json extensions.queues.maxDequeueCount.",
     )
     job_stall_seconds: float = Field(
         default=1800,
         ge=1,
-        validation_alias=AliasChoices("JOB_STALL_SECONDS"),
         description="A job with no progress this long is re-driven by the watchdog; longer"
         " than the slowest unit (a running unit this old is taken as dead and run again).",
     )
     job_max_redrives: int = Field(
         default=3,
         ge=0,
-        validation_alias=AliasChoices("JOB_MAX_REDRIVES"),
         description="Re-drives without progress before the watchdog fails the job.",
     )
     training_unit_rows: int = Field(
         default=50_000,
         ge=1,
         le=10_000_000,
-        validation_alias=AliasChoices("TRAINING_UNIT_ROWS"),
         description="Row budget of one training unit: small partitions are trained"
         " together, up to this many rows per queue message (a larger partition alone).",
     )
@@ -376,13 +317,11 @@ class Settings(BaseSettings):
         default=1,
         ge=1,
         le=64,
-        validation_alias=AliasChoices("TRAINING_THREADS"),
         description="Threads one fit may use (n_jobs of estimators that take it, unless"
         " the spec sets it; OpenMP/BLAS limits). Size it to the instance's cores.",
     )
     training_schedule: str = Field(
         default="0 0 2 1 * *",
-        validation_alias=AliasChoices("TRAINING_SCHEDULE"),
         description="NCRONTAB of the monthly training timer.",
     )
 

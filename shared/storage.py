@@ -79,10 +79,6 @@ def _session(settings: Settings) -> Any:
     return session
 
 
-CONTAINERS = ("models", "datasets", "scoring", "scored")
-QUEUES = ("training", "scoring")
-
-
 class StorageNotConfigured(RuntimeError):
     pass
 

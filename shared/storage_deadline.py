@@ -90,10 +90,3 @@ class DeadlineHook:
         options = context.options
         options["connection_timeout"] = min(self.connection_timeout, remaining)
         options["read_timeout"] = min(self.read_timeout, remaining)
-
-
-def worker_deadline() -> contextlib.AbstractContextManager[Budget]:
-    """The budget of queue and timer functions (STORAGE_WORKER_DEADLINE_SECONDS)."""
-    from shared.settings import get_settings
-
-    return storage_deadline(get_settings().storage_worker_deadline_seconds)

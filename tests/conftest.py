@@ -56,10 +56,25 @@ def azurite() -> Iterator[object]:
         server.stop()
 
 
+def restart_services() -> object:
+    """Replace the app's container with a fresh one, as a new instance would start."""
+    from shared.container import Services
+    from shared.http import current_services, use_services
+    from shared.settings import Settings
+
+    old = current_services()
+    fresh = Services(Settings())
+    use_services(fresh)
+    old.close()
+    return fresh
+
+
 @pytest.fixture(scope="session")
 def app_env(azurite: object) -> Iterator[dict[str, str]]:
-    """Point the app's settings at the test Azurite for the whole session."""
-    from shared import services
+    """Point the app's settings at the test Azurite and hand the app a test container."""
+    from shared.container import Services
+    from shared.http import current_services, use_services
+    from shared.settings import Settings, get_settings
 
     env = dict(TEST_ENV)
     env["STORAGE_CONNECTION_STRING"] = azurite.connection_string  # type: ignore[attr-defined]
@@ -68,7 +83,10 @@ def app_env(azurite: object) -> Iterator[dict[str, str]]:
     env["MODEL_SIGNING_KEY"] = secrets.token_urlsafe(48)
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
-    services.reset()
+    get_settings.cache_clear()
+    services = Services(Settings())
+    services.bootstrap()
+    previous = use_services(services)
     try:
         yield env
     finally:
@@ -77,15 +95,30 @@ def app_env(azurite: object) -> Iterator[dict[str, str]]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-        services.reset()
+        current_services().close()
+        use_services(previous)
+        get_settings.cache_clear()
+
+
+@pytest.fixture()
+def services(app_env: dict[str, str]) -> object:
+    """The container the app under test uses (the same one its handlers get)."""
+    from shared.http import current_services
+
+    return current_services()
 
 
 @pytest.fixture(scope="session")
 def host(app_env: dict[str, str]) -> Iterator[object]:
     """function_app served by the local host on a free port (the real HTTP path)."""
-    import function_app
     from devhost.server import LocalHost
     from devhost.settings import HostConfig
+    from shared.http import current_services, use_services
+
+    ours = current_services()
+    import function_app  # installs its own container on first import: keep the test one
+
+    use_services(ours)
 
     config = HostConfig.load(ROOT / "host.json")
     server = LocalHost(function_app.app, port=0, config=config)

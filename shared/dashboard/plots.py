@@ -18,9 +18,10 @@ from pydantic import BaseModel, Field
 
 from shared.errors import NotFound, ValidationFailed
 from shared.names import NAME_PATTERN, check_name
+from shared.registry.files import CONTAINER, find_file
 from shared.registry.loader import ModelLoader
 from shared.registry.schemas import VersionInfo
-from shared.registry.store import CONTAINER, ModelRegistry, find_file
+from shared.registry.store import ModelRegistry
 
 # What follows ".../plots/" in a plot URL: "<plot>.png" or "<partition key>/<plot>.png".
 _PLOT_URL_PATH = re.compile(r"^(?:(?P<key>[0-9a-f]{16})/)?(?P<plot>[a-z0-9_]{1,64})\.png$")

@@ -1,6 +1,10 @@
-"""The HTTP edge: the only part of shared/ that imports azure.functions."""
+"""The HTTP edge: the only part of shared/ that imports azure.functions.
 
-from shared.http.endpoint import Call, Routes
+Request ids, the guard, problem+json, the audit hook and the route registry live here;
+handlers in ``functions/`` reach the service container through ``call.services``.
+"""
+
+from shared.http.endpoint import Call, Routes, current_services, use_services
 from shared.http.responses import empty_response, json_response
 
-__all__ = ["Call", "Routes", "empty_response", "json_response"]
+__all__ = ["Call", "Routes", "current_services", "empty_response", "json_response", "use_services"]

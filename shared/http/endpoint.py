@@ -5,50 +5,47 @@ handler with the Functions blueprint *and* records it for the OpenAPI document, 
 the docs cannot drift from the routes. The wrapper assigns the request id, runs the
 authorization guard (an ``auth`` requirement is mandatory: closed by default),
 turns every error into problem+json, writes the audit record and logs one line.
+
+Handlers reach the services through ``call.services``: the one container that
+``function_app`` built and handed over with :func:`use_services`. Queue and timer
+handlers registered with :meth:`Routes.queue` / :meth:`Routes.timer` get it as their
+first argument.
 """
 
 from __future__ import annotations
 
 import re
 import time
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
-from urllib.parse import parse_qsl
+from typing import TYPE_CHECKING, Any
 
 import azure.functions as func
 from azure.core.exceptions import AzureError, HttpResponseError
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
-from shared import audit, metrics, telemetry
-from shared.auth import (
-    Principal,
-    Requirement,
-    api_keys_allowed,
-    authenticate,
-    refuse_api_key,
-    require,
-)
+from shared import metrics, telemetry
 from shared.errors import (
     AppError,
     Conflict,
     NotFound,
-    PayloadTooLarge,
     ServiceUnavailable,
-    UnsupportedMediaType,
     ValidationFailed,
 )
+from shared.http.audit_hook import after_request
+from shared.http.call import OPERATIONS, Call, Operation, path_of, request_id_for
+from shared.http.guard import authenticate, refuse_api_key, require
 from shared.http.responses import problem_response
+from shared.identity.principal import Principal, Requirement
 from shared.observability import get_logger, request_id_var
-from shared.settings import get_settings
 from shared.storage_deadline import storage_deadline
 
-M = TypeVar("M", bound=BaseModel)
+if TYPE_CHECKING:
+    from shared.container import Services
+
 Handler = Callable[["Call"], func.HttpResponse]
 
 log = get_logger("http")
-_SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+_services: Services | None = None
 # Every route parameter, before any handler or storage sees it: names, ids, aliases and
 # versions of this platform all fit here; anything else cannot name a resource (404).
 _SAFE_PARAM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._~:@-]{0,127}$")
@@ -58,108 +55,17 @@ _CATCH_ALL_IN_ROUTE = re.compile(r"{\*(\w+)}")
 _OPTIONAL_IN_ROUTE = re.compile(r"{(\w+)(?::[^}]*)?\?}")
 
 
-def request_id_for(req: func.HttpRequest) -> str:
-    """Echo the caller's X-Request-ID when it is sane, else make one."""
-    given = req.headers.get("x-request-id")
-    if given and _SAFE_REQUEST_ID.match(given):
-        return given
-    return uuid.uuid4().hex
+def use_services(services: Services | None) -> Services | None:
+    """Hand the app's container to the edge (once, at start-up); returns the previous one."""
+    global _services
+    previous, _services = _services, services
+    return previous
 
 
-@dataclass
-class Call:
-    """What a handler gets: the request, its id, the authenticated principal."""
-
-    req: func.HttpRequest
-    request_id: str
-    principal: Principal | None = None
-    audit_detail: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def user(self) -> Principal:
-        assert self.principal is not None, "route declared auth=public but needs a principal"
-        return self.principal
-
-    @property
-    def path(self) -> str:
-        return path_of(self.req)
-
-    def param(self, name: str) -> str:
-        return self.req.route_params.get(name, "")
-
-    def _limited_body(self, limit: int | None = None) -> bytes:
-        body = self.req.get_body() or b""
-        limit = limit or get_settings().max_request_bytes
-        if len(body) > limit:
-            raise PayloadTooLarge(f"The body is larger than {limit} bytes.")
-        return body
-
-    def json(self, model: type[M], *, allow_empty: bool = False, limit: int | None = None) -> M:
-        body = self._limited_body(limit)
-        ctype = (self.req.headers.get("content-type") or "").split(";")[0].strip().lower()
-        if ctype and ctype != "application/json" and not ctype.endswith("+json"):
-            raise UnsupportedMediaType("Send the body as application/json.")
-        if not body.strip():
-            if allow_empty:
-                return model()
-            raise ValidationFailed("A JSON body is required.")
-        try:
-            return model.model_validate_json(body)
-        except ValidationError as exc:
-            raise ValidationFailed.from_pydantic(exc, "The body is not valid.") from None
-
-    def form_or_json(self, model: type[M]) -> M:
-        """OAuth2-style endpoints accept a urlencoded form (ADF) or JSON."""
-        ctype = (self.req.headers.get("content-type") or "").split(";")[0].strip().lower()
-        if ctype == "application/x-www-form-urlencoded":
-            body = self._limited_body()
-            try:
-                fields = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
-            except UnicodeDecodeError:
-                raise ValidationFailed("The form is not valid UTF-8.") from None
-            try:
-                return model.model_validate(fields)
-            except ValidationError as exc:
-                raise ValidationFailed.from_pydantic(exc, "The form is not valid.") from None
-        return self.json(model)
-
-    def query(self, model: type[M]) -> M:
-        try:
-            return model.model_validate(dict(self.req.params))
-        except ValidationError as exc:
-            raise ValidationFailed.from_pydantic(exc, "The query string is not valid.") from None
-
-
-@dataclass(frozen=True)
-class Operation:
-    """One HTTP operation, as the OpenAPI document describes it."""
-
-    route: str
-    method: str
-    function_name: str
-    summary: str
-    tag: str
-    auth: Requirement
-    status: int = 200
-    body: type[BaseModel] | None = None
-    body_content_types: tuple[str, ...] = ("application/json",)
-    body_schema: dict[str, Any] | None = None
-    response: type[BaseModel] | None = None
-    response_content_type: str = "application/json"
-    response_content_types: tuple[str, ...] = ()  # a file route answering several formats
-    query: type[BaseModel] | None = None
-    errors: tuple[int, ...] = ()
-    audited: bool = True  # False for high-volume reads/predictions: counted in metrics
-    allow_api_keys: bool | None = None  # None: closed on SIGNED_IN (account) routes
-
-    @property
-    def accepts_api_keys(self) -> bool:
-        return api_keys_allowed(self.auth, self.allow_api_keys)
-
-    rate_group: str | None = None  # a group of shared/ratelimit.py: limited per key/user
-
-
-OPERATIONS: list[Operation] = []
+def current_services() -> Services:
+    if _services is None:
+        raise RuntimeError("No service container: function_app must call use_services() first.")
+    return _services
 
 
 def _problem_for(exc: Exception) -> AppError:
@@ -206,25 +112,28 @@ def check_route_params(req: func.HttpRequest, op: Operation) -> None:
             )
 
 
-def handle(req: func.HttpRequest, handler: Handler, op: Operation) -> func.HttpResponse:
+def handle(
+    req: func.HttpRequest, handler: Handler, op: Operation, services: Services
+) -> func.HttpResponse:
     """Run one request through request id, guard, handler, error mapping and audit."""
     started = time.perf_counter()
     request_id = request_id_for(req)
     token = request_id_var.set(request_id)
     span = telemetry.start_request_span(op.route, req.method, request_id)
-    call = Call(req=req, request_id=request_id)
+    call = Call(req=req, request_id=request_id, services=services)
     status = 500
     limit_headers: dict[str, str] = {}
     try:
         # Every storage operation of the request, the audit write included, is bounded.
-        with storage_deadline(get_settings().storage_http_deadline_seconds):
+        with storage_deadline(services.settings.storage_http_deadline_seconds):
             try:
-                call.principal = authenticate(req, op.auth)
+                call.principal = authenticate(req, op.auth, lambda: services.authenticator)
                 refuse_api_key(call.principal, op.accepts_api_keys)
                 require(call.principal, op.auth)
                 check_route_params(req, op)
+                check_route_params(req, op)
                 if op.rate_group is not None and call.principal is not None:
-                    limit_headers = _rate_limit(op.rate_group, call.principal)
+                    limit_headers = _rate_limit(services, op.rate_group, call.principal)
                 response = handler(call)
             except Exception as exc:
                 problem = _problem_for(exc)
@@ -241,7 +150,7 @@ def handle(req: func.HttpRequest, handler: Handler, op: Operation) -> func.HttpR
             elapsed_ms = (time.perf_counter() - started) * 1000
             status = response.status_code
             metrics.observe_request(op.route, req.method, status, elapsed_ms / 1000)
-            audit.after_request(call, op, response.status_code, elapsed_ms)
+            after_request(call, op, response.status_code, elapsed_ms, lambda: services.audit_log)
         log.info(
             "%s %s %s",
             req.method,
@@ -255,24 +164,16 @@ def handle(req: func.HttpRequest, handler: Handler, op: Operation) -> func.HttpR
         request_id_var.reset(token)
 
 
-def _rate_limit(group: str, principal: Principal) -> dict[str, str]:
+def _rate_limit(services: Services, group: str, principal: Principal) -> dict[str, str]:
     """The RateLimit headers of this request's budget; 429 when it is spent."""
-    from shared import services
     from shared.ratelimit import over_limit, subject_of
 
-    decision = services.rate_limiter().check(group, subject_of(principal))
+    decision = services.rate_limiter.check(group, subject_of(principal))
     if decision is None:
         return {}
     if not decision.allowed:
         raise over_limit(decision)
     return decision.headers()
-
-
-def path_of(req: func.HttpRequest) -> str:
-    url = req.url or ""
-    path = url.split("://", 1)[-1]
-    path = "/" + path.split("/", 1)[1] if "/" in path else "/"
-    return path.split("?", 1)[0]
 
 
 class Routes:
@@ -308,7 +209,7 @@ class Routes:
             # The Functions worker binds parameters by name and annotation, so the
             # registered callable must literally be ``(req: HttpRequest) -> HttpResponse``.
             def entry(req: func.HttpRequest) -> func.HttpResponse:
-                return handle(req, handler, op)
+                return handle(req, handler, op, current_services())
 
             entry.__name__ = entry.__qualname__ = fname
             entry.__doc__ = handler.__doc__
@@ -316,6 +217,51 @@ class Routes:
                 self.bp.route(route=route, methods=[method], auth_level=func.AuthLevel.ANONYMOUS)(
                     entry
                 )
+            )
+            return handler
+
+        return register
+
+    def queue(
+        self, name: str, queue: str
+    ) -> Callable[[Callable[[Services, func.QueueMessage], None]], Callable[..., None]]:
+        """Register a queue trigger on ``queue``; the handler gets (services, message)."""
+
+        def register(handler: Callable[[Services, func.QueueMessage], None]) -> Callable[..., None]:
+            def entry(msg: func.QueueMessage) -> None:
+                services = current_services()
+                # Queue work may wait longer on storage than a request, but not forever.
+                with storage_deadline(services.settings.storage_worker_deadline_seconds):
+                    handler(services, msg)
+
+            entry.__name__ = entry.__qualname__ = name
+            entry.__doc__ = handler.__doc__
+            self.bp.function_name(name)(
+                self.bp.queue_trigger(
+                    arg_name="msg", queue_name=queue, connection="AzureWebJobsStorage"
+                )(entry)
+            )
+            return handler
+
+        return register
+
+    def timer(
+        self, name: str, schedule: str
+    ) -> Callable[[Callable[[Services, func.TimerRequest], None]], Callable[..., None]]:
+        """Register a timer trigger (NCRONTAB ``schedule``); the handler gets (services, timer)."""
+
+        def register(handler: Callable[[Services, func.TimerRequest], None]) -> Callable[..., None]:
+            def entry(timer: func.TimerRequest) -> None:
+                services = current_services()
+                with storage_deadline(services.settings.storage_worker_deadline_seconds):
+                    handler(services, timer)
+
+            entry.__name__ = entry.__qualname__ = name
+            entry.__doc__ = handler.__doc__
+            self.bp.function_name(name)(
+                self.bp.timer_trigger(
+                    arg_name="timer", schedule=schedule, run_on_startup=False, use_monitor=True
+                )(entry)
             )
             return handler
 

@@ -7,11 +7,10 @@ from typing import Any
 import azure.functions as func
 from pydantic import BaseModel, Field
 
-from shared.datasets import DatasetView
-from shared.http.endpoint import Call
+from shared.datasets.schemas import DatasetView
+from shared.http.call import Call
 from shared.http.responses import json_response
 from shared.http.uploads import bounded_body, media_type
-from shared.settings import get_settings
 
 INGEST_TYPES = ("application/json", "text/csv", "application/vnd.apache.parquet")
 INGEST_SCHEMA: dict[str, Any] = {
@@ -32,7 +31,7 @@ class IngestResult(BaseModel):
 
 def ingest_response(call: Call, ingestor: Any, name: str, location: str) -> func.HttpResponse:
     """201 with the new part, or 200 + Idempotent-Replayed when it was already stored."""
-    data = bounded_body(call.req, get_settings().max_ingest_bytes)
+    data = bounded_body(call.req, call.settings.max_ingest_bytes)
     result, replayed = ingestor.ingest(
         name, data, media_type(call.req), call.req.headers.get("idempotency-key")
     )

@@ -12,8 +12,8 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from shared.auth import ADMIN, PUBLIC, SIGNED_IN
 from shared.http.endpoint import OPERATIONS, Operation
+from shared.identity.principal import ADMIN, PUBLIC, SIGNED_IN
 
 _PARAM = re.compile(r"\{(\*?)([A-Za-z_][A-Za-z0-9_]*)(?::([a-z]+)[^}]*)?(\?)?\}")
 _EMPTY_ONLY = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*:maxlength\(0\)\?\}")
@@ -119,6 +119,11 @@ def _operation(op: Operation, path_params: list[dict[str, Any]]) -> dict[str, An
     elif op.response_content_type != "application/json":
         ok["content"] = {op.response_content_type: {"schema": {"type": "string"}}}
     responses: dict[str, Any] = {str(op.status): ok}
+    for status, model in op.also:
+        responses[str(status)] = {
+            "description": _STATUS_TEXT.get(status, "Success"),
+            "content": {"application/json": {"schema": _ref(model)}},
+        }
     codes = set(op.errors) | {503}
     if op.rate_group is not None:
         codes.add(429)
@@ -146,6 +151,7 @@ def _operation(op: Operation, path_params: list[dict[str, Any]]) -> dict[str, An
 def build_openapi(version: str, operations: list[Operation] | None = None) -> dict[str, Any]:
     operations = OPERATIONS if operations is None else operations
     models = {m for op in operations for m in (op.body, op.response) if m is not None}
+    models |= {m for op in operations for _, m in op.also}
     _, defs = models_json_schema(
         [(m, "validation") for m in sorted(models, key=lambda m: m.__name__)], ref_template=_REF
     )

@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import time
 
-from shared.auth import ALL_SCOPES, KNOWN_SCOPES, Principal
 from shared.errors import BadRequest, Conflict, Forbidden, NotFound, ValidationFailed
-from shared.identity.api_keys import ApiKeyCreate, ApiKeyCreated, ApiKeyStore, ApiKeyView
+from shared.identity.api_keys import ApiKeyStore
 from shared.identity.authenticator import Authenticator
 from shared.identity.passwords import check_policy, hash_password, needs_rehash, verify_password
+from shared.identity.principal import ALL_SCOPES, KNOWN_SCOPES, Principal
 from shared.identity.revocations import RevocationList
 from shared.identity.roles import RoleStore
-from shared.identity.schemas import MeUpdate, RegisterRequest, TokenResponse, UserAdminUpdate
+from shared.identity.schemas import (
+    ApiKeyCreate,
+    ApiKeyCreated,
+    ApiKeyView,
+    MeUpdate,
+    RegisterRequest,
+    TokenResponse,
+    UserAdminUpdate,
+)
 from shared.identity.throttle import LoginThrottle
 from shared.identity.tokens import TokenService
 from shared.identity.users import StoredUser, UserStore

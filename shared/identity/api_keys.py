@@ -17,33 +17,12 @@ from typing import Any
 
 from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableClient
-from pydantic import BaseModel, Field
 
+from shared.identity.schemas import ApiKeyCreated, ApiKeyView
 from shared.tables import iso, page, parse_iso, quote, utcnow
 
-TABLE = "ApiKeys"
 PARTITION = "keys"
 _KEY_RE = re.compile(r"^mlp_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$")
-
-
-class ApiKeyCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=100)
-    scopes: list[str] = Field(min_length=1, max_length=20)
-    expires_at: datetime | None = None
-
-
-class ApiKeyView(BaseModel):
-    id: str
-    name: str
-    scopes: list[str]
-    owner_id: str
-    owner: str
-    created_at: datetime
-    expires_at: datetime | None = None
-
-
-class ApiKeyCreated(ApiKeyView):
-    key: str = Field(description="The secret; shown once, never retrievable again.")
 
 
 def _digest(secret: str) -> str:

@@ -10,9 +10,9 @@ from __future__ import annotations
 import threading
 import time
 
-from shared.auth import Principal
 from shared.errors import Unauthorized
 from shared.identity.api_keys import ApiKeyStore
+from shared.identity.principal import Principal
 from shared.identity.revocations import RevocationList
 from shared.identity.roles import RoleStore
 from shared.identity.tokens import TokenService

@@ -8,7 +8,6 @@ import time
 from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 
-TABLE = "RevokedTokens"
 PARTITION = "jti"
 
 

@@ -10,15 +10,13 @@ from typing import Any
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
-from pydantic import BaseModel, Field, field_validator
 
-from shared.auth import ALL_SCOPES, KNOWN_SCOPES
 from shared.errors import Conflict, NotFound
+from shared.identity.principal import ALL_SCOPES
+from shared.identity.schemas import Role, RoleBody, RoleCreate
 from shared.tables import iso, utcnow
 
-TABLE = "Roles"
 PARTITION = "roles"
-ROLE_NAME_PATTERN = r"^[a-z][a-z0-9_-]{1,39}$"
 
 BUILT_IN: dict[str, tuple[str, list[str]]] = {
     "admin": ("Everything, including users, roles and deletions.", [ALL_SCOPES]),
@@ -26,31 +24,6 @@ BUILT_IN: dict[str, tuple[str, list[str]]] = {
     # The Data Factory service user: start training and poll its jobs, nothing else.
     "train-service": ("Start training and read training jobs (service users).", ["train"]),
 }
-
-
-class RoleBody(BaseModel):
-    description: str = Field(default="", max_length=500)
-    scopes: list[str] = Field(min_length=1, max_length=len(KNOWN_SCOPES))
-
-    @field_validator("scopes")
-    @classmethod
-    def _known(cls, scopes: list[str]) -> list[str]:
-        unknown = sorted(set(scopes) - set(KNOWN_SCOPES))
-        if unknown:
-            raise ValueError(f"unknown scopes {unknown}; known: {list(KNOWN_SCOPES)}")
-        return sorted(set(scopes))
-
-
-class RoleCreate(RoleBody):
-    name: str = Field(pattern=ROLE_NAME_PATTERN)
-
-
-class Role(BaseModel):
-    name: str
-    description: str
-    scopes: list[str]
-    built_in: bool
-    updated_at: str | None = None
 
 
 def _from_entity(e: dict[str, Any]) -> Role:

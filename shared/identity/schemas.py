@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Generic, Literal, TypeVar
+from datetime import datetime
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 
-from shared.identity.users import USERNAME_PATTERN, UserView
+from shared.identity.principal import KNOWN_SCOPES
+from shared.pages import Page
 
+USERNAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]{2,63}$"
+ROLE_NAME_PATTERN = r"^[a-z][a-z0-9_-]{1,39}$"
 # Emails are checked by email-validator (pydantic's EmailStr): RFC 5322/6531 syntax, no
 # '<script>@x.yz', no special-use domains such as localhost; deliverability is not probed.
-T = TypeVar("T")
 
 
 class Strict(BaseModel):
@@ -56,15 +59,71 @@ class UserAdminUpdate(Strict):
     is_active: bool | None = None
 
 
-class PageQuery(BaseModel):
-    limit: int = Field(default=50, ge=1, le=200)
-    continuation_token: str | None = Field(default=None, max_length=4096)
+class UserView(BaseModel):
+    """A user as the API shows it; the password hash never leaves storage."""
+
+    id: str
+    username: str
+    email: str | None = None
+    roles: list[str]
+    is_active: bool
+    created_at: datetime
+    updated_at: datetime
 
 
-class Page(BaseModel, Generic[T]):
-    items: list[T]
-    continuation_token: str | None = None
+class ApiKeyCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=100)
+    scopes: list[str] = Field(min_length=1, max_length=20)
+    expires_at: datetime | None = None
+
+
+class ApiKeyView(BaseModel):
+    id: str
+    name: str
+    scopes: list[str]
+    owner_id: str
+    owner: str
+    created_at: datetime
+    expires_at: datetime | None = None
+
+
+class ApiKeyCreated(ApiKeyView):
+    key: str = Field(description="The secret; shown once, never retrievable again.")
+
+
+class RoleBody(BaseModel):
+    description: str = Field(default="", max_length=500)
+    scopes: list[str] = Field(min_length=1, max_length=len(KNOWN_SCOPES))
+
+    @field_validator("scopes")
+    @classmethod
+    def _known(cls, scopes: list[str]) -> list[str]:
+        unknown = sorted(set(scopes) - set(KNOWN_SCOPES))
+        if unknown:
+            raise ValueError(f"unknown scopes {unknown}; known: {list(KNOWN_SCOPES)}")
+        return sorted(set(scopes))
+
+
+class RoleCreate(RoleBody):
+    name: str = Field(pattern=ROLE_NAME_PATTERN)
+
+
+class Role(BaseModel):
+    name: str
+    description: str
+    scopes: list[str]
+    built_in: bool
+    updated_at: str | None = None
 
 
 class UserPage(Page[UserView]):
     pass
+
+
+class ApiKeyPage(BaseModel):
+    items: list[ApiKeyView]
+    continuation_token: str | None = None
+
+
+class RoleList(BaseModel):
+    items: list[Role]

@@ -29,7 +29,6 @@ from azure.data.tables import TableClient, UpdateMode
 
 from shared.errors import TooManyRequests
 
-TABLE = "LoginAttempts"
 ACCOUNT = "account"  # the per-username row
 ACCOUNT_FACTOR = 10  # failures over all clients that lock the account for unknown clients
 MAX_LOCKOUT_SECONDS = 3600

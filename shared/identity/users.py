@@ -18,27 +18,13 @@ from typing import Any
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import TableClient, TableTransactionError, UpdateMode
-from pydantic import BaseModel
 
 from shared.errors import Conflict
+from shared.identity.schemas import USERNAME_PATTERN, UserView
 from shared.tables import iso, page, parse_iso, utcnow
 
-TABLE = "Users"
 PARTITION = "users"
-USERNAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]{2,63}$"
 USERNAME_RE = re.compile(USERNAME_PATTERN)
-
-
-class UserView(BaseModel):
-    """A user as the API shows it; the password hash never leaves storage."""
-
-    id: str
-    username: str
-    email: str | None = None
-    roles: list[str]
-    is_active: bool
-    created_at: datetime
-    updated_at: datetime
 
 
 @dataclass

@@ -32,7 +32,7 @@ FEATURE_KINDS = (NUMBER, STRING, BOOL)
 MISSING_STRING = ""
 MISSING_CATEGORY = "__missing__"
 
-# Portable dtype names (shared/datasets.py) and pandas spellings -> feature kind.
+# Portable dtype names (shared/datasets/dtypes.py) and pandas spellings -> feature kind.
 _KIND_OF_NAME = {
     "int64": NUMBER,
     "float64": NUMBER,

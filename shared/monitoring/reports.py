@@ -43,8 +43,6 @@ if TYPE_CHECKING:
 
     from shared.registry.store import ModelRegistry
 
-CONTAINER = "reports"
-SCORED_CONTAINER = "scored"
 MAX_SCORED_FILES = 200
 MAX_ROWS = 5_000_000
 MAX_DRIFT_PARTITIONS = 50  # each is one read of the prediction log over the window
@@ -209,7 +207,7 @@ class ReportBuilder:
     def _drift_report(
         self, model: str, partition: str | None, window: timedelta
     ) -> tuple[Any, str | None]:
-        from shared.monitoring.drift import RecentDriftQuery
+        from shared.monitoring.schemas import RecentDriftQuery
 
         hours = min(window.total_seconds() / 3600, 24 * 90)
         query = RecentDriftQuery(hours=max(hours, 0.01), partition=partition)

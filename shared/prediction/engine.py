@@ -1,51 +1,23 @@
-"""Online prediction: resolve the version, check the input, run ONNX (or scikit-learn).
+"""Online prediction: resolve the version, check the input, run the model.
 
 The ONNX path imports onnxruntime and numpy only; scikit-learn and pandas load just
-for versions without a verified ONNX export.
+for versions without a verified ONNX export (see ``shared.prediction.runtime``).
 """
 
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
-
-import numpy as np
 
 from shared import metrics
 from shared.errors import PayloadTooLarge, ValidationFailed
 from shared.names import check_name
-from shared.prediction.inputs import Columns, as_frame, check_records, onnx_feed
+from shared.prediction.inputs import check_records
+from shared.prediction.runtime import Servable
+from shared.prediction.schemas import PredictRequest, PredictResponse
 from shared.registry.loader import LoadedModel, ModelLoader
 
 _ONNX_KINDS = {"tensor(string)": "string", "tensor(bool)": "bool"}
-
-
-@dataclass
-class Prediction:
-    model: str
-    version: int
-    partition: str | None
-    task: str | None
-    predictions: list[Any]
-    probabilities: list[list[float]] | None = None
-    classes: list[Any] | None = None
-    scores: list[float] | None = None
-    ignored_fields: list[str] = field(default_factory=list)
-    variant: str | None = None
-    latency_ms: float = 0.0
-
-
-@dataclass(frozen=True)
-class Servable:
-    """What runs one prediction: the loaded model plus its schema and task."""
-
-    loaded: LoadedModel
-    features: list[dict[str, str]]
-    task: str | None
-    classes: list[Any] | None
 
 
 def _features_of(loaded: LoadedModel, manifest: dict[str, Any] | None) -> list[dict[str, str]]:
@@ -75,7 +47,6 @@ class Predictor:
     def __init__(self, loader: ModelLoader, max_records: int) -> None:
         self.loader = loader
         self.max_records = max_records
-        self._servables: dict[tuple[str, int, str], Servable] = {}
 
     def servable(
         self,
@@ -98,28 +69,20 @@ class Predictor:
             parent, loaded = loaded, self.loader.load_partition(loaded, str(partition))
         else:
             partition = None  # a partition means nothing to an unpartitioned model
-        # The schema of a loaded model never changes: build it once, not per request.
-        key = (loaded.name, loaded.version, loaded.sha256)
-        servable = self._servables.get(key)
-        if servable is None or servable.loaded is not loaded:
-            owner = parent or loaded
+        owner = parent or loaded
+
+        def build() -> Servable:
             task = (manifest or {}).get("task") or owner.info.task
-            servable = Servable(loaded, _features_of(owner, manifest), task, _classes_of(loaded))
-            if len(self._servables) > 10_000:
-                self._servables.clear()
-            self._servables[key] = servable
-        return servable, partition
+            return Servable.of(loaded, _features_of(owner, manifest), task, _classes_of(loaded))
+
+        # The schema of a loaded model never changes: build it once, not per request.
+        return self.loader.derived(loaded, "servable", build), partition
 
     def predict(
-        self,
-        name: str,
-        records: Sequence[Any],
-        version: int | None = None,
-        alias: str | None = None,
-        partition: str | None = None,
-        return_probabilities: bool = False,
-    ) -> Prediction:
-        started = time.perf_counter()
+        self, name: str, request: PredictRequest, request_id: str = "", prediction_id: str = ""
+    ) -> PredictResponse:
+        """Predict for the request's records with its version, alias or the champion."""
+        records = request.records
         if len(records) > self.max_records:
             raise PayloadTooLarge(
                 f"At most {self.max_records} records per request; use batch scoring for more.",
@@ -127,56 +90,19 @@ class Predictor:
             )
         if not records:
             raise ValidationFailed("Send at least one record.")
-        servable, partition = self.servable(name, version, alias, partition)
+        partition = None if request.partition is None else str(request.partition)
+        servable, partition = self.servable(name, request.version, request.alias, partition)
         cols = check_records(records, servable.features)
-        outputs = run(servable, cols, return_probabilities)
+        outputs = servable.run(cols, request.return_probabilities).as_lists()
+        assert servable.loaded is not None
         metrics.count_predictions(name, servable.loaded.version, len(records))
-        return Prediction(
+        return PredictResponse(
             model=name,
             version=servable.loaded.version,
             partition=partition,
-            task=servable.task,
             ignored_fields=cols.ignored_fields,
-            variant=alias,
-            latency_ms=(time.perf_counter() - started) * 1000,
+            variant=request.alias,
+            request_id=request_id,
+            prediction_id=prediction_id,
             **outputs,
         )
-
-
-def run(servable: Servable, cols: Columns, with_probabilities: bool = True) -> dict[str, Any]:
-    """predictions (+ probabilities and classes, or anomaly scores) as plain lists."""
-    loaded, task = servable.loaded, servable.task
-    if loaded.format == "onnx":
-        outputs = loaded.model.run(None, onnx_feed(loaded.model, cols))
-        labels = np.asarray(outputs[0]).ravel()
-        second = outputs[1] if len(outputs) > 1 else None
-        if task == "anomaly":
-            return {"predictions": labels.tolist(), "scores": np.asarray(second).ravel().tolist()}
-        if task == "classification" or (task is None and second is not None):
-            result: dict[str, Any] = {"predictions": labels.tolist()}
-            if with_probabilities and second is not None:
-                if isinstance(second, list):  # a ZipMap output: one {class: p} per row
-                    classes = sorted(second[0]) if second else []
-                    result["probabilities"] = [[row[c] for c in classes] for row in second]
-                    result["classes"] = classes
-                else:
-                    result["probabilities"] = np.asarray(second).tolist()
-                    result["classes"] = servable.classes
-            return result
-        return {"predictions": labels.tolist()}
-    return _run_sklearn(servable, cols, with_probabilities)
-
-
-def _run_sklearn(servable: Servable, cols: Columns, with_probabilities: bool) -> dict[str, Any]:
-    from shared.ml.pipeline import prepare_frame  # lazy: pandas for the fallback only
-
-    model, task = servable.loaded.model, servable.task
-    frame = prepare_frame(as_frame(cols), servable.features)
-    labels = model.predict(frame)
-    result: dict[str, Any] = {"predictions": np.asarray(labels).tolist()}
-    if task == "anomaly":
-        result["scores"] = np.asarray(model.decision_function(frame)).tolist()
-    elif with_probabilities and hasattr(model, "predict_proba") and task != "regression":
-        result["probabilities"] = np.asarray(model.predict_proba(frame)).tolist()
-        result["classes"] = servable.classes
-    return result

@@ -37,14 +37,14 @@ from shared.prediction.schemas import (
     EntityPrediction,
     EntityPredictRequest,
     EntityPredictResponse,
+    PredictRequest,
 )
 
 if TYPE_CHECKING:
     from azure.storage.blob import ContainerClient
 
-    from shared.datasets import DatasetStore
+    from shared.datasets.store import DatasetStore
 
-CONTAINER = "entities"
 MAX_ID_LENGTH = 256
 CACHED_BUCKETS = 64
 
@@ -309,15 +309,15 @@ class EntityPredictions:
         versions: set[int] = set()
         classes = None
         for part, keys in groups.items():
-            result, _, _ = self.service.predict(
-                name,
-                [rows[k] for k in keys],
+            request = PredictRequest(
+                records=[rows[k] for k in keys],
                 version=body.version,
                 alias=body.alias,
                 partition=part,
                 return_probabilities=body.return_probabilities,
-                routing_key=keys[0],
-                request_id=request_id,
+            )
+            result, _ = self.service.predict(
+                name, request, routing_key=keys[0], request_id=request_id
             )
             versions.add(result.version)
             classes = result.classes or classes

@@ -1,43 +1,20 @@
-"""Checking prediction input against a version's feature schema, and shaping it.
+"""Checking JSON records against a version's feature schema, into :class:`Columns`.
 
-Pure Python + numpy: this is the hot path, so no pandas and no scikit-learn here.
-Rule for extra fields: fields that are not features are ignored (applications often
-send ids and timestamps along) and named in the response's ``ignored_fields``.
+Pure Python: this is the hot path, so no pandas and no scikit-learn here. Rule for extra
+fields: fields that are not features are ignored (applications often send ids and
+timestamps along) and named in the response's ``ignored_fields``.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from shared.errors import ValidationFailed
+from shared.prediction.runtime import BOOL, NUMBER, STRING, Columns, kind
 
-NUMBER, STRING, BOOL = "number", "string", "bool"
-_NUMERIC_DTYPES = {"number", "float32", "float64", "int64", "int32", "double", "float", "int"}
 MAX_ERRORS = 20
-
-
-def kind(dtype: str) -> str:
-    if dtype in _NUMERIC_DTYPES:
-        return NUMBER
-    if dtype in ("bool", "boolean"):
-        return BOOL
-    return STRING
-
-
-@dataclass(frozen=True)
-class Columns:
-    """Validated input, column by column, in the model's feature order."""
-
-    names: list[str]
-    kinds: list[str]
-    values: list[list[Any]]
-    n_rows: int
-    ignored_fields: list[str]
 
 
 def _number(value: Any) -> float | None:
@@ -106,34 +83,3 @@ def check_records(records: Sequence[Any], features: Sequence[dict[str, str]]) ->
             errors,
         )
     return Columns(names, kinds, columns, len(records), sorted(ignored))
-
-
-def onnx_feed(session: Any, cols: Columns) -> dict[str, np.ndarray]:
-    """The feed of an ONNX session: one [n, 1] input per feature, or one [n, k] matrix."""
-    inputs = session.get_inputs()
-    if len(inputs) == len(cols.names):
-        feed = {}
-        for spec, values, k in zip(inputs, cols.values, cols.kinds, strict=True):
-            if k == STRING or spec.type == "tensor(string)":
-                array = np.array([str(v) for v in values], dtype=object)
-            else:
-                array = np.asarray(values, dtype=_np_type(spec.type))
-            feed[spec.name] = array.reshape(-1, 1)
-        return feed
-    if len(inputs) == 1:
-        matrix = np.asarray(cols.values, dtype=_np_type(inputs[0].type)).T
-        return {inputs[0].name: matrix.reshape(cols.n_rows, len(cols.names))}
-    raise ValidationFailed("The model's inputs do not match its recorded features.")
-
-
-def _np_type(onnx_type: str) -> Any:
-    return {"tensor(double)": np.float64, "tensor(int64)": np.int64, "tensor(int32)": np.int32}.get(
-        onnx_type, np.float32
-    )
-
-
-def as_frame(cols: Columns) -> Any:
-    """A DataFrame for the scikit-learn fallback (imports pandas lazily)."""
-    import pandas as pd
-
-    return pd.DataFrame(dict(zip(cols.names, cols.values, strict=True)))

@@ -12,6 +12,7 @@ accepted from the principal who made the prediction (or an admin) only.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import queue
@@ -30,7 +31,6 @@ from shared.errors import NotFound
 from shared.observability import get_logger
 from shared.tables import iso, parse_iso, utcnow
 
-TABLE = "Predictions"
 ROW = "p"
 WRITERS = 4
 MAX_FIELD_CHARS = 30_000  # Table properties hold 64 KiB; JSON text is UTF-16 there
@@ -95,9 +95,10 @@ class PredictionLog:
     def __init__(self, table: TableClient, sample_rate: float, capacity: int = 10_000) -> None:
         self.table = table
         self.sample_rate = sample_rate
-        self._queue: queue.Queue[dict[str, Any]] = queue.Queue(maxsize=capacity)
+        self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue(maxsize=capacity)
         self._writers: list[threading.Thread] = []
         self._lock = threading.Lock()
+        self._closed = False
         self.dropped = 0
 
     def offer(
@@ -147,6 +148,8 @@ class PredictionLog:
         # A few writers: one Table round trip per entry caps a single thread at a few
         # hundred entries a second.
         with self._lock:
+            if self._closed:
+                return
             self._writers = [w for w in self._writers if w.is_alive()]
             while len(self._writers) < WRITERS:
                 writer = threading.Thread(
@@ -158,6 +161,9 @@ class PredictionLog:
     def _write_forever(self) -> None:
         while True:
             entry = self._queue.get()
+            if entry is None:  # close(): this writer stops
+                self._queue.task_done()
+                return
             try:
                 self.table.upsert_entity(entry, mode=UpdateMode.REPLACE)
             except Exception:
@@ -173,6 +179,18 @@ class PredictionLog:
         while self._queue.unfinished_tasks and not deadline.is_set():
             deadline.wait(0.02)
         timer.cancel()
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Write what is queued (bounded by ``timeout``), then stop the writer threads."""
+        self.drain(timeout)
+        with self._lock:
+            self._closed = True
+            writers, self._writers = self._writers, []
+        for _ in writers:
+            with contextlib.suppress(queue.Full):
+                self._queue.put_nowait(None)
+        for writer in writers:
+            writer.join(timeout)
 
     def feedback(
         self, prediction_id: str, owner_id: str, body: FeedbackBody, *, is_admin: bool = False

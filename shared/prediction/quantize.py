@@ -31,9 +31,10 @@ from typing import Any
 from shared.errors import AppError, ValidationFailed
 from shared.names import check_name
 from shared.prediction.schemas import GraphStats, QuantizeRequest, QuantizeResult
+from shared.registry.files import NewFile
 from shared.registry.loader import ModelLoader
 from shared.registry.schemas import Lineage, VersionInfo, VersionMetadata
-from shared.registry.store import ModelRegistry, NewFile
+from shared.registry.store import ModelRegistry
 
 QUANTIZED_OPS = ("MatMulInteger", "ConvInteger", "DynamicQuantizeLinear", "QAttention")
 QUANTIZED_PREFIXES = ("QLinear", "DynamicQuantize")
@@ -138,7 +139,8 @@ class Quantizer:
     def quantize(
         self, name: str, version: int, body: QuantizeRequest, created_by: str
     ) -> tuple[QuantizeResult, VersionInfo]:
-        from shared.prediction.inputs import check_records, onnx_feed
+        from shared.prediction.inputs import check_records
+        from shared.prediction.runtime import onnx_feed
         from shared.registry.formats import load_onnx
 
         check_name(name, "model")

@@ -4,15 +4,14 @@ per-variant counters and the sampled log. The answer never waits for the extras.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from shared.errors import AppError
 from shared.observability import get_logger
-from shared.prediction.engine import Prediction, Predictor
+from shared.prediction.engine import Predictor
 from shared.prediction.log import PredictionLog, new_prediction_id
-from shared.prediction.traffic import AbResults, FeedbackMetrics, TrafficRouter
+from shared.prediction.schemas import AbResults, FeedbackMetrics, PredictRequest, PredictResponse
+from shared.prediction.traffic import TrafficRouter
 
 log = get_logger("predict")
 
@@ -24,44 +23,40 @@ class PredictionService:
         self.log = log_
         self._shadow_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="shadow")
 
+    def close(self) -> None:
+        """Let running shadow scorings finish and stop the pool's threads."""
+        self._shadow_pool.shutdown(wait=True, cancel_futures=True)
+
     def predict(
         self,
         name: str,
-        records: Sequence[Any],
-        version: int | None = None,
-        alias: str | None = None,
-        partition: str | None = None,
-        return_probabilities: bool = False,
+        request: PredictRequest,
+        *,
         routing_key: str | None = None,
         request_id: str = "",
         owner_id: str = "",
-    ) -> tuple[Prediction, str, bool]:
-        """The prediction, its server-made id, and whether it was logged (so feedback can
-        refer to it by that id)."""
-        traffic = self.router.get(name) if version is None and alias is None else None
-        if traffic is not None and traffic.weights:
-            alias = self.router.choose(name, traffic, routing_key)
-        started = time.perf_counter()
-        try:
-            result = self.predictor.predict(
-                name, records, version, alias, partition, return_probabilities
-            )
-        except AppError:
-            raise
-        variant = alias or ("version" if version is not None else "default")
-        self.router.count(
-            name,
-            variant,
-            result.version,
-            "primary",
-            len(records),
-            (time.perf_counter() - started) * 1000,
+    ) -> tuple[PredictResponse, bool]:
+        """The prediction (with its server-made ``prediction_id``), and whether it was
+        logged (so feedback can refer to it by that id)."""
+        traffic = (
+            self.router.get(name) if request.version is None and request.alias is None else None
         )
+        if traffic is not None and traffic.weights:
+            request = request.model_copy(
+                update={"alias": self.router.choose(name, traffic, routing_key)}
+            )
+        alias = request.alias
+        started = time.perf_counter()
+        prediction_id = new_prediction_id()
+        result = self.predictor.predict(name, request, request_id, prediction_id)
+        latency_ms = (time.perf_counter() - started) * 1000
+        variant = alias or ("version" if request.version is not None else "default")
+        records = request.records
+        self.router.count(name, variant, result.version, "primary", len(records), latency_ms)
         if traffic is not None and traffic.shadow and traffic.shadow != alias:
             self._shadow_pool.submit(
-                self._shadow, name, traffic.shadow, records, partition, result.predictions
+                self._shadow, name, traffic.shadow, request, result.predictions
             )
-        prediction_id = new_prediction_id()
         logged = self.log.offer(
             prediction_id,
             request_id,
@@ -70,23 +65,20 @@ class PredictionService:
             result.version,
             alias,
             result.partition,
-            result.latency_ms,
+            latency_ms,
             list(records),
             result.predictions,
         )
-        return result, prediction_id, logged
+        return result, logged
 
-    def _shadow(
-        self,
-        name: str,
-        shadow: str,
-        records: Sequence[Any],
-        partition: str | None,
-        primary: list[Any],
-    ) -> None:
+    def _shadow(self, name: str, shadow: str, request: PredictRequest, primary: list[Any]) -> None:
         started = time.perf_counter()
+        records = request.records
+        shadowed = request.model_copy(
+            update={"alias": shadow, "version": None, "return_probabilities": False}
+        )
         try:
-            result = self.predictor.predict(name, records, None, shadow, partition, False)
+            result = self.predictor.predict(name, shadowed)
         except Exception:  # noqa: BLE001 - a broken challenger must not touch the champion
             log.warning("shadow scoring failed", extra={"model": name, "shadow": shadow})
             self.router.count(name, shadow, 0, "shadow", len(records), 0.0, error=True)

@@ -18,85 +18,21 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from typing import Any
 
 from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
-from pydantic import BaseModel, Field, model_validator
 
-from shared.names import ALIAS_PATTERN, check_alias, check_name
+from shared.names import check_name
 from shared.observability import get_logger
+from shared.prediction.schemas import (
+    ShadowAgreement,
+    Traffic,
+    TrafficBody,
+    VariantResult,
+)
 
-TRAFFIC_TABLE = "Traffic"
-STATS_TABLE = "AbStats"
 INSTANCE = os.environ.get("WEBSITE_INSTANCE_ID", "")[:16] or uuid.uuid4().hex[:12]
 log = get_logger("traffic")
-
-
-class TrafficBody(BaseModel):
-    """Weights per alias, e.g. {"champion": 90, "challenger": 10}, and an optional shadow."""
-
-    weights: dict[str, int] = Field(default_factory=dict)
-    shadow: str | None = Field(default=None, pattern=ALIAS_PATTERN)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _flat(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "weights" not in data:
-            data = dict(data)
-            shadow = data.pop("shadow", None)
-            return {"weights": data, "shadow": shadow}
-        return data
-
-    @model_validator(mode="after")
-    def _valid(self) -> TrafficBody:
-        for alias, weight in self.weights.items():
-            check_alias(alias)
-            if not 0 <= weight <= 100_000:
-                raise ValueError(f"weight of {alias} must be between 0 and 100000")
-        if self.weights and sum(self.weights.values()) <= 0:
-            raise ValueError("the weights must add up to more than 0")
-        if not self.weights and not self.shadow:
-            raise ValueError("give weights per alias, a shadow alias, or both")
-        return self
-
-
-class Traffic(TrafficBody):
-    model: str
-    updated_by: str | None = None
-
-
-class VariantResult(BaseModel):
-    variant: str
-    version: int
-    role: str  # "primary" or "shadow"
-    requests: int
-    records: int
-    errors: int
-    mean_latency_ms: float | None
-    max_latency_ms: float | None
-
-
-class ShadowAgreement(BaseModel):
-    shadow: str
-    compared_records: int
-    agreement: float | None
-
-
-class FeedbackMetrics(BaseModel):
-    version: int
-    feedback_count: int
-    accuracy: float | None = None
-    mae: float | None = None
-    rmse: float | None = None
-
-
-class AbResults(BaseModel):
-    model: str
-    traffic: Traffic | None
-    variants: list[VariantResult]
-    shadow: list[ShadowAgreement]
-    feedback: list[FeedbackMetrics]
 
 
 class TrafficRouter:
@@ -113,6 +49,7 @@ class TrafficRouter:
         self._agreement: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
         self._dirty: set[str] = set()
         self._flusher: threading.Thread | None = None
+        self._closed = threading.Event()
 
     # --- configuration -----------------------------------------------------------------------
     def put(self, model: str, body: TrafficBody, by: str) -> Traffic:
@@ -206,6 +143,8 @@ class TrafficRouter:
         self._ensure_flusher()
 
     def _ensure_flusher(self) -> None:
+        if self._closed.is_set():
+            return
         if self._flusher is None or not self._flusher.is_alive():
             with self._lock:
                 if self._flusher is None or not self._flusher.is_alive():
@@ -215,12 +154,21 @@ class TrafficRouter:
                     self._flusher.start()
 
     def _flush_forever(self) -> None:
-        while True:
-            time.sleep(5)
+        while not self._closed.wait(5):
             try:
                 self.flush()
             except Exception:
                 log.warning("could not write A/B counters", exc_info=True)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop the flusher thread and write what is still counted (shutdown, tests)."""
+        self._closed.set()
+        if self._flusher is not None:
+            self._flusher.join(timeout)
+        try:
+            self.flush()
+        except Exception:
+            log.warning("could not write A/B counters on close", exc_info=True)
 
     def flush(self, model: str | None = None) -> None:
         """Write this instance's counters (absolute values: a retry never double counts)."""

@@ -16,10 +16,11 @@ from typing import Any
 
 from shared.errors import AppError, NotFound, PayloadTooLarge, ValidationFailed
 from shared.names import check_name
-from shared.prediction.inputs import as_frame, check_records
+from shared.prediction.inputs import check_records
+from shared.prediction.runtime import as_frame
 from shared.prediction.schemas import TransformRequest, TransformResult
+from shared.registry.files import find_file
 from shared.registry.loader import LoadedModel, ModelLoader
-from shared.registry.store import find_file
 
 
 class NoPipeline(AppError):

@@ -1,25 +1,33 @@
-"""The one model loader predict uses: resolve, download once, verify, load safely, cache.
+"""The one model loader every prediction uses: resolve, download once, verify, load, cache.
 
 Cached per process by (name, version, sha256) in an LRU bounded by the bytes of the
 serialized files; aliases resolve through a short TTL so a promotion is seen within
-seconds without a storage read per prediction.
+seconds without a storage read per prediction. What callers build from a loaded model
+(the online servable, the batch scorer's sessions) is cached here too, with
+:meth:`ModelLoader.derived`, and leaves the cache with the model it came from.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import threading
 import time
-from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from shared import metrics
 from shared.errors import AppError, NotFound
+from shared.registry.cache import LoadOnce
+from shared.registry.files import find_file
 from shared.registry.formats import load_model
 from shared.registry.schemas import StoredFile, VersionInfo
-from shared.registry.store import ModelRegistry, find_file
+from shared.registry.store import ModelRegistry
+
+T = TypeVar("T")
+ModelKey = tuple[str, int, str]  # (name, version, sha256 of the file loaded)
+# Derived objects are few per model (a servable, a batch version): bounded by count.
+MAX_DERIVED = 256
 
 
 class ModelIntegrityFailed(AppError):
@@ -57,12 +65,15 @@ class ModelLoader:
         self.max_cache_bytes = max_cache_bytes
         self.alias_ttl = alias_ttl_seconds
         self.intra_op_threads = intra_op_threads
-        self._models: OrderedDict[tuple[str, int, str], LoadedModel] = OrderedDict()
-        self._cached_bytes = 0
+        self._derived: LoadOnce[tuple[ModelKey, str], Any] = LoadOnce(max_entries=MAX_DERIVED)
+        self._models: LoadOnce[ModelKey, LoadedModel] = LoadOnce(
+            max_weight=max_cache_bytes,
+            weigh=lambda m: m.size_bytes,
+            on_evict=lambda key, _: self._derived.discard(lambda k: k[0] == key),
+            observe=metrics.count_model_cache,
+        )
         self._resolved: dict[tuple[str, int | None, str | None], tuple[float, int]] = {}
         self._infos: dict[tuple[str, int], tuple[float, VersionInfo]] = {}
-        self._lock = threading.Lock()
-        self._loading: dict[tuple[str, int, str], threading.Lock] = {}
 
     def resolve(self, name: str, version: int | None = None, alias: str | None = None) -> int:
         if version is not None:
@@ -89,39 +100,27 @@ class ModelLoader:
         resolved = self.resolve(name, version, alias)
         info = self.info(name, resolved)
         stored = serving_file(info)
-        key = (name, resolved, stored.sha256)
-        with self._lock:
-            hit = self._models.get(key)
-            if hit is not None:
-                self._models.move_to_end(key)
-                metrics.count_model_cache(True, len(self._models))
-                return hit
-            gate = self._loading.setdefault(key, threading.Lock())
-        with gate:  # one download per model, however many requests arrive at once
-            with self._lock:
-                hit = self._models.get(key)
-            if hit is not None:
-                metrics.count_model_cache(True, len(self._models))
-                return hit
-            loaded = self._load(info, stored)
-            with self._lock:
-                self._remember(key, loaded)
-                self._loading.pop(key, None)
-            metrics.count_model_cache(False, len(self._models))
-            return loaded
+        # One download per model, however many requests arrive at once.
+        return self._models.get_or_build(
+            (name, resolved, stored.sha256), lambda: self._load(info, stored)
+        )
+
+    def derived(self, loaded: LoadedModel, purpose: str, build: Callable[[], T]) -> T:
+        """What ``build`` makes from ``loaded``, built once and kept while the model is."""
+        key = ((loaded.name, loaded.version, loaded.sha256), purpose)
+        return self._derived.get_or_build(key, build)
 
     def loaded_models(self) -> list[dict[str, Any]]:
         """What this instance holds in memory, least recently used first (GET /status)."""
-        with self._lock:
-            return [
-                {
-                    "name": m.name,
-                    "version": m.version,
-                    "format": m.stored.format or m.format,
-                    "size_bytes": m.size_bytes,
-                }
-                for m in self._models.values()
-            ]
+        return [
+            {
+                "name": m.name,
+                "version": m.version,
+                "format": m.stored.format or m.format,
+                "size_bytes": m.size_bytes,
+            }
+            for m in self._models.values()
+        ]
 
     def read_verified(self, info: VersionInfo, stored: StoredFile) -> bytes:
         """The file's bytes, refused with 409 unless the version's row carries a valid
@@ -160,25 +159,9 @@ class ModelLoader:
 
     def load_file(self, info: VersionInfo, stored: StoredFile) -> LoadedModel:
         """One recorded file of a version, verified and loaded (cached like any model)."""
-        key = (info.name, info.version, stored.sha256)
-        with self._lock:
-            hit = self._models.get(key)
-            if hit is not None:
-                self._models.move_to_end(key)
-                metrics.count_model_cache(True, len(self._models))
-                return hit
-        loaded = self._load(info, stored)
-        with self._lock:
-            self._remember(key, loaded)
-        metrics.count_model_cache(False, len(self._models))
-        return loaded
-
-    def _remember(self, key: tuple[str, int, str], loaded: LoadedModel) -> None:
-        self._models[key] = loaded
-        self._cached_bytes += loaded.size_bytes
-        while self._cached_bytes > self.max_cache_bytes and len(self._models) > 1:
-            _, evicted = self._models.popitem(last=False)
-            self._cached_bytes -= evicted.size_bytes
+        return self._models.get_or_build(
+            (info.name, info.version, stored.sha256), lambda: self._load(info, stored)
+        )
 
     def _load(self, info: VersionInfo, stored: StoredFile) -> LoadedModel:
         data = self.read_verified(info, stored)
@@ -200,8 +183,7 @@ class ModelLoader:
         )
 
     def clear(self) -> None:
-        with self._lock:
-            self._models.clear()
-            self._cached_bytes = 0
-            self._resolved.clear()
-            self._infos.clear()
+        self._models.clear()
+        self._derived.clear()
+        self._resolved.clear()
+        self._infos.clear()

@@ -224,3 +224,11 @@ class VerifyResult(BaseModel):
         description="unsigned is acceptable only where signatures are not required."
     )
     files: list[FileCheck]
+
+
+class ForceQuery(BaseModel):
+    force: bool = False
+
+
+class DownloadQuery(BaseModel):
+    artifact: str | None = Field(default=None, max_length=300)

@@ -14,16 +14,12 @@ blobs left without a row are removed by :meth:`ModelRegistry.sweep_orphans`.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
 import random
 import re
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import Any
 
 from azure.core import MatchConditions
@@ -35,154 +31,42 @@ from azure.core.exceptions import (
 from azure.data.tables import TableClient, TableTransactionError, UpdateMode
 from azure.storage.blob import ContainerClient
 
-from shared.errors import (
-    Conflict,
-    NotFound,
-    PayloadTooLarge,
-    ServiceUnavailable,
-    ValidationFailed,
+from shared.errors import NotFound, PayloadTooLarge, ServiceUnavailable, ValidationFailed
+from shared.names import check_alias, check_name
+from shared.registry.deletion import RegistryDeletion
+from shared.registry.files import (
+    CONTAINER,
+    NewFile,
+    PlacedFile,
+    sha256_hex,
 )
-from shared.names import ALIAS_PATTERN, check_alias, check_name
+from shared.registry.integrity import RegistryIntegrity
+from shared.registry.review import RegistryReview
+from shared.registry.rows import META, row_key
 from shared.registry.schemas import (
     AliasInfo,
-    BestValue,
-    ComparedModel,
-    CompareResult,
     Decision,
-    DecisionBody,
-    FileCheck,
     Lineage,
     ModelDetail,
     ModelSummary,
     Promotion,
     StoredFile,
-    VerifyResult,
     VersionBrief,
     VersionInfo,
     VersionMetadata,
     VersionQuery,
     VersionSummary,
 )
-from shared.registry.signing import (
-    ModelSignatureInvalid,
-    ModelSigner,
-    SignatureStatus,
-    signed_content,
-)
+from shared.registry.signing import ModelSigner, signed_content
 from shared.tables import iso, page, parse_iso, utcnow
 
-MODELS_TABLE = "Models"
-ALIASES_TABLE = "Aliases"
-CONTAINER = "models"
-META = "~meta"  # sorts after every zero-padded version
 ARTIFACT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,127}$")
 MAX_ARTIFACTS = 100
-LOWER_IS_BETTER = frozenset(
-    {"mae", "mse", "rmse", "log_loss", "mape", "max_error", "median_absolute_error", "brier"}
-)
 
 
-MODEL_REF_FORMS = "name@version, name@alias, models:/name/version or models:/name@alias"
-_MODEL_REF = re.compile(
-    r"^(?:models:/(?P<uri_name>[^/@]+)(?:/(?P<uri_version>[0-9]{1,9})|@(?P<uri_alias>[^/@]+))"
-    r"|(?P<name>[^/@:]+)[@:](?P<selector>[^/@:]+))$"
-)
+class ModelRegistry(RegistryIntegrity, RegistryDeletion, RegistryReview):
+    """Versions in Table Storage, their files in Blob (integrity, deletion, review: mixins)."""
 
-
-def parse_model_ref(ref: str) -> tuple[str, int | None, str | None]:
-    """(name, version, alias) from any accepted form of a model reference.
-
-    ``name@3``, ``name@champion``, MLflow's ``models:/name/3`` and ``models:/name@champion``;
-    ``name:3`` too, the form MLflow users type first. The name and alias are checked
-    before any storage read; a version is 1 to 9 ASCII digits."""
-    match = _MODEL_REF.match(ref)
-    if match is None:
-        raise ValidationFailed(f"'{ref[:80]}' is not a model reference: use {MODEL_REF_FORMS}.")
-    name = match["uri_name"] or match["name"]
-    selector = match["uri_version"] or match["uri_alias"] or match["selector"]
-    check_name(name, "model")
-    if re.fullmatch(r"[0-9]{1,9}", selector, flags=re.ASCII) and int(selector) > 0:
-        return name, int(selector), None
-    if re.fullmatch(ALIAS_PATTERN, selector) is None:
-        raise ValidationFailed(
-            f"'{ref[:80]}': '{selector[:40]}' is neither a version (1 to 9 digits) nor an"
-            f" alias. Accepted forms: {MODEL_REF_FORMS}."
-        )
-    return name, None, selector
-
-
-def _signed_content(info: VersionInfo) -> bytes:
-    return signed_content(
-        info.name,
-        info.version,
-        info.format,
-        info.task,
-        [f.model_dump() for f in info.features] if info.features is not None else None,
-        [f.model_dump() for f in info.files],
-    )
-
-
-def row_key(version: int) -> str:
-    return f"{version:010d}"
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-@dataclass(frozen=True)
-class NewFile:
-    """A file of a new version: the model itself, or an artifact kept beside it."""
-
-    filename: str
-    data: bytes
-
-
-@dataclass(frozen=True)
-class PlacedFile:
-    """A file the platform itself places in a version (serving export, partition models)."""
-
-    relative_path: str
-    data: bytes
-    role: str  # "serving" or "partition"
-    format: str | None = None
-
-
-def partition_files(info: VersionInfo, manifest: dict[str, Any]) -> list[StoredFile]:
-    """The files a partitioned version's manifest lists, with their recorded hashes."""
-    prefix = f"{CONTAINER}/{info.name}/{info.version}/"
-    return [
-        StoredFile(
-            path=prefix + relative,
-            sha256=f["sha256"],
-            size_bytes=f["size_bytes"],
-            role="partition",
-            format=f.get("format"),
-        )
-        for relative, f in sorted(manifest.get("files", {}).items())
-    ]
-
-
-def find_file(
-    info: VersionInfo, relative: str, manifest: dict[str, Any] | None = None
-) -> StoredFile | None:
-    """A file of the version by its path relative to the version folder."""
-    path = f"{CONTAINER}/{info.name}/{info.version}/{relative}"
-    found = next((f for f in info.files if f.path == path), None)
-    if found is None and manifest is not None:
-        recorded = manifest.get("files", {}).get(relative)
-        if recorded:
-            found = StoredFile(
-                path=path,
-                sha256=recorded["sha256"],
-                size_bytes=recorded["size_bytes"],
-                role="partition",
-                format=recorded.get("format"),
-            )
-    return found
-
-
-class ModelRegistry:
     def __init__(
         self,
         models: TableClient,
@@ -194,25 +78,6 @@ class ModelRegistry:
         self.aliases = aliases
         self.container = container
         self.signer = signer or ModelSigner(None)
-
-    def signature_status(self, info: VersionInfo) -> SignatureStatus:
-        """Whether the version's row is what the platform signed (see ``signing``)."""
-        return self.signer.check(_signed_content(info), info.signature)
-
-    def check_signature(self, info: VersionInfo) -> None:
-        """409 unless the version may be loaded: validly signed, or unsigned where allowed."""
-        status = self.signature_status(info)
-        if not self.signer.acceptable(status):
-            raise ModelSignatureInvalid(
-                f"{info.name} version {info.version} is {status.replace('_', ' ')}"
-                + (
-                    " (signed with a key this platform does not hold)"
-                    if status == "unknown_key"
-                    else ""
-                )
-                + ": it will not be loaded.",
-                extra={"signature": status},
-            )
 
     # --- writing a version --------------------------------------------------------------
     def register(
@@ -263,7 +128,7 @@ class ModelRegistry:
         return info
 
     def _upload(self, blob_name: str, data: bytes, role: str, fmt: str | None) -> StoredFile:
-        digest = _sha256(data)
+        digest = sha256_hex(data)
         self.container.upload_blob(blob_name, data, overwrite=True, metadata={"sha256": digest})
         return StoredFile(
             path=f"{CONTAINER}/{blob_name}",
@@ -567,44 +432,6 @@ class ModelRegistry:
         except ResourceNotFoundError:
             return b""
 
-    # --- integrity ------------------------------------------------------------------------
-    def verify(self, name: str, version: int) -> VerifyResult:
-        info = self.get_version(name, version)
-        stored_files = list(info.files)
-        if info.format == "partitioned":
-            manifest_file = next(f for f in info.files if f.role == "model")
-            try:
-                manifest = json.loads(self.read_file(manifest_file))
-                stored_files += partition_files(info, manifest)
-            except ValueError:
-                pass  # a corrupt manifest already fails its own check below
-        checks = []
-        for stored in stored_files:
-            blob_name = stored.path.split("/", 1)[1]
-            try:
-                data = self.container.download_blob(blob_name).readall()
-            except ResourceNotFoundError:
-                data = None
-            actual = _sha256(data) if data is not None else None
-            ok = actual == stored.sha256 and data is not None and len(data) == stored.size_bytes
-            status = "valid" if ok else ("missing" if data is None else "corrupt")
-            checks.append(
-                FileCheck(
-                    path=stored.path,
-                    status=status,
-                    expected_sha256=stored.sha256,
-                    actual_sha256=actual,
-                    expected_size=stored.size_bytes,
-                    actual_size=None if data is None else len(data),
-                )
-            )
-        signature = self.signature_status(info)
-        files_ok = all(c.status == "valid" for c in checks)
-        overall = "valid" if files_ok and self.signer.acceptable(signature) else "corrupt"
-        return VerifyResult(
-            name=name, version=version, status=overall, signature=signature, files=checks
-        )
-
     # --- aliases ---------------------------------------------------------------------------
     def get_alias(self, name: str, alias: str) -> AliasInfo:
         check_name(name, "model")
@@ -670,155 +497,3 @@ class ModelRegistry:
     def delete_alias(self, name: str, alias: str) -> None:
         self.get_alias(name, alias)
         self.aliases.delete_entity(name, alias)
-
-    # --- decisions and comparisons -------------------------------------------------------------
-    def decide(self, name: str, version: int, body: DecisionBody, by: str) -> VersionInfo:
-        row = self._row(name, version)
-        decision = Decision(**body.model_dump(), decided_by=by, decided_at=utcnow())
-        self.models.update_entity(
-            {
-                "PartitionKey": name,
-                "RowKey": row_key(version),
-                "decision": decision.model_dump_json(),
-            },
-            mode=UpdateMode.MERGE,
-            etag=row.metadata["etag"],
-            match_condition=MatchConditions.IfNotModified,
-        )
-        if body.decision == "approve":
-            self.set_alias(name, "champion", version, by)
-        return self.get_version(name, version)
-
-    def compare(self, refs: list[str], metrics: list[str] | None) -> CompareResult:
-        compared = []
-        for ref in refs:
-            name, version_number, alias = parse_model_ref(ref)
-            version = (
-                self.resolve(name, version=version_number)
-                if version_number is not None
-                else self.resolve(name, alias=alias)
-            )
-            compared.append((ref, name, version, self.get_version(name, version).metrics))
-        wanted = metrics or sorted({m for *_, ms in compared for m in ms})
-        best: dict[str, BestValue] = {}
-        for metric in wanted:
-            lower = metric.lower() in LOWER_IS_BETTER
-            scored = [(ms[metric], ref) for ref, _, _, ms in compared if metric in ms]
-            if scored:
-                value, ref = (min if lower else max)(scored, key=lambda s: s[0])
-                best[metric] = BestValue(ref=ref, value=value, higher_is_better=not lower)
-        return CompareResult(
-            models=[
-                ComparedModel(ref=ref, name=n, version=v, metrics={m: ms.get(m) for m in wanted})
-                for ref, n, v, ms in compared
-            ],
-            best=best,
-        )
-
-    # --- deletion ---------------------------------------------------------------------------
-    def delete_version(self, name: str, version: int, force: bool = False) -> None:
-        """Resumable: a version marked ``deleting`` is finished by a retry or the sweeper."""
-        check_name(name, "model")
-        try:
-            row = self.models.get_entity(name, row_key(version))
-        except ResourceNotFoundError:
-            raise NotFound(
-                f"Model '{name}' has no version {version}.", code="VERSION_NOT_FOUND"
-            ) from None
-        pointing = sorted(a for a, v in self.alias_map(name).items() if v == version)
-        if pointing and not force:
-            raise Conflict(
-                f"Aliases {', '.join(pointing)} point at version {version}; move them first"
-                " or pass ?force=true.",
-                code="VERSION_ALIASED",
-                extra={"aliases": pointing},
-            )
-        if row.get("status") != "deleting":
-            self.models.update_entity(
-                {"PartitionKey": name, "RowKey": row_key(version), "status": "deleting"},
-                mode=UpdateMode.MERGE,
-            )
-        for alias in pointing:
-            self.aliases.delete_entity(name, alias)
-        self._delete_prefix(f"{name}/{version}/")
-        self.models.delete_entity(name, row_key(version))
-        self._refresh_latest(name)
-
-    def delete_model(self, name: str) -> None:
-        meta = self._meta(name)
-        for e in self.models.query_entities(
-            "PartitionKey eq @n and RowKey lt @meta", parameters={"n": name, "meta": META}
-        ):
-            self.delete_version(name, int(e["version"]), force=True)
-        # The counter survives as a tombstone: a re-created model never reuses a version.
-        self.models.update_entity(
-            {
-                "PartitionKey": name,
-                "RowKey": META,
-                "deleted": True,
-                "latest_version": 0,
-                "updated_at": iso(utcnow()),
-            },
-            mode=UpdateMode.MERGE,
-            etag=self.models.get_entity(name, META).metadata["etag"] if meta else None,
-            match_condition=MatchConditions.IfNotModified,
-        )
-
-    def _refresh_latest(self, name: str) -> None:
-        versions = [
-            int(e["version"])
-            for e in self.models.query_entities(
-                "PartitionKey eq @n and RowKey lt @meta and status eq 'ready'",
-                parameters={"n": name, "meta": META},
-                select=["version"],
-            )
-        ]
-        self.models.update_entity(
-            {
-                "PartitionKey": name,
-                "RowKey": META,
-                "latest_version": max(versions, default=0),
-                "updated_at": iso(utcnow()),
-            },
-            mode=UpdateMode.MERGE,
-        )
-
-    def _delete_prefix(self, prefix: str) -> None:
-        for blob in self.container.list_blobs(name_starts_with=prefix):
-            with contextlib.suppress(ResourceNotFoundError):
-                self.container.delete_blob(blob.name)
-
-    def _delete_orphan(self, path: str) -> None:
-        try:
-            self.container.delete_blob(path)
-        except ResourceNotFoundError:
-            # Only staged blocks, no committed blob to delete: commit an empty block list
-            # (a 0-byte blob, dropping the blocks) and delete that.
-            self.container.get_blob_client(path).commit_block_list([])
-            with contextlib.suppress(ResourceNotFoundError):
-                self.container.delete_blob(path)
-
-    def sweep_orphans(self, older_than: timedelta = timedelta(hours=1)) -> int:
-        """Delete blobs with no version row (a crashed upload: committed, 0-byte or only
-        staged blocks) and finish pending deletions."""
-        cutoff = utcnow() - older_than
-        removed = 0
-        known: dict[tuple[str, int], str | None] = {}
-        for blob in self.container.list_blobs(include=["uncommittedblobs"]):
-            parts = blob.name.split("/")
-            if len(parts) < 3 or not parts[1].isdigit():
-                continue
-            key = (parts[0], int(parts[1]))
-            if key not in known:
-                try:
-                    known[key] = self.models.get_entity(key[0], row_key(key[1])).get("status")
-                except ResourceNotFoundError:
-                    known[key] = None
-            last_modified: datetime = blob.last_modified
-            if known[key] is None and last_modified < cutoff:
-                self._delete_orphan(blob.name)
-                removed += 1
-        for (name, version), status in known.items():
-            if status == "deleting":
-                self.delete_version(name, version, force=True)
-        return removed

@@ -8,13 +8,14 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 
-from shared.auth import Principal
 from shared.errors import Forbidden, ValidationFailed
 from shared.idempotency import IdempotencyStore
+from shared.identity.principal import Principal
 from shared.registry.file_checks import check_model_file
+from shared.registry.files import NewFile
 from shared.registry.formats import PICKLE, detect_format, inspect_model, refuse_pickle
 from shared.registry.schemas import FeatureSpec, VersionCreated, VersionMetadata
-from shared.registry.store import ModelRegistry, NewFile
+from shared.registry.store import ModelRegistry
 
 METADATA_FIELDS = ("description", "metrics", "tags", "features", "alias", "task", "params")
 

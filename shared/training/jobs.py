@@ -23,8 +23,6 @@ from shared.errors import NotFound, ServiceUnavailable
 from shared.jobs.queue_job import row_timestamp
 from shared.tables import increment, iso, merge, parse_iso, transition, utcnow
 
-JOBS_TABLE = "Jobs"
-UNITS_TABLE = "JobUnits"
 PARTITION = "jobs"
 TERMINAL = frozenset({"succeeded", "failed", "partially_failed", "cancelled"})
 ACTIVE = ("queued", "running", "registering")

@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import math
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from shared.errors import ValidationFailed
+from shared.training.plots import plot_path
 from shared.training.units import pack
 
 CHUNK_ROWS = 100_000
@@ -114,3 +116,38 @@ def read_unit_frame(staging: Any, prefix: str) -> Any:
     with ThreadPoolExecutor(max_workers=4, thread_name_prefix="unit-read") as pool:
         parts = list(pool.map(read, sorted(names)))
     return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+
+
+def trained_files(trained: Any) -> dict[str, bytes]:
+    """The files a trained model stages (and the registry stores)."""
+    summary = {
+        "task": trained.task,
+        "algorithm": trained.algorithm,
+        "params": trained.params,
+        "features": trained.features,
+        "target": trained.target,
+        "classes": trained.classes,
+        "primary_metric": trained.primary_metric,
+        "n_train": trained.n_train,
+        "n_holdout": trained.n_holdout,
+        "onnx_parity": trained.onnx_parity,
+    }
+    files = {
+        "model.skops": trained.skops_bytes,
+        "profile.json": json.dumps(trained.profile).encode(),
+        "training.json": json.dumps(summary, default=str).encode(),
+    }
+    if trained.onnx_bytes:
+        files["model.onnx"] = trained.onnx_bytes
+    files.update({plot_path(name): data for name, data in (trained.plots or {}).items()})
+    return files
+
+
+def staged_plots(files: dict[str, bytes]) -> list[str]:
+    """The staged plot files (``plots/<name>.png``), sorted."""
+    return sorted(name for name in files if name.startswith("plots/") and name.endswith(".png"))
+
+
+def unit_id_prefix(job_id: str, spec: str, unit_id: str) -> str:
+    """The staging folder of a unit, from its id (``{spec}~{index}``)."""
+    return unit_prefix(job_id, spec, int(unit_id.rsplit("~", 1)[1]))

@@ -9,7 +9,7 @@ from collections import Counter
 import httpx
 import pytest
 
-from tests.fault.test_frozen_storage import tiny_onnx_bytes, upload
+from tests.fault.conftest import tiny_onnx_bytes, upload
 
 pytestmark = pytest.mark.e2e
 

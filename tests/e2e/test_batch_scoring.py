@@ -11,33 +11,20 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.e2e.test_training import put_dataset, wait_for
+from tests.e2e.conftest import (
+    poll,
+    put_dataset,
+    read_parquet,
+    scored_container,
+    scoring_container,
+    wait_for,
+)
 
 pytestmark = pytest.mark.e2e
 
 ROOMS = ("r0", "r1", "r2", "r3")
 N_ROWS = 100_000
 UNKNOWN_ROOM_ROWS = 2_000
-
-
-def scoring_container():
-    from shared import services
-
-    return services.storage().container("scoring")
-
-
-def scored_container():
-    from shared import services
-
-    return services.storage().container("scored")
-
-
-def read_parquet(path: str):
-    import pyarrow.parquet as pq
-
-    container, blob = path.split("/", 1)
-    assert container == "scored"
-    return pq.read_table(io.BytesIO(scored_container().download_blob(blob).readall()))
 
 
 def room_frame(rows: int, seed: int, rooms=ROOMS):
@@ -106,23 +93,9 @@ def scoring_input(rooms_model):
 @pytest.fixture()
 def small_chunks(monkeypatch):
     """Chunks of 30k rows (3 row groups) so 100k rows fan out over 4 queue messages."""
-    from shared.prediction import batch_service
+    from shared.prediction.batch import service as batch_service
 
     monkeypatch.setattr(batch_service, "CHUNK_ROWS", 30_000)
-
-
-def poll(client, headers, location: str, timeout: float = 240) -> tuple[dict, list[int]]:
-    statuses = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        r = client.get(location, headers=headers)
-        statuses.append(r.status_code)
-        if r.status_code == 200:
-            return r.json(), statuses
-        assert r.status_code == 202, r.text
-        assert r.headers["retry-after"] and r.headers["location"] == location
-        time.sleep(0.3)
-    pytest.fail(f"scoring job {location} did not finish")
 
 
 def test_partitioned_batch_scoring_fans_out_and_matches_online(
@@ -192,7 +165,7 @@ def test_partitioned_batch_scoring_fans_out_and_matches_online(
 def test_csv_input_both_outputs_and_row_failures(
     client, admin_headers, rooms_model, monkeypatch
 ) -> None:
-    from shared.prediction import batch_service
+    from shared.prediction.batch import service as batch_service
 
     monkeypatch.setattr(batch_service, "CHUNK_ROWS", 7_000)  # 3 CSV byte ranges
     name, version = rooms_model
@@ -293,10 +266,9 @@ def test_all_models_with_a_scoring_dataset_and_idempotency(
 
 
 def test_a_chunk_that_fails_every_retry_ends_the_job_partially_failed(
-    client, admin_headers, rooms_model, scoring_input, small_chunks, monkeypatch
+    client, admin_headers, rooms_model, scoring_input, small_chunks, monkeypatch, services
 ) -> None:
-    from shared import services
-    from shared.prediction import batch_service
+    from shared.prediction.batch import service as batch_service
 
     original = batch_service.BatchScorer._score_chunk
 
@@ -306,7 +278,7 @@ def test_a_chunk_that_fails_every_retry_ends_the_job_partially_failed(
         return original(self, target, chunk, part)
 
     monkeypatch.setattr(batch_service.BatchScorer, "_score_chunk", flaky)
-    monkeypatch.setattr(batch_service.batch_scorer(), "max_dequeue_count", 1_000)
+    monkeypatch.setattr(services.batch_scorer, "max_dequeue_count", 1_000)
     name, _ = rooms_model
     r = client.post("/predict", headers=admin_headers, json={"model": name})
     location = r.headers["location"]
@@ -319,7 +291,7 @@ def test_a_chunk_that_fails_every_retry_ends_the_job_partially_failed(
         time.sleep(0.3)
     assert job["chunks"]["succeeded"] == 3 and job["status"] == "running", job
     # What the host does after maxDequeueCount failures: the message goes to the poison queue.
-    poison = services.storage().queue("scoring-poison")
+    poison = services.storage.queue("scoring-poison")
     poison.send_message(json.dumps({"kind": "chunk", "job_id": job_id, "chunk_id": "000-000001"}))
     job, _ = poll(client, admin_headers, location, timeout=60)
     assert job["status"] == "partially_failed", job

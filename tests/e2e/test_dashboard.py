@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from tests.conftest import ADMIN, ADMIN_PASSWORD, bearer, login
-from tests.e2e.test_training import put_dataset, wait_for
+from tests.e2e.conftest import put_dataset, wait_for
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]

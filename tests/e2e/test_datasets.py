@@ -341,14 +341,13 @@ def test_openapi_lists_the_dataset_routes(client: httpx.Client) -> None:
     assert "DatasetView" in doc["components"]["schemas"]
 
 
-def test_iter_frames_for_training(client: httpx.Client, trainer, blobs) -> None:
+def test_iter_frames_for_training(client: httpx.Client, trainer, blobs, services) -> None:
     """The service training uses: chunks with the described dtypes, from both formats."""
     import pandas as pd
 
-    from shared import services
     from shared.errors import NotFound, ValidationFailed
 
-    store = services.dataset_store()
+    store = services.dataset_store
     name = new_name()
     rows = b"".join(
         f"{i},{i * 1.5},{'true' if i % 2 else 'false'},c{i}\n".encode() for i in range(10)
@@ -395,17 +394,18 @@ def test_iter_frames_for_training(client: httpx.Client, trainer, blobs) -> None:
     assert str(batches[0]["label"].dtype) == "category"
 
 
-def test_metadata_is_cached_by_etag(client: httpx.Client, trainer, blobs, monkeypatch) -> None:
+def test_metadata_is_cached_by_etag(
+    client: httpx.Client, trainer, blobs, monkeypatch, services
+) -> None:
     """Reads after an upload use the Table row; a changed blob is read again."""
-    from shared import services
-    from shared.datasets import DatasetStore
+    from shared.datasets.store import DatasetStore
 
     name = new_name()
     assert (
         client.put(f"/datasets/{name}", content=CSV, headers={**trainer, **CSV_TYPE}).status_code
         == 201
     )
-    store = services.dataset_store()
+    store = services.dataset_store
     read = []
     summarize = DatasetStore._summarize
     monkeypatch.setattr(

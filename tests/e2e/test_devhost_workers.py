@@ -12,9 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.test_local_run import ROOT, free_port
-from tests.e2e.test_training import wait_for
-from tests.fault.test_job_recovery import put_spec
+from tests.conftest import ROOT
+from tests.e2e.conftest import free_port, wait_for
+from tests.fault.conftest import put_spec
 
 pytestmark = pytest.mark.e2e
 

@@ -11,8 +11,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import ADMIN, ADMIN_PASSWORD, bearer, login
-from tests.e2e.test_monitoring import customers
-from tests.e2e.test_training import put_dataset, wait_for
+from tests.e2e.conftest import customers, put_dataset, wait_for
 
 pytestmark = pytest.mark.e2e
 

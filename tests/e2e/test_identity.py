@@ -6,7 +6,7 @@ import httpx
 import jwt
 import pytest
 
-from tests.conftest import ADMIN, ADMIN_PASSWORD, bearer, login
+from tests.conftest import ADMIN, ADMIN_PASSWORD, bearer, login, restart_services
 
 pytestmark = pytest.mark.e2e
 
@@ -139,12 +139,11 @@ def test_logout_revokes_the_token(client: httpx.Client, make_user) -> None:
     assert r.status_code == 401 and r.json()["code"] == "TOKEN_REVOKED"
 
 
-def test_revocation_is_stored_not_only_cached(client: httpx.Client, make_user) -> None:
-    from shared import services
+def test_revocation_is_stored_not_only_cached(client: httpx.Client, make_user, services) -> None:
 
     _, _, _, headers = make_user()
     assert client.post("/auth/jwt/logout", headers=headers).status_code == 204
-    services.reset()  # a fresh instance: nothing cached
+    restart_services()  # a fresh instance: nothing cached
     assert client.get("/users/me", headers=headers).status_code == 401
 
 
@@ -376,14 +375,12 @@ def test_expired_api_key_is_refused(client: httpx.Client, make_user) -> None:
     assert past.status_code == 422
 
 
-def test_bootstrap_is_idempotent(client: httpx.Client, admin_headers) -> None:
-    from shared import services
+def test_bootstrap_is_idempotent(client: httpx.Client, admin_headers, services) -> None:
     from shared.identity.bootstrap import bootstrap_admin
-    from shared.settings import get_settings
 
     before = client.get("/users/me", headers=admin_headers).json()
-    assert bootstrap_admin(get_settings(), services.secret_store(), services.user_store()) is False
-    services.reset()
+    assert bootstrap_admin(services.settings, services.secret_store, services.users) is False
+    restart_services()  # a fresh instance
     after = client.get("/users/me", headers=bearer(login(client, ADMIN, ADMIN_PASSWORD))).json()
     assert after["id"] == before["id"] and after["created_at"] == before["created_at"]
 

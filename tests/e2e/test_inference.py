@@ -1,6 +1,6 @@
 """The Open Inference Protocol (KServe V2) over HTTP, checked against POST /predict.
 
-Requests are written out as V2 JSON here (not built by shared/prediction/oip.py), so a
+Requests are written out as V2 JSON here (not built by shared/prediction/oip/), so a
 drift between the code and the protocol shows up as a failing test.
 """
 
@@ -13,9 +13,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.e2e.test_predict import trained_rooms  # noqa: F401 - a fixture, used by name
-from tests.e2e.test_registry import upload
-from tests.e2e.test_training import put_dataset, wait_for
+from tests.e2e.conftest import train, upload
 
 pytestmark = pytest.mark.e2e
 
@@ -45,26 +43,17 @@ def fruit(host) -> tuple[str, int, object]:
         }
     )
     name = f"fruit-{secrets.token_hex(3)}"
-    put_dataset(client, headers, name, frame)
-    client.put(
-        f"/train/specs/{name}",
-        headers=headers,
-        json={
-            "dataset": name,
-            "target": "fruit",
-            "features": FRUIT_FEATURES,
-            "algorithm": "random_forest",
-            "params": {"n_estimators": 10},
-            "enabled": False,
-        },
-    )
-    job = wait_for(
+    version = train(
         client,
         headers,
-        client.post("/train", headers=headers, json={"specs": [name]}).headers["location"],
+        name,
+        frame,
+        target="fruit",
+        features=FRUIT_FEATURES,
+        algorithm="random_forest",
+        params={"n_estimators": 10},
     )
-    assert job["status"] == "succeeded", job
-    return name, job["results"][0]["version"], frame
+    return name, version, frame
 
 
 def predict(client, headers, model, records, **extra) -> dict:
@@ -233,7 +222,7 @@ def test_bad_tensors_are_400(client, admin_headers, fruit) -> None:
 def test_partition_parameter_on_a_partitioned_model(
     client,
     admin_headers,
-    trained_rooms,  # noqa: F811 - the imported fixture
+    trained_rooms,
 ) -> None:
     name, version, frame = trained_rooms
     rows = frame[frame.room == "r1"].head(6)

@@ -8,17 +8,15 @@ import secrets
 
 import pytest
 
-from tests.e2e.test_batch_scoring import poll, scoring_container
-from tests.e2e.test_monitoring import customers
-from tests.e2e.test_training import put_dataset, wait_for
+from tests.e2e.conftest import customers, poll, put_dataset, scoring_container, wait_for
 
 pytestmark = pytest.mark.e2e
 
 
 def _blobs(name: str) -> list[str]:
-    from shared import services
+    from shared.http import current_services
 
-    container = services.storage().container("datasets")
+    container = current_services().storage.container("datasets")
     return sorted(b.name for b in container.list_blobs(name_starts_with=f"{name}/"))
 
 

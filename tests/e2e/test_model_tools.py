@@ -13,9 +13,7 @@ import skops.io as sio
 from onnx import TensorProto, helper, numpy_helper
 
 from tests.conftest import ADMIN, ADMIN_PASSWORD, bearer, login
-from tests.e2e.test_monitoring import customers, features_of, rooms
-from tests.e2e.test_registry import upload
-from tests.e2e.test_training import put_dataset, wait_for
+from tests.e2e.conftest import customers, features_of, put_dataset, rooms, upload, wait_for
 
 pytestmark = pytest.mark.e2e
 

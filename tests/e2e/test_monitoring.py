@@ -11,43 +11,9 @@ import pytest
 from sklearn import metrics as skm
 
 from tests.conftest import ADMIN, ADMIN_PASSWORD, bearer, login
-from tests.e2e.test_registry import upload
-from tests.e2e.test_training import put_dataset, wait_for
+from tests.e2e.conftest import customers, features_of, put_dataset, rooms, upload, wait_for
 
 pytestmark = pytest.mark.e2e
-
-COLORS = ["red", "green", "blue"]
-
-
-def customers(seed: int, n: int, shift_x: float = 0.0, mix=(0.5, 0.3, 0.2)) -> pd.DataFrame:
-    """x ~ N(10, 2), y ~ Exp(3), an hour, a colour; the label depends on x and colour."""
-    rng = np.random.default_rng(seed)
-    frame = pd.DataFrame(
-        {
-            "x": rng.normal(10 + shift_x, 2, n),
-            "y": rng.exponential(3, n),
-            "hour": rng.integers(0, 24, n),
-            "color": rng.choice(COLORS, size=n, p=list(mix)),
-        }
-    )
-    score = frame.x - 10 + np.where(frame.color == "red", 1.0, -0.5) + rng.normal(0, 1, n)
-    frame["label"] = np.where(score > 0, "yes", "no")
-    return frame
-
-
-def rooms(seed: int, names: list[str], n: int = 150) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    parts = [
-        pd.DataFrame(
-            {
-                "room": room,
-                "hour": rng.integers(0, 24, n),
-                "co2": rng.normal(500 + 60 * int(room[1:]), 40, n),
-            }
-        )
-        for room in names
-    ]
-    return pd.concat(parts, ignore_index=True)
 
 
 @pytest.fixture(scope="module")
@@ -83,10 +49,6 @@ def trained(host) -> dict[str, tuple[str, int]]:
     assert job["status"] == "succeeded", job
     versions = {res["model"]: res["version"] for res in job["results"]}
     return {"clf": (clf, versions[clf]), "rooms": (rooms_model, versions[rooms_model])}
-
-
-def features_of(frame: pd.DataFrame, drop=("label",)) -> list[dict]:
-    return frame.drop(columns=[c for c in drop if c in frame.columns]).to_dict("records")
 
 
 def drift(client, headers, name: str, **body) -> httpx.Response:
@@ -146,8 +108,7 @@ def test_drift_on_a_dataset(client, admin_headers, trained) -> None:
     assert missing.status_code == 404 and missing.json()["code"] == "DATASET_NOT_FOUND"
 
 
-def test_drift_of_recent_predictions(client, admin_headers, trained) -> None:
-    from shared import services
+def test_drift_of_recent_predictions(client, admin_headers, trained, services) -> None:
 
     name, _ = trained["clf"]
     url = f"/models/{name}/drift/recent"
@@ -159,7 +120,7 @@ def test_drift_of_recent_predictions(client, admin_headers, trained) -> None:
         batch = features_of(shifted.iloc[start : start + 100])
         r = client.post(f"/predict/{name}", headers=admin_headers, json={"records": batch})
         assert r.status_code == 200 and r.headers["x-prediction-logged"] == "true"
-    services.prediction_log().drain()
+    services.prediction_log.drain()
     r = client.get(url, headers=admin_headers, params={"hours": 1})
     assert r.status_code == 200, r.text
     body = r.json()

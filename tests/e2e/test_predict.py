@@ -7,8 +7,8 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.e2e.test_registry import upload
-from tests.e2e.test_training import put_dataset, wait_for
+from tests.e2e.conftest import train as train_spec
+from tests.e2e.conftest import upload
 
 pytestmark = pytest.mark.e2e
 
@@ -45,69 +45,16 @@ def trained_classifier(host, cancer_frames) -> tuple[str, int]:
     headers = bearer(login(client, ADMIN, ADMIN_PASSWORD))
     train, _ = cancer_frames
     name = f"clf-{secrets.token_hex(3)}"
-    put_dataset(client, headers, name, train)
-    client.put(
-        f"/train/specs/{name}",
-        headers=headers,
-        json={
-            "dataset": name,
-            "target": "target",
-            "algorithm": "random_forest",
-            "params": {"n_estimators": 30},
-            "enabled": False,
-        },
-    )
-    job = wait_for(
+    version = train_spec(
         client,
         headers,
-        client.post("/train", headers=headers, json={"specs": [name]}).headers["location"],
+        name,
+        train,
+        target="target",
+        algorithm="random_forest",
+        params={"n_estimators": 30},
     )
-    assert job["status"] == "succeeded", job
-    return name, job["results"][0]["version"]
-
-
-@pytest.fixture(scope="module")
-def trained_rooms(host) -> tuple[str, int, object]:
-    import pandas as pd
-
-    client = httpx.Client(base_url=host.url, timeout=60)
-    from tests.conftest import ADMIN, ADMIN_PASSWORD, bearer, login
-
-    headers = bearer(login(client, ADMIN, ADMIN_PASSWORD))
-    rng = np.random.default_rng(1)
-    frame = pd.concat(
-        [
-            pd.DataFrame(
-                {
-                    "room": f"r{i}",
-                    "hour": rng.integers(0, 24, 150),
-                    "co2": rng.normal(500 + 30 * i, 40, 150),
-                }
-            )
-            for i in range(4)
-        ],
-        ignore_index=True,
-    )
-    name = f"rooms-{secrets.token_hex(3)}"
-    put_dataset(client, headers, name, frame)
-    client.put(
-        f"/train/specs/{name}",
-        headers=headers,
-        json={
-            "dataset": name,
-            "algorithm": "isolation_forest",
-            "partition_by": "room",
-            "params": {"n_estimators": 20},
-            "enabled": False,
-        },
-    )
-    job = wait_for(
-        client,
-        headers,
-        client.post("/train", headers=headers, json={"specs": [name]}).headers["location"],
-    )
-    assert job["status"] == "succeeded", job
-    return name, job["results"][0]["version"], frame
+    return name, version
 
 
 def records_of(frame, drop=("target",)) -> list[dict]:
@@ -348,7 +295,7 @@ def test_traffic_split_honours_weights_and_shadow_changes_nothing(
     )
 
 
-def test_feedback_metrics_per_version(client, admin_headers, onnx_models) -> None:
+def test_feedback_metrics_per_version(client, admin_headers, onnx_models, services) -> None:
     name = f"fb-{secrets.token_hex(3)}"
     first, _, X = onnx_models
     upload(client, admin_headers, name, first, alias="champion")
@@ -356,9 +303,8 @@ def test_feedback_metrics_per_version(client, admin_headers, onnx_models) -> Non
     r = client.post(f"/predict/{name}", headers=admin_headers, json={"records": rec})
     assert r.headers["x-prediction-logged"] == "true"
     predicted = r.json()["predictions"]
-    from shared import services
 
-    services.prediction_log().drain(timeout=60)  # earlier tests queued thousands
+    services.prediction_log.drain(timeout=60)  # earlier tests queued thousands
     truth = [predicted[0], predicted[1], 1 - predicted[2], 1 - predicted[3]]
     fb = client.post(
         f"/predictions/{r.headers['x-prediction-id']}/feedback",

@@ -2,15 +2,15 @@
 
 import concurrent.futures
 import hashlib
-import json
 import os
 import pickle
 import secrets
 from datetime import timedelta
 from urllib.parse import quote
 
-import httpx
 import pytest
+
+from tests.e2e.conftest import upload
 
 pytestmark = pytest.mark.e2e
 
@@ -38,27 +38,6 @@ def skops_model() -> bytes:
 
 def name() -> str:
     return f"m-{secrets.token_hex(4)}"
-
-
-def upload(
-    client: httpx.Client,
-    headers: dict,
-    model: str,
-    data: bytes,
-    filename: str = "model.onnx",
-    **fields,
-) -> httpx.Response:
-    form = {
-        k: json.dumps(v) if isinstance(v, dict | list) else str(v)
-        for k, v in fields.items()
-        if k != "artifacts"
-    }
-    files = [("model_file", (filename, data, "application/octet-stream"))]
-    files += [
-        ("artifact_files", (fn, content, "application/octet-stream"))
-        for fn, content in fields.get("artifacts", [])
-    ]
-    return client.post(f"/models/{model}/versions", headers=headers, data=form, files=files)
 
 
 @pytest.fixture()
@@ -173,28 +152,28 @@ def test_idempotent_upload_returns_the_first_result(client, admin, onnx_model) -
     assert client.get(f"/models/{m}", headers=admin).json()["latest_version"] == 1
 
 
-def test_corruption_is_detected_by_verify_download_and_loader(client, admin, onnx_model) -> None:
-    from shared import services
+def test_corruption_is_detected_by_verify_download_and_loader(
+    client, admin, onnx_model, services
+) -> None:
 
     m = name()
     upload(client, admin, m, onnx_model)
-    blob = services.storage().container("models").get_blob_client(f"{m}/1/model.onnx")
+    blob = services.storage.container("models").get_blob_client(f"{m}/1/model.onnx")
     blob.upload_blob(onnx_model[:-10] + b"0123456789", overwrite=True)
     report = client.get(f"/models/{m}/versions/1/verify", headers=admin).json()
     assert report["status"] == "corrupt" and report["files"][0]["status"] == "corrupt"
     r = client.get(f"/models/{m}/versions/1/download", headers=admin)
     assert r.status_code == 409 and r.json()["code"] == "MODEL_INTEGRITY_FAILED"
     with pytest.raises(Exception) as err:
-        services.model_loader().load(m, version=1)
+        services.model_loader.load(m, version=1)
     assert getattr(err.value, "code", None) == "MODEL_INTEGRITY_FAILED"
 
 
-def test_loader_caches_a_verified_model(client, admin, onnx_model) -> None:
-    from shared import services
+def test_loader_caches_a_verified_model(client, admin, onnx_model, services) -> None:
 
     m = name()
     upload(client, admin, m, onnx_model, alias="champion")
-    loader = services.model_loader()
+    loader = services.model_loader
     first = loader.load(m)
     assert first.version == 1 and first.format == "onnx"
     assert loader.load(m) is first
@@ -278,9 +257,8 @@ def test_decision_flow(client, admin, onnx_model) -> None:
 
 
 def test_delete_refuses_aliased_versions_and_never_reuses_numbers(
-    client, admin, onnx_model
+    client, admin, onnx_model, services
 ) -> None:
-    from shared import services
 
     m = name()
     upload(client, admin, m, onnx_model, alias="champion")
@@ -290,7 +268,7 @@ def test_delete_refuses_aliased_versions_and_never_reuses_numbers(
     assert client.delete(f"/models/{m}/versions/2", headers=admin).status_code == 204
     assert client.get(f"/models/{m}/versions/2", headers=admin).status_code == 404
     assert client.delete(f"/models/{m}/versions/1?force=true", headers=admin).status_code == 204
-    blobs = list(services.storage().container("models").list_blobs(name_starts_with=f"{m}/"))
+    blobs = list(services.storage.container("models").list_blobs(name_starts_with=f"{m}/"))
     assert blobs == []
     assert client.get(f"/models/{m}", headers=admin).status_code == 404
     assert upload(client, admin, m, onnx_model).json()["version"] == 3
@@ -299,14 +277,13 @@ def test_delete_refuses_aliased_versions_and_never_reuses_numbers(
     assert upload(client, admin, m, onnx_model).json()["version"] == 4
 
 
-def test_orphan_blobs_are_swept(client, admin, onnx_model) -> None:
-    from shared import services
+def test_orphan_blobs_are_swept(client, admin, onnx_model, services) -> None:
 
     m = name()
     upload(client, admin, m, onnx_model)
-    container = services.storage().container("models")
+    container = services.storage.container("models")
     container.upload_blob(f"{m}/7/model.onnx", b"left by a crash")
-    removed = services.model_registry().sweep_orphans(older_than=timedelta(0))
+    removed = services.model_registry.sweep_orphans(older_than=timedelta(0))
     assert removed >= 1
     names = [b.name for b in container.list_blobs(name_starts_with=f"{m}/")]
     assert names == [f"{m}/1/model.onnx"]

@@ -13,8 +13,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import ADMIN, ADMIN_PASSWORD, bearer, login
-from tests.e2e.test_batch_scoring import poll, read_parquet, scoring_container
-from tests.e2e.test_training import put_dataset, wait_for
+from tests.e2e.conftest import poll, put_dataset, read_parquet, scoring_container, wait_for
 
 pytestmark = pytest.mark.e2e
 ROOMS = ("r0", "r1", "r2")

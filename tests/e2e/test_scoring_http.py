@@ -10,9 +10,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import ADMIN, ADMIN_PASSWORD, bearer, login
-from tests.e2e.test_batch_scoring import poll
-from tests.e2e.test_monitoring import customers, features_of
-from tests.e2e.test_training import put_dataset, wait_for
+from tests.e2e.conftest import customers, features_of, poll, put_dataset, wait_for
 
 pytestmark = pytest.mark.e2e
 

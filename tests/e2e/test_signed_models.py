@@ -11,8 +11,7 @@ import secrets
 import pytest
 
 from shared.registry.signing import ModelSigner, key_id
-from tests.e2e.test_registry import upload
-from tests.e2e.test_versions import onnx_model  # noqa: F401 - a fixture
+from tests.e2e.conftest import upload
 
 pytestmark = pytest.mark.e2e
 
@@ -20,9 +19,10 @@ RECORD = {"records": [{"f0": 5.1, "f1": 3.5, "f2": 1.4, "f3": 0.2}]}
 
 
 def _tables():
-    from shared import services
+    from shared.http import current_services
 
-    return services.storage().table("Models"), services.storage().container("models")
+    storage = current_services().storage
+    return storage.table("Models"), storage.container("models")
 
 
 def _row(name: str, version: int) -> dict:
@@ -38,7 +38,7 @@ def _put_row(row: dict) -> None:
 
 
 @pytest.fixture()
-def model(client, admin_headers, onnx_model) -> str:  # noqa: F811
+def model(client, admin_headers, onnx_model) -> str:
     name = f"sig-{secrets.token_hex(3)}"
     features = [{"name": f"f{i}", "dtype": "number"} for i in range(4)]
     r = upload(client, admin_headers, name, onnx_model, features=features)
@@ -83,14 +83,15 @@ def test_a_replaced_model_with_fixed_hashes_is_refused(client, admin_headers, mo
     assert r.status_code == 409
 
 
-def test_a_version_signed_with_an_unknown_key_is_refused(client, admin_headers, model) -> None:
-    from shared import services
-    from shared.registry.store import _signed_content
+def test_a_version_signed_with_an_unknown_key_is_refused(
+    client, admin_headers, model, services
+) -> None:
+    from shared.registry.integrity import version_content
 
-    info = services.model_registry().get_version(model, 1)
+    info = services.model_registry.get_version(model, 1)
     stranger = ModelSigner(secrets.token_bytes(32))
     row = _row(model, 1)
-    row["signature"] = stranger.sign(_signed_content(info))
+    row["signature"] = stranger.sign(version_content(info))
     _put_row(row)
     r = client.get(f"/models/{model}/versions/1/verify", headers=admin_headers).json()
     assert r["signature"] == "unknown_key" and r["status"] == "corrupt"
@@ -98,15 +99,14 @@ def test_a_version_signed_with_an_unknown_key_is_refused(client, admin_headers, 
     assert r.status_code == 409 and "does not hold" in r.json()["detail"]
 
 
-def test_an_unsigned_version_is_refused_where_signatures_are_required(model) -> None:
-    from shared import services
+def test_an_unsigned_version_is_refused_where_signatures_are_required(model, services) -> None:
     from shared.errors import AppError
     from shared.registry.store import ModelRegistry
 
     row = _row(model, 1)
     row["signature"] = ""
     _put_row(row)
-    registry = services.model_registry()
+    registry = services.model_registry
     info = registry.get_version(model, 1)
     registry.check_signature(info)  # locally, unsigned is allowed
     strict = ModelRegistry(
@@ -117,11 +117,10 @@ def test_an_unsigned_version_is_refused_where_signatures_are_required(model) -> 
     assert refused.value.code == "MODEL_SIGNATURE_INVALID"
 
 
-def test_rotating_the_key_keeps_older_versions_verifiable(model) -> None:
-    from shared import services
+def test_rotating_the_key_keeps_older_versions_verifiable(model, services) -> None:
     from shared.registry.store import ModelRegistry
 
-    registry = services.model_registry()
+    registry = services.model_registry
     info = registry.get_version(model, 1)
     old = os.environ["MODEL_SIGNING_KEY"]
     rotated = ModelSigner.from_secrets(secrets.token_urlsafe(48), old, required=True)

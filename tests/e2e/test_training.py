@@ -1,40 +1,14 @@
 """Training over HTTP: the ADF sequence, the timer, partitions, failures, idempotency."""
 
-import io
 import secrets
 import time
 
-import httpx
 import pytest
 
 from tests.conftest import ADMIN, ADMIN_PASSWORD
+from tests.e2e.conftest import put_dataset, wait_for
 
 pytestmark = pytest.mark.e2e
-
-
-def csv_of(frame) -> bytes:
-    buffer = io.StringIO()
-    frame.to_csv(buffer, index=False)
-    return buffer.getvalue().encode()
-
-
-def put_dataset(client: httpx.Client, headers: dict, name: str, frame) -> None:
-    r = client.put(
-        f"/datasets/{name}", headers={**headers, "Content-Type": "text/csv"}, content=csv_of(frame)
-    )
-    assert r.status_code in (200, 201), r.text
-
-
-def wait_for(client: httpx.Client, headers: dict, location: str, timeout: float = 240) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        r = client.get(location, headers=headers)
-        if r.status_code == 200:
-            return r.json()
-        assert r.status_code == 202, r.text
-        assert r.headers["retry-after"]
-        time.sleep(0.3)
-    pytest.fail(f"job {location} did not finish: {r.text}")
 
 
 @pytest.fixture(scope="module")
@@ -291,8 +265,7 @@ def test_spec_validation_names_the_missing_column(client, admin_headers, breast_
     assert r.status_code == 422 and "n_trees" in r.json()["detail"]
 
 
-def test_timer_function_starts_one_job(client, admin_headers, breast_cancer) -> None:
-    from shared import services
+def test_timer_function_starts_one_job(client, admin_headers, breast_cancer, services) -> None:
 
     name = f"timer-{secrets.token_hex(3)}"
     put_dataset(client, admin_headers, name, breast_cancer.iloc[:200])
@@ -320,7 +293,7 @@ def test_timer_function_starts_one_job(client, admin_headers, breast_cancer) -> 
     assert len(new) == 1
     job = wait_for(client, admin_headers, f"/train/jobs/{new[0]['job_id']}")
     assert job["trigger"] == "timer" and name in job["specs"]
-    assert services.trainer().start_scheduled().job_id == job["job_id"]  # same hour, same job
+    assert services.trainer.start_scheduled().job_id == job["job_id"]  # same hour, same job
 
 
 def test_training_routes_need_the_train_scope(client, make_user) -> None:

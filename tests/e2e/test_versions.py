@@ -6,20 +6,9 @@ import secrets
 
 import pytest
 
-from tests.e2e.test_registry import upload
+from tests.e2e.conftest import upload
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def onnx_model() -> bytes:
-    from skl2onnx import to_onnx
-    from sklearn.datasets import load_iris
-    from sklearn.linear_model import LogisticRegression
-
-    X, y = load_iris(return_X_y=True)
-    model = LogisticRegression(max_iter=1000).fit(X, y)
-    return to_onnx(model, X[:1].astype("float32")).SerializeToString()
 
 
 @pytest.fixture()

@@ -7,11 +7,14 @@ is a private one, pumped by the test, so each redelivery happens at a chosen mom
 from __future__ import annotations
 
 import copy
+import io
 import json
 import secrets
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
+import numpy as np
 import pytest
 from azure.core.exceptions import ServiceRequestError
 
@@ -60,9 +63,9 @@ def pump(runner: Any, queue: Any, rounds: int = 400, drain: bool = True) -> list
 
 @pytest.fixture()
 def private_queue(app_env: dict[str, str]) -> Iterator[Any]:
-    from shared import services
+    from shared.http import current_services
 
-    queue = services.storage().queue(f"fault-{secrets.token_hex(4)}")
+    queue = current_services().storage.queue(f"fault-{secrets.token_hex(4)}")
     try:
         yield queue
     finally:
@@ -72,10 +75,10 @@ def private_queue(app_env: dict[str, str]) -> Iterator[Any]:
 @pytest.fixture()
 def trainer_on(private_queue: Any) -> Callable[..., Any]:
     """The app's trainer sending to the private queue through a FlakyQueue."""
-    from shared import services
+    from shared.http import current_services
 
     def build(fail: Callable[[int, dict[str, Any]], bool]) -> Any:
-        runner = copy.copy(services.trainer())
+        runner = copy.copy(current_services().trainer)
         runner.queue = FlakyQueue(private_queue, fail)
         return runner
 
@@ -84,11 +87,74 @@ def trainer_on(private_queue: Any) -> Callable[..., Any]:
 
 @pytest.fixture()
 def scorer_on(private_queue: Any) -> Callable[..., Any]:
-    from shared.prediction.batch_service import batch_scorer
+    from shared.http import current_services
 
     def build(fail: Callable[[int, dict[str, Any]], bool]) -> Any:
-        runner = copy.copy(batch_scorer())
+        runner = copy.copy(current_services().batch_scorer)
         runner.queue = FlakyQueue(private_queue, fail)
         return runner
 
     return build
+
+
+ROOMS = 4
+
+
+def rooms_frame(rows_per_room: int = 60, seed: int = 5):
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    frames = []
+    for i in range(ROOMS):
+        hour = rng.integers(0, 24, rows_per_room)
+        occupancy = rng.poisson(2 + 3 * ((hour >= 9) & (hour < 17)))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "room": f"room-{i}",
+                    "hour": hour,
+                    "co2": 420 + 45 * occupancy + rng.normal(0, 60, rows_per_room),
+                    "busy": np.where(occupancy > 3, "yes", "no"),
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def put_spec(admin: tuple[httpx.Client, dict[str, str]], partitioned: bool = True) -> str:
+    client, headers = admin
+    name = f"fault-{secrets.token_hex(3)}"
+    buffer = io.StringIO()
+    rooms_frame().to_csv(buffer, index=False)
+    r = client.put(
+        f"/datasets/{name}",
+        headers={**headers, "Content-Type": "text/csv"},
+        content=buffer.getvalue().encode(),
+    )
+    assert r.status_code == 201, r.text
+    spec = {
+        "dataset": name,
+        "target": "busy",
+        "algorithm": "logistic_regression",
+        "min_rows": 10,
+        "enabled": False,
+        **({"partition_by": "room"} if partitioned else {}),
+    }
+    assert client.put(f"/train/specs/{name}", headers=headers, json=spec).status_code == 201
+    return name
+
+
+def tiny_onnx_bytes() -> bytes:
+    from skl2onnx import to_onnx
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = load_iris(return_X_y=True)
+    return to_onnx(
+        LogisticRegression(max_iter=500).fit(X, y), X[:1].astype("float32")
+    ).SerializeToString()
+
+
+def upload(client: httpx.Client, headers: dict, model: str, data: bytes) -> httpx.Response:
+    files = [("model_file", ("model.onnx", data, "application/octet-stream"))]
+    return client.post(f"/models/{model}/versions", headers=headers, files=files)

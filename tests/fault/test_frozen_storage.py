@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from tests.conftest import ADMIN, ADMIN_PASSWORD, bearer, login
+from tests.fault.conftest import tiny_onnx_bytes, upload
 
 pytestmark = pytest.mark.fault
 
@@ -23,17 +24,6 @@ ANSWER_WITHIN = 5 + 2.5
 @pytest.fixture(scope="module")
 def tiny_onnx() -> bytes:
     return tiny_onnx_bytes()
-
-
-def tiny_onnx_bytes() -> bytes:
-    from skl2onnx import to_onnx
-    from sklearn.datasets import load_iris
-    from sklearn.linear_model import LogisticRegression
-
-    X, y = load_iris(return_X_y=True)
-    return to_onnx(
-        LogisticRegression(max_iter=500).fit(X, y), X[:1].astype("float32")
-    ).SerializeToString()
 
 
 class Freezer:
@@ -61,15 +51,10 @@ def storage_switch(azurite: Any) -> Iterator[Freezer]:
         freezer.thaw()
 
 
-def upload(client: httpx.Client, headers: dict, model: str, data: bytes) -> httpx.Response:
-    files = [("model_file", ("model.onnx", data, "application/octet-stream"))]
-    return client.post(f"/models/{model}/versions", headers=headers, files=files)
-
-
 def test_requests_answer_503_within_the_budget_while_storage_is_frozen(
     host: Any, storage_switch: Freezer, tiny_onnx: bytes
 ) -> None:
-    from shared import services
+    from shared.http import current_services
 
     with httpx.Client(base_url=host.url, timeout=60) as client:
         headers = bearer(login(client, ADMIN, ADMIN_PASSWORD))
@@ -107,15 +92,15 @@ def test_requests_answer_503_within_the_budget_while_storage_is_frozen(
         assert response.headers["content-type"].startswith("application/problem+json")
         assert int(response.headers["retry-after"]) > 0
     # Storage back: the upload that was refused left no version behind.
-    detail = services.model_registry().get_model(model)
+    detail = current_services().model_registry.get_model(model)
     assert [v.version for v in detail.versions] == [1]
 
 
 def test_training_and_batch_scoring_recover_from_a_freeze_mid_job(
     host: Any, storage_switch: Freezer
 ) -> None:
-    from tests.e2e.test_training import wait_for
-    from tests.fault.test_job_recovery import ROOMS, put_spec, rooms_frame
+    from tests.e2e.conftest import wait_for
+    from tests.fault.conftest import ROOMS, put_spec, rooms_frame
 
     with httpx.Client(base_url=host.url, timeout=60) as client:
         headers = bearer(login(client, ADMIN, ADMIN_PASSWORD))
@@ -139,12 +124,12 @@ def test_training_and_batch_scoring_recover_from_a_freeze_mid_job(
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        from shared import services
+        from shared.http import current_services
 
         frame = rooms_frame(250, seed=2).drop(columns=["busy"])
         buffer = io.BytesIO()
         pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), buffer)
-        services.storage().container("scoring").upload_blob(
+        current_services().storage.container("scoring").upload_blob(
             f"{name}/drop.parquet", buffer.getvalue(), overwrite=True
         )
         r = client.post("/predict", headers=headers, json={"model": name})

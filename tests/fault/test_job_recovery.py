@@ -8,69 +8,21 @@ from __future__ import annotations
 
 import io
 import json
-import secrets
 from typing import Any
 
 import httpx
-import numpy as np
 import pytest
 
 from tests.conftest import ADMIN, ADMIN_PASSWORD, bearer, login
-from tests.fault.conftest import pump
+from tests.fault.conftest import ROOMS, pump, put_spec, rooms_frame
 
 pytestmark = pytest.mark.fault
-
-ROOMS = 4
-
-
-def rooms_frame(rows_per_room: int = 60, seed: int = 5):
-    import pandas as pd
-
-    rng = np.random.default_rng(seed)
-    frames = []
-    for i in range(ROOMS):
-        hour = rng.integers(0, 24, rows_per_room)
-        occupancy = rng.poisson(2 + 3 * ((hour >= 9) & (hour < 17)))
-        frames.append(
-            pd.DataFrame(
-                {
-                    "room": f"room-{i}",
-                    "hour": hour,
-                    "co2": 420 + 45 * occupancy + rng.normal(0, 60, rows_per_room),
-                    "busy": np.where(occupancy > 3, "yes", "no"),
-                }
-            )
-        )
-    return pd.concat(frames, ignore_index=True)
 
 
 @pytest.fixture(scope="module")
 def admin(host: Any) -> tuple[httpx.Client, dict[str, str]]:
     client = httpx.Client(base_url=host.url, timeout=60)
     return client, bearer(login(client, ADMIN, ADMIN_PASSWORD))
-
-
-def put_spec(admin: tuple[httpx.Client, dict[str, str]], partitioned: bool = True) -> str:
-    client, headers = admin
-    name = f"fault-{secrets.token_hex(3)}"
-    buffer = io.StringIO()
-    rooms_frame().to_csv(buffer, index=False)
-    r = client.put(
-        f"/datasets/{name}",
-        headers={**headers, "Content-Type": "text/csv"},
-        content=buffer.getvalue().encode(),
-    )
-    assert r.status_code == 201, r.text
-    spec = {
-        "dataset": name,
-        "target": "busy",
-        "algorithm": "logistic_regression",
-        "min_rows": 10,
-        "enabled": False,
-        **({"partition_by": "room"} if partitioned else {}),
-    }
-    assert client.put(f"/train/specs/{name}", headers=headers, json=spec).status_code == 201
-    return name
 
 
 def count_trainings(runner: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
@@ -89,13 +41,13 @@ def count_trainings(runner: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, i
 
 
 def assert_clean_success(runner: Any, job_id: str, name: str, trained: dict[str, int]) -> None:
-    from shared import services
+    from shared.http import current_services
 
     job = runner.jobs.get(job_id)
     assert job.status == "succeeded", job
     assert job.done_units == job.total_units == ROOMS
     assert sorted(trained.values()) == [1] * ROOMS, trained  # every unit trained once
-    assert [v.version for v in services.model_registry().get_model(name).versions] == [1]
+    assert [v.version for v in current_services().model_registry.get_model(name).versions] == [1]
     assert not list(runner.staging.list_blobs(name_starts_with=f"{job_id}/"))
 
 
@@ -205,8 +157,8 @@ def scoring_model(admin) -> str:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from shared import services
-    from tests.e2e.test_training import wait_for
+    from shared.http import current_services
+    from tests.e2e.conftest import wait_for
 
     client, headers = admin
     name = put_spec(admin, partitioned=False)
@@ -215,14 +167,14 @@ def scoring_model(admin) -> str:
     frame = rooms_frame(500, seed=9).drop(columns=["busy"])
     buffer = io.BytesIO()
     pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), buffer, row_group_size=500)
-    services.storage().container("scoring").upload_blob(
+    current_services().storage.container("scoring").upload_blob(
         f"{name}/drop.parquet", buffer.getvalue(), overwrite=True
     )
     return name
 
 
 def count_scorings(runner: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
-    from shared.prediction import batch_service
+    from shared.prediction.batch import service as batch_service
 
     monkeypatch.setattr(batch_service, "CHUNK_ROWS", 500)  # four chunks
     seen: dict[str, int] = {}
@@ -254,7 +206,7 @@ def test_batch_scoring_recovers_at_each_step(
     admin, scoring_model, private_queue, scorer_on, monkeypatch, step
 ) -> None:
     from shared.jobs.queue_job import watch
-    from shared.prediction.batch_service import BatchScoreRequest
+    from shared.prediction.batch.schemas import BatchScoreRequest
 
     state = {"failed": False}
 
@@ -287,7 +239,7 @@ def test_a_cancelled_batch_scoring_job_ends_cancelled_with_no_output(
 ) -> None:
     """POST /predict/jobs/{id}/cancel over HTTP: chunks not started are skipped, the one
     running drops its part, no output is written, the job says who cancelled it."""
-    from shared.prediction.batch_service import BatchScoreRequest
+    from shared.prediction.batch.schemas import BatchScoreRequest
 
     client, headers = admin
     runner = scorer_on(lambda n, message: False)

@@ -16,8 +16,8 @@ def test_listing_a_page_of_models_makes_two_table_queries(
 ) -> None:
     import httpx
 
-    from shared import services
-    from tests.fault.test_frozen_storage import tiny_onnx_bytes, upload
+    from shared.http import current_services
+    from tests.fault.conftest import tiny_onnx_bytes, upload
 
     data = tiny_onnx_bytes()
     prefix = f"count{secrets.token_hex(2)}"
@@ -29,7 +29,7 @@ def test_listing_a_page_of_models_makes_two_table_queries(
                 f"/models/{name}/aliases/champion", headers=admin_headers, json={"version": 1}
             )
             assert r.status_code == 200
-        registry = services.model_registry()
+        registry = current_services().model_registry
         queries: list[str] = []
         for table in (registry.models, registry.aliases):
             original = table.query_entities

@@ -13,9 +13,9 @@ pytestmark = pytest.mark.fault
 
 
 def test_sweep_removes_staged_blocks_and_empty_blobs_without_a_version(app_env: Any) -> None:
-    from shared import services
+    from shared.http import current_services
 
-    registry = services.model_registry()
+    registry = current_services().model_registry
     container = registry.container
     model = f"orphan-{secrets.token_hex(3)}"
     staged = container.get_blob_client(f"{model}/1/model.onnx")

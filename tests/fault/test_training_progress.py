@@ -81,11 +81,11 @@ def status(admin, job_id: str) -> dict[str, Any]:
 
 
 def versions(name: str) -> list[int]:
-    from shared import services
     from shared.errors import NotFound
+    from shared.http import current_services
 
     try:
-        return [v.version for v in services.model_registry().get_model(name).versions]
+        return [v.version for v in current_services().model_registry.get_model(name).versions]
     except NotFound:
         return []
 
@@ -203,7 +203,9 @@ def test_a_cancelled_job_ends_cancelled_with_nothing_registered(
     name = put_spec(admin, rooms_frame(8, 40))
     runner = trainer_on(lambda n, message: False)
     runner.unit_rows = 160  # four rooms per unit: two units
-    monkeypatch.setattr(orchestrator, "CANCEL_CHECK_SECONDS", 0.0)
+    from shared.training import unit_training
+
+    monkeypatch.setattr(unit_training, "CANCEL_CHECK_SECONDS", 0.0)
     original = orchestrator.Trainer._fit
     fits: list[str] = []
 

@@ -73,8 +73,7 @@ def regressor(host) -> tuple[str, str]:
     import skops.io as sio
     from sklearn.linear_model import LinearRegression
 
-    from tests.e2e.test_registry import upload
-    from tests.e2e.test_training import put_dataset
+    from tests.e2e.conftest import put_dataset, upload
 
     client = httpx.Client(base_url=host.url, timeout=60)
     headers = bearer(login(client, ADMIN, ADMIN_PASSWORD))

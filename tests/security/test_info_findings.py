@@ -52,8 +52,8 @@ def test_emails_must_be_addresses(client, admin_headers, make_user, storage_stat
 
 def test_readme_lists_every_anonymous_route() -> None:
     import function_app  # noqa: F401 - registers the routes
-    from shared.auth import PUBLIC
     from shared.http.endpoint import OPERATIONS
+    from shared.identity.principal import PUBLIC
 
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     section = readme[readme.index("answer anonymously") - 200 :][:900]

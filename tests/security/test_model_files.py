@@ -10,7 +10,7 @@ import zipfile
 
 import pytest
 
-from tests.e2e.test_registry import upload
+from tests.e2e.conftest import upload
 from tests.security.conftest import assert_problem
 
 pytestmark = pytest.mark.e2e

@@ -30,7 +30,7 @@ def predict(client, headers, name: str, request_id: str | None = None):
 def test_a_replayed_request_id_cannot_overwrite_or_claim_a_prediction(
     client, make_user, regressor, app_env, storage_state
 ) -> None:
-    from shared import services
+    from shared.http import current_services as services
 
     name, _ = regressor
     victim = make_user(["user"])[3]
@@ -39,14 +39,14 @@ def test_a_replayed_request_id_cannot_overwrite_or_claim_a_prediction(
     prediction_id = r.json()["prediction_id"]
     assert r.headers["x-prediction-id"] == prediction_id
     assert prediction_id != "chosen-id-123" and len(prediction_id) == 32
-    services.prediction_log().drain()
+    services().prediction_log.drain()
     original = logged_row(app_env, prediction_id)
     assert original["owner_id"] and original["request_id"] == "chosen-id-123"
 
     # The attacker replays the victim's X-Request-ID: a new entry, the victim's untouched.
     again = predict(client, attacker, name, request_id="chosen-id-123")
     assert again.json()["prediction_id"] != prediction_id
-    services.prediction_log().drain()
+    services().prediction_log.drain()
     assert logged_row(app_env, prediction_id) == original
 
     # Feedback on someone else's prediction (or by request id, or a bad id) is 404.

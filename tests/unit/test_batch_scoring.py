@@ -13,22 +13,24 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from shared.prediction.batch import (
-    Inference,
+from shared.prediction.batch.engine import (
+    SingleVersion,
+    default_keys,
+    merge_reasons,
+    score_parquet,
+    score_table,
+)
+from shared.prediction.batch.features import typed_frame
+from shared.prediction.batch.files import (
     OutputWriter,
     RangeReader,
-    Scorable,
-    SingleModel,
     concat_parquet,
     csv_chunks,
     csv_frames,
-    default_keys,
-    merge_reasons,
     prefetch,
-    score_parquet,
-    score_table,
-    typed_frame,
 )
+from shared.prediction.batch.onnx_blocks import batch_servable
+from shared.prediction.runtime import Outputs, Servable
 
 FEATURES = [
     {"name": "co2", "dtype": "number"},
@@ -104,17 +106,17 @@ class Constant:
         self.features = FEATURES[:1]
         self.seen: list[np.ndarray] = []
 
-    def infer(self, cols: Any, with_probabilities: bool) -> Inference:
+    def run(self, cols: Any, with_probabilities: bool) -> Outputs:
         self.seen.append(cols.values[0])
         n = cols.n_rows
         labels = np.array([self.label] * n, dtype=object if isinstance(self.label, str) else None)
         if self.task == "anomaly":
-            return Inference(labels, scores=np.full(n, self.p))
+            return Outputs(labels, scores=np.full(n, self.p))
         if self.task == "regression":
-            return Inference(np.full(n, self.p))
+            return Outputs(np.full(n, self.p))
         classes = self.classes or ["no", "yes"]
         proba = np.tile([1 - self.p, self.p][: len(classes)], (n, 1))
-        return Inference(labels, proba, classes)
+        return Outputs(labels, proba, classes)
 
 
 class Partitioned:
@@ -125,7 +127,7 @@ class Partitioned:
         self.features = FEATURES[:1]
         self.subs = subs
 
-    def scorable(self, partition: str | None) -> Any:
+    def servable(self, partition: str | None) -> Any:
         return self.subs.get(partition or "")
 
 
@@ -256,8 +258,8 @@ def test_score_parquet_streams_batches_and_matches_scikit_learn(forest) -> None:
     )
     source = io.BytesIO()
     pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), source, row_group_size=1_500)
-    model = SingleModel(
-        "m", 3, Scorable.from_onnx(onnx_bytes, FEATURES, "classification", ["busy", "calm"])
+    model = SingleVersion(
+        "m", 3, batch_servable(onnx_bytes, FEATURES, "classification", ["busy", "calm"])
     )
     sink = io.BytesIO()
     writer = OutputWriter(sink)
@@ -279,14 +281,9 @@ def test_score_parquet_streams_batches_and_matches_scikit_learn(forest) -> None:
 
 
 def test_a_sklearn_fallback_scores_the_same(forest) -> None:
-    from shared.prediction.engine import Servable
-
     pipeline, _ = forest
-    loaded = type("Loaded", (), {"model": pipeline, "format": "skops"})()
-    servable = Servable(loaded, FEATURES, "classification", ["busy", "calm"])  # type: ignore[arg-type]
-    model = SingleModel(
-        "m", 1, Scorable(FEATURES, "classification", ["busy", "calm"], servable=servable)
-    )
+    servable = Servable(FEATURES, "classification", ["busy", "calm"], estimator=pipeline)
+    model = SingleVersion("m", 1, servable)
     table = pa.table({"co2": [500.0, 700.0], "kind": ["a", "c"], "open": [True, None]})
     out = score_table(table, model, []).table
     assert (
@@ -306,7 +303,7 @@ def test_blocked_tree_ensembles_agree_with_the_original(kind: str, monkeypatch) 
 
     from shared.ml.onnx_export import export_onnx
     from shared.ml.pipeline import build_pipeline
-    from shared.prediction import batch_onnx
+    from shared.prediction.batch import onnx_blocks as batch_onnx
     from shared.registry.formats import load_onnx
 
     monkeypatch.setattr(batch_onnx, "MIN_NODES", 100)
@@ -337,7 +334,7 @@ def test_blocked_tree_ensembles_agree_with_the_original(kind: str, monkeypatch) 
 
 
 def test_a_blocked_graph_that_disagrees_is_not_used() -> None:
-    from shared.prediction.batch_onnx import BatchSession, agree
+    from shared.prediction.batch.onnx_blocks import BatchSession, agree
 
     class Fixed:
         def __init__(self, value: float) -> None:
@@ -357,7 +354,7 @@ def test_a_blocked_graph_that_disagrees_is_not_used() -> None:
 
 
 def test_small_or_unusual_models_are_left_alone(forest) -> None:
-    from shared.prediction.batch_onnx import block_trees
+    from shared.prediction.batch.onnx_blocks import block_trees
 
     _, onnx_bytes = forest
     assert block_trees(onnx_bytes) is None  # 8 small trees: nothing worth splitting
@@ -448,7 +445,7 @@ def test_prefetch_keeps_order_and_raises_the_producers_error() -> None:
 def test_the_request_model_refuses_ambiguous_selectors() -> None:
     from pydantic import ValidationError
 
-    from shared.prediction.batch_service import BatchScoreRequest
+    from shared.prediction.batch.schemas import BatchScoreRequest
 
     assert BatchScoreRequest().output_format == "parquet"
     with pytest.raises(ValidationError):

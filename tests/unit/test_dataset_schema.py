@@ -8,20 +8,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from shared.datasets import (
-    DatasetUnreadable,
-    HashingReader,
+from shared.datasets.blobs import HashingReader
+from shared.datasets.dtypes import dtype_of_arrow, dtype_of_pandas, merge_dtypes, merge_profiles
+from shared.datasets.formats import (
     combined_sha256,
-    dtype_of_arrow,
-    dtype_of_pandas,
     format_of_path,
     infer_csv,
     infer_parquet,
-    merge_dtypes,
-    merge_profiles,
     profile_csv,
     upload_format,
 )
+from shared.datasets.schemas import DatasetUnreadable
 from shared.errors import UnsupportedMediaType, ValidationFailed
 
 

@@ -9,8 +9,8 @@ from pydantic import ValidationError
 from scipy import stats
 
 from shared.ml.profile import build_profile
-from shared.monitoring.drift import (
-    DriftRequest,
+from shared.monitoring.schemas import DriftRequest
+from shared.monitoring.statistics import (
     QuantileCdf,
     RowSample,
     Thresholds,

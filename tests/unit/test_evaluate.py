@@ -7,10 +7,9 @@ import pytest
 from sklearn import metrics as skm
 
 from shared.errors import ValidationFailed
-from shared.monitoring.evaluate import (
+from shared.monitoring.metrics import (
     ANOMALOUS,
     NORMAL,
-    WorstRow,
     WorstRows,
     anomaly_flags,
     classification_summary,
@@ -19,6 +18,7 @@ from shared.monitoring.evaluate import (
     regression_summary,
     to_label,
 )
+from shared.monitoring.schemas import WorstRow
 
 
 def test_binary_metrics_match_sklearn() -> None:

@@ -7,9 +7,11 @@ import pytest
 from azure.core.exceptions import HttpResponseError, ServiceRequestError
 from pydantic import BaseModel
 
-from shared.auth import PUBLIC
+from shared.container import Services
 from shared.errors import Conflict, NotFound, TooManyRequests
 from shared.http.endpoint import Call, Operation, handle, request_id_for
+from shared.identity.principal import PUBLIC
+from shared.settings import Settings
 
 OP = Operation(
     route="things/{id}",
@@ -20,6 +22,10 @@ OP = Operation(
     auth=PUBLIC,
     audited=False,
 )
+
+
+# A container from test settings: nothing in it is built unless a handler asks.
+SERVICES = Services(Settings())
 
 
 class Thing(BaseModel):
@@ -38,7 +44,7 @@ def request(body: bytes = b"", headers: dict | None = None) -> func.HttpRequest:
 
 
 def run(handler, req: func.HttpRequest | None = None) -> tuple[func.HttpResponse, dict]:
-    resp = handle(req or request(), handler, OP)
+    resp = handle(req or request(), handler, OP, SERVICES)
     body = json.loads(resp.get_body()) if resp.get_body() else {}
     return resp, body
 
@@ -122,10 +128,10 @@ def test_request_id_is_echoed_or_generated() -> None:
     def handler(call: Call) -> func.HttpResponse:
         return func.HttpResponse(call.request_id)
 
-    resp, _ = handle(request(headers={"x-request-id": "adf-run-42"}), handler, OP), None
+    resp, _ = handle(request(headers={"x-request-id": "adf-run-42"}), handler, OP, SERVICES), None
     assert resp.headers["X-Request-ID"] == "adf-run-42"
     assert resp.get_body() == b"adf-run-42"
-    generated = handle(request(), handler, OP).headers["X-Request-ID"]
+    generated = handle(request(), handler, OP, SERVICES).headers["X-Request-ID"]
     assert len(generated) == 32 and generated != "adf-run-42"
 
 

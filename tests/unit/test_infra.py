@@ -57,8 +57,7 @@ def app_settings() -> set[str]:
 
 
 def setting_names(field: str) -> list[str]:
-    alias = Settings.model_fields[field].validation_alias
-    return [str(a) for a in getattr(alias, "choices", [alias])]
+    return Settings.env_names(field)
 
 
 def test_every_setting_is_set_by_bicep_or_documented_with_its_default() -> None:
@@ -120,12 +119,20 @@ def _string_constants() -> dict[str, set[str]]:
     return found
 
 
-def test_every_table_container_and_queue_the_code_uses_is_created_by_bicep() -> None:
-    from shared.storage import CONTAINERS, QUEUES
+def _resource_names() -> dict[str, set[str]]:
+    """Every storage name the code uses: shared/resources.py names them all."""
+    from shared.resources import Containers, Queues, Tables
 
+    def names(kind: type) -> set[str]:
+        return {v for k, v in vars(kind).items() if k.isupper() and isinstance(v, str)}
+
+    return {"table": names(Tables), "container": names(Containers), "queue": names(Queues)}
+
+
+def test_every_table_container_and_queue_the_code_uses_is_created_by_bicep() -> None:
     used = _string_constants()
-    used["container"] |= set(CONTAINERS)
-    used["queue"] |= set(QUEUES)
+    for kind, names in _resource_names().items():
+        used[kind] |= names
     for function in index():
         trigger = function["trigger"]
         if trigger.get("type") == "queueTrigger":

@@ -76,6 +76,67 @@ def test_broken_local_settings_file_is_a_clear_error(local_settings: Path) -> No
         Settings()
 
 
+# Every setting read under its own name (the field name in capitals): these had an
+# AliasChoices repeating that name; the names must keep working without it.
+ENV_NAMES = [
+    ("GIT_METADATA", "git_metadata", "test-value", "test-value"),
+    ("LOG_LEVEL", "log_level", "DEBUG", "DEBUG"),
+    ("AZURE_CLIENT_ID", "azure_client_id", "client-id", "client-id"),
+    ("KEY_VAULT_URL", "key_vault_url", "https://kv.example", "https://kv.example"),
+    ("JWT_ISSUER", "jwt_issuer", "issuer", "issuer"),
+    ("JWT_AUDIENCE", "jwt_audience", "audience", "audience"),
+    ("ACCESS_TOKEN_TTL_SECONDS", "access_token_ttl_seconds", "3599", 3599),
+    ("AUTH_CACHE_TTL_SECONDS", "auth_cache_ttl_seconds", "5.0", 5.0),
+    ("ALLOW_SELF_REGISTRATION", "allow_self_registration", "true", True),
+    ("PASSWORD_MIN_LENGTH", "password_min_length", "11", 11),
+    ("LOGIN_MAX_FAILURES", "login_max_failures", "4", 4),
+    ("LOGIN_FAILURE_WINDOW_SECONDS", "login_failure_window_seconds", "899", 899),
+    ("LOGIN_LOCKOUT_SECONDS", "login_lockout_seconds", "899", 899),
+    ("BOOTSTRAP_ADMIN_USERNAME", "bootstrap_admin_username", "root", "root"),
+    ("MAX_REQUEST_BYTES", "max_request_bytes", "999999", 999999),
+    ("MAX_MODEL_BYTES", "max_model_bytes", "209715199", 209715199),
+    ("MAX_DATASET_BYTES", "max_dataset_bytes", "209715199", 209715199),
+    ("MAX_PREDICT_RECORDS", "max_predict_records", "9999", 9999),
+    ("MAX_PREDICT_BODY_BYTES", "max_predict_body_bytes", "16777215", 16777215),
+    ("PREDICTION_LOG_SAMPLE_RATE", "prediction_log_sample_rate", "0.05", 0.05),
+    ("HEALTH_TIMEOUT_SECONDS", "health_timeout_seconds", "1.0", 1.0),
+    ("PAGE_SIZE_MAX", "page_size_max", "199", 199),
+    ("ALLOW_PICKLE_MODELS", "allow_pickle_models", "true", True),
+    ("MODEL_CACHE_BYTES", "model_cache_bytes", "1073741823", 1073741823),
+    ("ALIAS_CACHE_TTL_SECONDS", "alias_cache_ttl_seconds", "2.5", 2.5),
+    ("ONNX_INTRA_OP_THREADS", "onnx_intra_op_threads", "2", 2),
+    ("QUEUE_MAX_DEQUEUE_COUNT", "queue_max_dequeue_count", "4", 4),
+    ("TRAINING_SCHEDULE", "training_schedule", "0 0 3 1 * *", "0 0 3 1 * *"),
+]
+
+
+@pytest.mark.parametrize(("env", "field", "raw", "expected"), ENV_NAMES)
+def test_each_setting_reads_its_environment_name(
+    local_settings: Path, monkeypatch: pytest.MonkeyPatch, env, field, raw, expected
+) -> None:
+    assert getattr(Settings(), field) != expected  # the default differs: the test can fail
+    monkeypatch.setenv(env, raw)
+    assert getattr(Settings(), field) == expected
+
+
+@pytest.mark.parametrize(("env", "field", "raw", "expected"), ENV_NAMES[::7])
+def test_local_settings_json_uses_the_same_names(
+    local_settings: Path, monkeypatch: pytest.MonkeyPatch, env, field, raw, expected
+) -> None:
+    monkeypatch.delenv(env, raising=False)  # the environment would win
+    write(local_settings, {env: raw})
+    assert getattr(Settings(), field) == expected
+
+
+def test_env_names_are_the_names_read() -> None:
+    for env, field, _, _ in ENV_NAMES:
+        assert Settings.env_names(field) == [env]
+    assert Settings.env_names("storage_connection_string") == [
+        "STORAGE_CONNECTION_STRING",
+        "AzureWebJobsStorage",
+    ]
+
+
 def test_predefined_users_are_read_as_json_from_the_environment(
     local_settings: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

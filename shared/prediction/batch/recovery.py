@@ -6,12 +6,12 @@ from datetime import datetime
 from typing import Any
 
 from shared.jobs.queue_job import QueueJob, redrive_fields
-from shared.prediction.batch_jobs import CHUNK_TERMINAL, TERMINAL, ScoringJobStore, Target
+from shared.prediction.batch.jobs import CHUNK_TERMINAL, TERMINAL, ScoringJobStore, Target
 from shared.tables import iso, parse_iso, utcnow
 
 
 class ScoringRecovery(QueueJob):
-    """The watchdog's hooks of :class:`shared.prediction.batch_service.BatchScorer`."""
+    """The watchdog's hooks of :class:`shared.prediction.batch.service.BatchScorer`."""
 
     jobs: ScoringJobStore
 

@@ -19,11 +19,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from shared.observability import get_logger
+
+if TYPE_CHECKING:
+    from shared.prediction.runtime import Servable
 
 log = get_logger("batch")
 
@@ -406,3 +409,20 @@ class BatchSession:
                 )
                 self._blocked = None
             self._verified = True
+
+
+def batch_servable(
+    onnx_bytes: bytes,
+    features: list[dict[str, str]],
+    task: str | None,
+    classes: list[Any] | None = None,
+    *,
+    session: Any | None = None,
+    threads: int = 1,
+    label: str = "",
+) -> Servable:
+    """A :class:`Servable` whose session is a :class:`BatchSession` over ``onnx_bytes``."""
+    from shared.prediction.runtime import Servable
+
+    batch = BatchSession.from_bytes(onnx_bytes, session, threads, label)
+    return Servable(features, task, classes, session=batch)

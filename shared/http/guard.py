@@ -1,55 +1,21 @@
 """The authorization guard every route goes through (closed by default).
 
-A route declares its requirement: ``PUBLIC``, ``SIGNED_IN``, ``ADMIN`` or a scope such
-as ``"models:read"``. Credentials are a bearer token (``Authorization: Bearer``) or an
-API key (``X-API-Key``); either becomes a :class:`Principal` with scopes.
+It takes the authenticator as an argument (a factory, so public routes and requests
+without credentials never build it): the guard never looks services up itself.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import azure.functions as func
 
 from shared.errors import Forbidden, Unauthorized
+from shared.identity.principal import ADMIN, PUBLIC, SIGNED_IN, Principal, Requirement
 
-Requirement = str
-PUBLIC: Requirement = "public"
-SIGNED_IN: Requirement = "signed_in"
-ADMIN: Requirement = "admin"
-ALL_SCOPES = "*"
-
-# Scopes used by the areas of the platform; roles are named sets of these.
-KNOWN_SCOPES = (
-    "models:read",
-    "models:write",
-    "train",
-    "predict",
-    "users:admin",
-    "audit:read",
-    "metrics:read",
-)
-# Reading a dataset's rows, by any route (the datasets API, evaluation, drift), needs this.
-DATASET_SCOPE = "train"
-
-
-@dataclass(frozen=True)
-class Principal:
-    user_id: str
-    username: str
-    scopes: frozenset[str]
-    roles: tuple[str, ...] = ()
-    kind: str = "user"  # "user" (bearer token) or "api_key"
-    token_id: str | None = None  # jti of the bearer token, or the API key id
-    token_expires_at: int | None = None
-    extra: dict[str, str] = field(default_factory=dict, compare=False)
-
-    @property
-    def is_admin(self) -> bool:
-        return ALL_SCOPES in self.scopes
-
-    def has(self, scope: str) -> bool:
-        return self.is_admin or scope in self.scopes
+if TYPE_CHECKING:
+    from shared.identity.authenticator import Authenticator
 
 
 def credentials_of(req: func.HttpRequest) -> tuple[str, str] | None:
@@ -64,15 +30,15 @@ def credentials_of(req: func.HttpRequest) -> tuple[str, str] | None:
     return None
 
 
-def authenticate(req: func.HttpRequest, requirement: Requirement) -> Principal | None:
+def authenticate(
+    req: func.HttpRequest, requirement: Requirement, authenticator: Callable[[], Authenticator]
+) -> Principal | None:
     """The caller's principal; None on public routes. 401 without valid credentials."""
     if requirement == PUBLIC:
         return None
     creds = credentials_of(req)
     if creds is None:
         raise Unauthorized("Sign in: send a bearer token or an X-API-Key.")
-    from shared.services import authenticator  # late: the guard must not build services at import
-
     return authenticator().authenticate(*creds)
 
 
@@ -109,7 +75,9 @@ def refuse_api_key(principal: Principal | None, allowed: bool) -> None:
         )
 
 
-def authorize(req: func.HttpRequest, requirement: Requirement) -> Principal | None:
-    principal = authenticate(req, requirement)
+def authorize(
+    req: func.HttpRequest, requirement: Requirement, authenticator: Callable[[], Authenticator]
+) -> Principal | None:
+    principal = authenticate(req, requirement, authenticator)
     require(principal, requirement)
     return principal

@@ -1,72 +1,25 @@
-"""The Open Inference Protocol (KServe V2 / Triton HTTP/REST) over the platform's models.
-
-Tensors in, tensors out, so Triton, KServe and Seldon clients work unchanged. The rules:
-
-* Inputs: one tensor per feature (named after it, shape ``[n]`` or ``[n, 1]``) or one
-  2-D tensor ``[n, k]`` (any name) whose columns follow the feature order of the
-  version's metadata. ``data`` is flat (row-major) or nested exactly like ``shape``.
-  Values are typed like ``POST /predict``: number features take INT*/UINT*/FP*, bool
-  features BOOL (or numeric 0/1, so an all-numeric 2-D tensor can carry them), string
-  features BYTES; ``null`` is a missing value, as in ``/predict``. An input that is not
-  a feature is refused (a typo must not pass silently: V2 clients send exactly the
-  inputs the metadata lists).
-* Outputs: classification ``label`` (``[n]``; INT64, BYTES, BOOL or FP64 after the
-  classes) + ``probabilities`` (FP32 ``[n, n_classes]``, the class order in its
-  ``parameters.classes`` as JSON text, since V2 parameter values are scalars);
-  regression ``predictions`` (FP64 ``[n]``); anomaly ``label`` (INT64, -1 outlier /
-  1 inlier) + ``scores`` (FP32 ``[n]``). Data is flat, row-major.
-* An ONNX version without a feature schema (one ``[n, k]`` input and no names) is served
-  raw, as Triton does: the request's tensors feed the session's inputs by name and
-  every tensor output comes back under its ONNX name.
-* Errors keep the platform's problem+json, with V2's status (400 for every bad request,
-  also body-schema failures that are 422 elsewhere) and an ``error`` member holding the
-  message, which is where tritonclient and KServe clients look for it.
-
-The hot path stays free of pandas and scikit-learn; numpy and the engine are imported
-when the first request arrives, not when the Function App starts.
-"""
+"""Tensors in (V2 inputs -> the predictor's Columns, or a raw ONNX feed) and tensors out."""
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
-from azure.core.exceptions import AzureError
-from pydantic import BaseModel, ConfigDict, Field
-
-from shared.errors import AppError, BadRequest, NotFound, PayloadTooLarge, ValidationFailed
-from shared.names import ALIAS_PATTERN
+from shared.errors import PayloadTooLarge
+from shared.prediction.oip.errors import InvalidTensor
+from shared.prediction.oip.schemas import (
+    V2RequestInput,
+    V2RequestOutput,
+    V2ResponseOutput,
+    V2TensorMetadata,
+)
 
 if TYPE_CHECKING:
-    from shared.prediction.engine import Predictor, Servable
-    from shared.prediction.inputs import Columns
-    from shared.registry.loader import LoadedModel
-    from shared.registry.store import ModelRegistry
-    from shared.secrets import SecretStore
-    from shared.settings import Settings
-    from shared.storage import Storage
+    from shared.prediction.runtime import Columns
 
-SERVER_NAME = "ml-platform"
 MAX_ERRORS = 20  # like check_records: enough to fix a request, not a wall of text
-
-Datatype = Literal[
-    "BOOL",
-    "UINT8",
-    "UINT16",
-    "UINT32",
-    "UINT64",
-    "INT8",
-    "INT16",
-    "INT32",
-    "INT64",
-    "FP16",
-    "FP32",
-    "FP64",
-    "BYTES",
-]
 _INT_BOUNDS = {
     "INT8": (-(2**7), 2**7 - 1),
     "INT16": (-(2**15), 2**15 - 1),
@@ -80,14 +33,6 @@ _INT_BOUNDS = {
 _FLOATS = frozenset({"FP16", "FP32", "FP64"})
 NUMERIC = frozenset(_INT_BOUNDS) | _FLOATS
 
-# Feature kinds (shared.prediction.inputs.kind) as V2 datatypes, for the metadata.
-_KIND_DATATYPE = {"number": "FP32", "string": "BYTES", "bool": "BOOL"}
-_PLATFORMS = {
-    "onnx": "onnxruntime_onnx",
-    "skops": "sklearn_skops",
-    "pickle": "sklearn_pickle",
-    "partitioned": "ml-platform_partitioned",
-}
 _ONNX_DATATYPES = {
     "tensor(bool)": "BOOL",
     "tensor(int8)": "INT8",
@@ -103,151 +48,6 @@ _ONNX_DATATYPES = {
     "tensor(double)": "FP64",
     "tensor(string)": "BYTES",
 }
-
-ParameterValue = str | int | float | bool
-
-
-# --- bodies (also the OpenAPI schemas) -------------------------------------------------
-class V2InferParameters(BaseModel):
-    """Request parameters; V2 allows any, these two choose the model that answers."""
-
-    model_config = ConfigDict(extra="allow")
-    partition: str | int | None = Field(default=None, description="For partitioned models.")
-    alias: str | None = Field(
-        default=None,
-        pattern=ALIAS_PATTERN,
-        description="Without a version in the URL: the alias to use (default champion).",
-    )
-
-
-class V2RequestInput(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
-    shape: list[int] = Field(min_length=1, max_length=8)
-    datatype: Datatype
-    parameters: dict[str, ParameterValue] | None = None
-    data: list[Any] = Field(description="Flat (row-major) or nested like shape.")
-
-
-class V2RequestOutput(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
-    parameters: dict[str, ParameterValue] | None = None
-
-
-class V2InferRequest(BaseModel):
-    id: str | None = Field(default=None, max_length=200)
-    parameters: V2InferParameters | None = None
-    inputs: list[V2RequestInput] = Field(min_length=1, max_length=5000)
-    outputs: list[V2RequestOutput] | None = Field(
-        default=None, max_length=100, description="The outputs to return (default: all)."
-    )
-
-
-class V2ResponseOutput(BaseModel):
-    name: str
-    shape: list[int]
-    datatype: str
-    parameters: dict[str, ParameterValue] | None = None
-    data: list[Any]
-
-
-class V2InferResponse(BaseModel):
-    model_name: str
-    model_version: str
-    id: str
-    parameters: dict[str, ParameterValue] | None = None
-    outputs: list[V2ResponseOutput]
-
-
-class V2TensorMetadata(BaseModel):
-    name: str
-    datatype: str
-    shape: list[int] = Field(description="-1 for a dimension of any size.")
-
-
-class V2ModelMetadata(BaseModel):
-    name: str
-    versions: list[str]
-    platform: str
-    inputs: list[V2TensorMetadata]
-    outputs: list[V2TensorMetadata]
-
-
-class V2ModelReady(BaseModel):
-    name: str
-    ready: bool
-
-
-class V2ServerLive(BaseModel):
-    live: bool
-
-
-class V2ServerReady(BaseModel):
-    ready: bool
-
-
-class V2ServerMetadata(BaseModel):
-    name: str
-    version: str
-    extensions: list[str]
-
-
-# --- errors ------------------------------------------------------------------------------
-class InvalidTensor(BadRequest):
-    code, title = "INVALID_TENSOR", "Invalid inference request"
-
-    def __init__(
-        self,
-        detail: str,
-        loc: Sequence[str | int] | None = None,
-        *,
-        code: str | None = None,
-        errors: list[dict[str, Any]] | None = None,
-    ) -> None:
-        if errors is None:
-            errors = [{"loc": list(loc or []), "msg": detail, "type": (code or self.code).lower()}]
-        super().__init__(detail, code=code, extra={"errors": errors})
-
-
-class ModelNotReady(AppError):
-    """The version exists but cannot be loaded (integrity, untrusted types, bad file).
-
-    503 like KServe, without Retry-After: a broken file does not mend itself."""
-
-    status, code, title = 503, "MODEL_NOT_READY", "Model not ready"
-
-
-class ServerNotReady(AppError):
-    status, code, title = 503, "SERVER_NOT_READY", "Server not ready"
-
-    def __init__(self, detail: str, failing: list[str]) -> None:
-        super().__init__(
-            detail, headers={"Retry-After": "5"}, extra={"ready": False, "failing": failing}
-        )
-
-
-@contextmanager
-def v2_errors() -> Iterator[None]:
-    """V2's error shape on top of problem+json: 400 for bad requests, ``error`` = message."""
-    try:
-        yield
-    except ValidationFailed as exc:
-        raise BadRequest(
-            exc.detail, code=exc.code, extra={**exc.extra, "error": exc.detail}
-        ) from None
-    except AppError as exc:
-        exc.extra.setdefault("error", exc.detail)
-        raise
-
-
-def refuse_binary(header_length: str | None) -> None:
-    """tritonclient's binary tensor extension sends this header; answer clearly, not 415."""
-    if header_length:
-        raise InvalidTensor(
-            "The binary tensor data extension is not supported: send JSON tensors"
-            " (tritonclient: binary_data=False on inputs and outputs).",
-            ["header", "Inference-Header-Content-Length"],
-            code="BINARY_DATA_UNSUPPORTED",
-        )
 
 
 # --- tensors in ----------------------------------------------------------------------------
@@ -420,7 +220,7 @@ def to_columns(
     inputs: Sequence[V2RequestInput], features: Sequence[dict[str, str]], max_rows: int
 ) -> Columns:
     """Per-feature tensors or one [n, k] tensor -> the Columns POST /predict would build."""
-    from shared.prediction.inputs import Columns, kind
+    from shared.prediction.runtime import Columns, kind
 
     names = [f["name"] for f in features]
     kinds = [kind(f.get("dtype", "number")) for f in features]
@@ -563,7 +363,7 @@ def _dims(shape: Sequence[Any]) -> list[int]:
     return [d if isinstance(d, int) and d >= 0 else -1 for d in shape]
 
 
-def _onnx_tensors(nodes: Sequence[Any]) -> list[V2TensorMetadata]:
+def onnx_tensors(nodes: Sequence[Any]) -> list[V2TensorMetadata]:
     return [
         V2TensorMetadata(name=n.name, datatype=_ONNX_DATATYPES[n.type], shape=_dims(n.shape))
         for n in nodes
@@ -571,7 +371,7 @@ def _onnx_tensors(nodes: Sequence[Any]) -> list[V2TensorMetadata]:
     ]
 
 
-def _numpy_datatype(array: Any) -> str:
+def numpy_datatype(array: Any) -> str:
     kind, size = array.dtype.kind, array.dtype.itemsize
     if kind == "b":
         return "BOOL"
@@ -638,199 +438,3 @@ def _numpy_name(datatype: str) -> str:
     return {"BOOL": "bool", "FP16": "float16", "FP32": "float32", "FP64": "float64"}.get(
         datatype, datatype.lower()
     )
-
-
-# --- the service -----------------------------------------------------------------------------
-class InferenceService:
-    """V2 model metadata, readiness and inference on top of the platform's predictor."""
-
-    def __init__(self, predictor: Predictor, registry: ModelRegistry) -> None:
-        self.predictor = predictor
-        self.loader = predictor.loader
-        self.registry = registry
-
-    def infer(
-        self, name: str, request: V2InferRequest, version: int | None, request_id: str
-    ) -> V2InferResponse:
-        """Without a version: parameters.alias, else champion-else-latest (as /predict)."""
-        params = request.parameters or V2InferParameters()
-        # The URL's version wins over an alias in the parameters: it is the more specific.
-        alias = params.alias if version is None else None
-        loaded = self.loader.load(name, version=version, alias=alias)
-        partition = None if params.partition is None else str(params.partition)
-        if loaded.format == "partitioned" and partition is None:
-            raise InvalidTensor(
-                f"{name} has one model per '{loaded.model.get('partition_by')}':"
-                " send parameters.partition.",
-                ["parameters", "partition"],
-                code="PARTITION_REQUIRED",
-            )
-        servable = self._servable(loaded, partition)
-        if servable is None:
-            outputs = self._infer_raw(loaded, request)
-            partition = None
-        else:
-            cols = to_columns(request.inputs, servable.features, self.predictor.max_records)
-            from shared.prediction.engine import run
-
-            result = run(servable, cols, with_probabilities=True)
-            outputs = select_outputs(
-                outputs_of(result, servable.task, servable.classes), request.outputs
-            )
-            if loaded.format != "partitioned":
-                partition = None  # meaningless for a single model, as in /predict
-        return V2InferResponse(
-            model_name=name,
-            model_version=str(loaded.version),
-            id=request.id if request.id is not None else request_id,
-            parameters={"partition": partition} if partition is not None else None,
-            outputs=outputs,
-        )
-
-    def _servable(self, loaded: LoadedModel, partition: str | None) -> Servable | None:
-        """The engine's servable; None for an ONNX version without a feature schema."""
-        try:
-            servable, _ = self.predictor.servable(
-                loaded.name, version=loaded.version, partition=partition
-            )
-        except ValidationFailed:
-            # For an ONNX version the engine's only refusal is the missing schema (the
-            # name was checked by the load above): serve it raw, as its message promises.
-            if loaded.format == "onnx":
-                return None
-            raise
-        return servable
-
-    def _infer_raw(self, loaded: LoadedModel, request: V2InferRequest) -> list[V2ResponseOutput]:
-        from onnxruntime.capi.onnxruntime_pybind11_state import InvalidArgument
-
-        session = loaded.model
-        feed = raw_feed(session, request.inputs, self.predictor.max_records)
-        offered = [t.name for t in _onnx_tensors(session.get_outputs())]
-        names = offered
-        if request.outputs:
-            stubs = [V2ResponseOutput(name=n, shape=[], datatype="BYTES", data=[]) for n in offered]
-            names = [o.name for o in select_outputs(stubs, request.outputs)]
-        try:
-            arrays = session.run(names, feed)
-        except InvalidArgument as exc:  # what the session refuses came from the client
-            raise InvalidTensor(
-                f"The model refused the input: {str(exc)[:300]}", ["inputs"]
-            ) from None
-        return [
-            V2ResponseOutput(
-                name=n,
-                shape=list(a.shape),
-                datatype=_numpy_datatype(a),
-                data=[str(v) for v in a.ravel()] if a.dtype.kind in "OSU" else a.ravel().tolist(),
-            )
-            for n, a in zip(names, arrays, strict=True)
-        ]
-
-    def metadata(self, name: str, version: int | None) -> V2ModelMetadata:
-        """Inputs in feature order, outputs by task, every ready version."""
-        resolved = self.loader.resolve(name, version=version)
-        info = self.loader.info(name, resolved)
-        versions = sorted(v.version for v in self.registry.get_model(name).versions)
-        from shared.registry.loader import serving_file
-
-        fmt = serving_file(info).format or info.format
-        features: list[dict[str, str]] = [f.model_dump() for f in info.features or []]
-        task, classes = info.task, info.params.get("classes")
-        inputs: list[V2TensorMetadata] | None = None
-        outputs: list[V2TensorMetadata] | None = None
-        if info.format != "partitioned":  # a partitioned version needs a partition to load
-            loaded = self.loader.load(name, version=resolved)
-            try:
-                servable = self._servable(loaded, None)
-            except ValidationFailed:  # no schema and not ONNX: infer refuses it; declare none
-                servable, inputs = None, []
-            if servable is not None:
-                features, task = servable.features, servable.task
-                classes = servable.classes or classes
-            elif inputs is None:
-                inputs = _onnx_tensors(loaded.model.get_inputs())
-                outputs = _onnx_tensors(loaded.model.get_outputs())
-        if inputs is None:
-            from shared.prediction.inputs import kind
-
-            inputs = [
-                V2TensorMetadata(
-                    name=f["name"],
-                    datatype=_KIND_DATATYPE[kind(f.get("dtype", "number"))],
-                    shape=[-1, 1],
-                )
-                for f in features
-            ]
-        if outputs is None:
-            outputs = _declared_outputs(task, classes if isinstance(classes, list) else None)
-        return V2ModelMetadata(
-            name=name,
-            versions=[str(v) for v in versions],
-            platform=_PLATFORMS.get(fmt, fmt),
-            inputs=inputs,
-            outputs=outputs,
-        )
-
-    def ready(self, name: str, version: int | None) -> V2ModelReady:
-        """Loads (and so warms) the version; 503 when it exists but cannot be loaded.
-
-        A partitioned version is ready when its manifest loads: its partitions load on
-        first use, as there may be thousands."""
-        try:
-            self.loader.load(name, version=version)
-        except (NotFound, ValidationFailed, AzureError):
-            raise  # unknown model, bad name, storage down: their own answers
-        except Exception as exc:  # noqa: BLE001 - anything else means "cannot serve it"
-            cause = exc.code if isinstance(exc, AppError) else type(exc).__name__
-            raise ModelNotReady(
-                f"{name} cannot be loaded ({cause}).", extra={"cause": cause}
-            ) from None
-        return V2ModelReady(name=name, ready=True)
-
-
-def _declared_outputs(task: str | None, classes: list[Any] | None) -> list[V2TensorMetadata]:
-    """What infer answers for this task (an unknown task declares nothing)."""
-    if task == "anomaly":
-        return [
-            V2TensorMetadata(name="label", datatype="INT64", shape=[-1]),
-            V2TensorMetadata(name="scores", datatype="FP32", shape=[-1]),
-        ]
-    if task == "classification":
-        if classes and all(isinstance(c, bool) for c in classes):
-            datatype = "BOOL"
-        else:
-            datatype = label_datatype(classes) if classes else "BYTES"
-        return [
-            V2TensorMetadata(name="label", datatype=datatype, shape=[-1]),
-            V2TensorMetadata(
-                name="probabilities", datatype="FP32", shape=[-1, len(classes) if classes else -1]
-            ),
-        ]
-    if task == "regression":
-        return [V2TensorMetadata(name="predictions", datatype="FP64", shape=[-1])]
-    return []
-
-
-# --- server ---------------------------------------------------------------------------------
-def server_metadata(version: str) -> V2ServerMetadata:
-    return V2ServerMetadata(name=SERVER_NAME, version=version, extensions=[])
-
-
-def server_ready(
-    settings: Settings, storage: Callable[[], Storage], secrets: Callable[[], SecretStore]
-) -> V2ServerReady:
-    """Ready when storage (and Key Vault, if used) answer, as GET /health judges it.
-
-    The services come as factories: building them is part of what may fail."""
-    from shared.health import check_health
-
-    try:
-        report = check_health(settings, storage(), secrets())
-    except Exception as exc:  # noqa: BLE001 - misconfiguration is also "not ready"
-        raise ServerNotReady(
-            f"Storage is not reachable ({type(exc).__name__}).", ["storage"]
-        ) from None
-    if report.failing:
-        raise ServerNotReady(f"Not ready: {', '.join(report.failing)} unavailable.", report.failing)
-    return V2ServerReady(ready=True)

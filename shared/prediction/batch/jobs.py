@@ -23,9 +23,6 @@ from shared.jobs.queue_job import row_timestamp
 from shared.tables import increment, iso, merge, parse_iso, transition, utcnow
 from shared.training.jobs import new_job_id
 
-JOBS_TABLE = "ScoringJobs"
-TARGETS_TABLE = "ScoringTargets"
-CHUNKS_TABLE = "ScoringChunks"
 PARTITION = "scoring"
 TERMINAL = frozenset({"succeeded", "failed", "partially_failed", "cancelled"})
 CHUNK_TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
