@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import logging
 import os
 import signal
@@ -124,6 +125,10 @@ def main(argv: list[str] | None = None) -> int:
         if host is not None:
             host.stop()
         if azurite is not None:
+            # The app's exit handlers (function_app registers services.close: pending
+            # counters and prediction-log entries) need storage; in Azure storage outlives
+            # the worker, here Azurite is our child: run them while it still answers.
+            atexit._run_exitfuncs()
             azurite.stop()
     return 0
 
