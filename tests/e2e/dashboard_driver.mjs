@@ -42,6 +42,14 @@ try {
     else if (status >= 400) console.log(`  (optional) HTTP ${status} ${r.url()}`);
   });
   page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+  // A trace of every API call, printed when a step fails: which request was missing or hung.
+  const trace = [];
+  const t0 = Date.now();
+  const mark = (what, r) => trace.push(`${((Date.now() - t0) / 1000).toFixed(2)}s ${what} ${r.method()} ${new URL(r.url()).pathname}`);
+  page.on("request", (r) => mark("->", r));
+  page.on("requestfinished", (r) => mark("<-", r));
+  page.on("requestfailed", (r) => mark(`!! ${r.failure()?.errorText}`, r));
+  process.on("exit", (code) => { if (code !== 0) console.error(trace.slice(-40).join("\n")); });
   const shot = (name) => page.screenshot({ path: path.join(out, `${name}.png`), fullPage: true });
   const plotLoaded = async (scope) => {
     const img = page.locator(`${scope} img[data-loaded="true"]`).first();

@@ -47,3 +47,16 @@ def test_scripts_never_write_html_or_storage() -> None:
             assert sink not in code, (name, sink)
         for store in ("localStorage.", "sessionStorage.", "document.cookie"):
             assert store not in code, (name, store)
+
+
+def test_the_job_page_follows_a_job_until_the_platform_calls_it_finished() -> None:
+    """The job page polled only while `queued` or `running`: a job seen `registering` froze
+    there (CI caught it under load). It now stops only on the platform's terminal set."""
+    from shared.training.jobs import ACTIVE, TERMINAL
+
+    script = read_static("app.js").decode()
+    found = re.search(r"JOB_TERMINAL = \[([^\]]*)\]", script)
+    assert found, "app.js names the terminal job statuses"
+    listed = set(re.findall(r'"([a-z_]+)"', found.group(1)))
+    assert listed == set(TERMINAL)
+    assert not listed & set(ACTIVE)

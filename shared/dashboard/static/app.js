@@ -414,17 +414,44 @@
     });
   }
 
+  // A job's end is one of these; every other status (queued, running, registering and any
+  // added later) means "keep following it".
+  var JOB_TERMINAL = ["succeeded", "failed", "partially_failed", "cancelled"];
+  function transient(err) {
+    // A dropped connection, a storage fault (503) or a rate limit (429) passes: retry.
+    return !(err instanceof ApiError) || err.status === 429 || err.status >= 500;
+  }
   function jobView(id) {
-    var first = true;
+    var first = true, failures = 0;
+    function later(ms) { timers.push(setTimeout(function () { poll().catch(function () {}); }, ms)); }
     function poll() {
       return api("/train/jobs/" + enc(id)).then(function (job) {
+        failures = 0;
         renderJob(job, first); first = false;
-        var running = job.status === "queued" || job.status === "running";
-        if (running) timers.push(setTimeout(function () { poll().catch(function () {}); }, 1000));
+        if (JOB_TERMINAL.indexOf(job.status) < 0) later(1000);
         else announce("Job " + job.status.replace("_", " "));
+      }, function (err) {
+        if (first || !transient(err)) throw err;
+        // Keep the last view and say why it is not moving; back off up to 10 s.
+        failures += 1;
+        var note = document.getElementById("job-note");
+        if (note) note.textContent = "Could not refresh (" + problem(err) + "); retrying.";
+        later(Math.min(10000, 1000 * Math.pow(2, failures)));
       });
     }
     return poll();
+  }
+
+  function cancelButton(job) {
+    var status = h("span", { "class": "muted", role: "status" });
+    var button = h("button", { type: "button", id: "job-cancel", onclick: function () {
+      if (!window.confirm("Cancel this job? Units not started are skipped and nothing is registered.")) return;
+      button.disabled = true; status.textContent = "Cancelling…";
+      api("/train/jobs/" + enc(job.job_id) + "/cancel", { method: "POST" })
+        .then(function () { status.textContent = "Cancelled."; })
+        .catch(function (err) { status.textContent = problem(err); button.disabled = false; });
+    } }, "Cancel job");
+    return h("p", { "class": "row" }, button, status);
   }
 
   function renderJob(job, first) {
@@ -435,6 +462,8 @@
     summary.appendChild(h("p", {}, progress, " ", done + " of " + (total === null ? "?" : total) + " units"));
     summary.appendChild(h("p", { "class": "muted", text: "Started " + when(job.started_at || job.created_at) + (job.finished_at ? ", finished " + when(job.finished_at) : "") + " · by " + job.created_by }));
     if (job.error) summary.appendChild(h("p", { "class": "error", text: job.error }));
+    summary.appendChild(h("p", { "class": "muted", id: "job-note", role: "status" }));
+    if (JOB_TERMINAL.indexOf(job.status) < 0 && can("train")) summary.appendChild(cancelButton(job));
     var cards = [h("h1", { text: "Training job " + job.job_id.slice(-8) }), summary];
     job.specs.forEach(function (spec) {
       var units = job.results.filter(function (u) { return u.spec === spec; });
