@@ -1,0 +1,270 @@
+"""A 10,000-row online request, in every accepted body form, against onnxruntime in-process
+and ``mlflow models serve`` on the same rows (the "Large online batches" part of issue 10).
+
+Usage (from the repository root):
+
+    .venv/bin/python benchmarks/large_batches.py                 # full run (mlflow too)
+    .venv/bin/python benchmarks/large_batches.py --skip-mlflow   # no mlflow: its cells n/a
+    .venv/bin/python benchmarks/large_batches.py --quick         # small model, few repeats
+
+What it does, all on 127.0.0.1, in one run and on one model:
+
+1. Trains one RandomForestClassifier (100 trees, 30 numeric features, n_jobs=1) with the
+   platform's own ``train_model`` (benchmarks/predict_latency.py's helpers), starts an
+   in-memory Azurite and the app (``LocalHost``), uploads the verified ONNX export as
+   ``champion``.
+2. Draws ``--batch`` rows (10,000) the model has not seen and times, warm, the median of
+   ``--repeat`` calls of:
+   - onnxruntime ``session.run`` in this process on those rows (the bare baseline: the
+     platform's own session options, one thread, feed already built);
+   - ``POST /predict/{model}`` with a records body, a columnar body
+     (``{"columns", "data"}``) and MLflow's ``dataframe_split`` body;
+   - ``POST /v2/models/{model}/infer`` with one [n, 30] FP32 tensor (flat data);
+   - ``mlflow models serve`` ``/invocations`` with a ``dataframe_split`` body (the fitted
+     pipeline's ``predict_proba``), mlflow in its own venv as predict_latency.py makes it.
+   Every platform call asks for probabilities (mlflow answers them too); one keep-alive
+   httpx client sends pre-encoded bytes and reads the whole answer (not parsing it).
+3. Checks that every form answers the same labels as onnxruntime on those rows.
+
+Prints one markdown table (ms, ratio to onnxruntime and to mlflow) and writes it to
+benchmarks/results/large_batches.md. Targets of the issue (reported, never asserted): the
+most compact accepted form <= 0.5x mlflow and <= 4x onnxruntime in-process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+for path in (ROOT, ROOT / "benchmarks"):
+    if str(path) not in sys.path:  # run as a script: the app's packages live at the root
+        sys.path.insert(0, str(path))
+
+import predict_latency as pl  # noqa: E402 - after the path set-up above
+
+RESULTS = ROOT / "benchmarks" / "results" / "large_batches.md"
+HTTP_TIMEOUT_S = 120.0
+
+
+def median_ms(call: Callable[[], None], repeat: int, warmup: int) -> tuple[float, float, float]:
+    """(median, min, max) wall time of ``call`` in ms over ``repeat`` timed calls."""
+    for _ in range(warmup):
+        call()
+    samples = []
+    for _ in range(repeat):
+        started = time.perf_counter_ns()
+        call()
+        samples.append((time.perf_counter_ns() - started) / 1e6)
+    return statistics.median(samples), min(samples), max(samples)
+
+
+def bodies(names: list[str], rows: list[list[float]]) -> dict[str, bytes]:
+    """Every accepted body form of the same rows, encoded once (the client's work is not
+    what is measured)."""
+    records = [dict(zip(names, row, strict=True)) for row in rows]
+    flat = [v for row in rows for v in row]
+    encode = json.dumps
+    return {
+        "records": encode({"records": records, "return_probabilities": True}).encode(),
+        "columns": encode({"columns": names, "data": rows, "return_probabilities": True}).encode(),
+        "dataframe_split": encode(
+            {"dataframe_split": {"columns": names, "data": rows}, "return_probabilities": True}
+        ).encode(),
+        "oip": encode(
+            {
+                "inputs": [
+                    {
+                        "name": "input-0",
+                        "shape": [len(rows), len(names)],
+                        "datatype": "FP32",
+                        "data": flat,
+                    }
+                ]
+            }
+        ).encode(),
+    }
+
+
+def labels_of(form: str, answer: bytes) -> list[Any]:
+    body = json.loads(answer)
+    if form == "oip":
+        return next(o["data"] for o in body["outputs"] if o["name"] == "label")
+    return list(body["predictions"])
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--train-rows", type=int, default=20_000)
+    p.add_argument("--features", type=int, default=30)
+    p.add_argument("--trees", type=int, default=100)
+    p.add_argument("--batch", type=int, default=10_000, help="rows per request")
+    p.add_argument("--repeat", type=int, default=15, help="timed calls per path (median)")
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--skip-mlflow", action="store_true", help="no mlflow venv or server")
+    p.add_argument("--quick", action="store_true", help="2k training rows, 20 trees, 5 calls")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.train_rows, args.trees, args.repeat, args.warmup = 2000, 20, 5, 1
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    load_before = os.getloadavg()[0]
+    import httpx
+    import numpy as np
+    import onnxruntime
+    import sklearn
+
+    from shared.ml.onnx_export import _session, onnx_inputs
+
+    mlflow_version = None if args.skip_mlflow else pl.ensure_mlflow_venv()
+    print(f"training: {args.train_rows} x {args.features}, {args.trees} trees", flush=True)
+    trained = pl.train(args.train_rows, args.features, args.trees)
+    features = trained.features
+    names = [f["name"] for f in features]
+    # Rows the model has not seen (another seed), as plain floats.
+    frame = pl.make_frame(args.batch, args.features, seed=7)[names]
+    rows = frame.to_numpy(dtype=np.float64).tolist()
+    encoded = bodies(names, rows)
+
+    session = _session(trained.onnx_bytes)
+    feed = onnx_inputs(features, frame)
+    expected = np.asarray(session.run(None, feed)[0]).ravel().tolist()
+    timings: dict[str, tuple[float, float, float] | None] = {}
+    print("onnxruntime in-process ...", flush=True)
+    timings["ort"] = median_ms(lambda: session.run(None, feed), args.repeat, args.warmup)
+    notes: list[str] = []
+
+    with pl.platform_under_test(trained.onnx_bytes) as (host, token, model, _):
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        paths = {
+            "records": f"/predict/{model}",
+            "columns": f"/predict/{model}",
+            "dataframe_split": f"/predict/{model}",
+            "oip": f"/v2/models/{model}/infer",
+        }
+        with httpx.Client(base_url=host.url, timeout=HTTP_TIMEOUT_S) as client:
+            for form, path in paths.items():
+                first = client.post(path, content=encoded[form], headers=headers)
+                if first.status_code != 200:
+                    notes.append(f"{form}: answered {first.status_code} {first.text[:160]}")
+                    timings[form] = None
+                    continue
+                agree = np.mean(np.asarray(labels_of(form, first.content)) == expected)
+                notes.append(f"{form}: labels agree with onnxruntime on {agree:.2%} of rows.")
+                print(f"platform: {form} ...", flush=True)
+
+                def call(path: str = path, body: bytes = encoded[form]) -> None:
+                    r = client.post(path, content=body, headers=headers)
+                    if r.status_code != 200:
+                        raise RuntimeError(f"{path} answered {r.status_code}: {r.text[:300]}")
+
+                timings[form] = median_ms(call, args.repeat, args.warmup)
+
+    timings["mlflow"] = None
+    if mlflow_version is not None:
+        workdir = Path(tempfile.mkdtemp(prefix="bench-mlflow-"))
+        server = None
+        try:
+            example = {"columns": names, "data": rows[:1]}
+            print("mlflow: saving the model and starting `mlflow models serve` ...", flush=True)
+            server = pl.start_mlflow(trained.skops_bytes, example, workdir)
+            body = json.dumps({"dataframe_split": {"columns": names, "data": rows}}).encode()
+            with httpx.Client(base_url=server.url, timeout=HTTP_TIMEOUT_S) as client:
+                mlflow_headers = {"Content-Type": "application/json"}
+
+                def mlflow_call() -> None:
+                    r = client.post("/invocations", content=body, headers=mlflow_headers)
+                    if r.status_code != 200:
+                        raise RuntimeError(f"mlflow answered {r.status_code}: {r.text[:300]}")
+
+                print("mlflow: timing ...", flush=True)
+                timings["mlflow"] = median_ms(mlflow_call, args.repeat, args.warmup)
+        finally:
+            if server is not None:
+                server.stop()
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    meta = {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{platform.platform()}, {os.cpu_count()} cores,"
+        f" Python {platform.python_version()}",
+        "model": f"RandomForestClassifier({args.trees} trees, n_jobs=1) on {args.train_rows} x"
+        f" {args.features}, served from its verified ONNX export",
+        "request": f"{args.batch} rows x {args.features} float features, probabilities asked;"
+        f" median of {args.repeat} warm calls ({args.warmup} discarded)",
+        "versions": f"scikit-learn {sklearn.__version__}, onnxruntime {onnxruntime.__version__},"
+        f" mlflow {mlflow_version or 'n/a (--skip-mlflow)'}",
+        "load average (1 min)": f"{load_before:.2f} at start, {os.getloadavg()[0]:.2f} at end"
+        f" ({os.cpu_count()} cores)",
+    }
+    report = render(meta, timings, {k: len(v) for k, v in encoded.items()}, notes)
+    print()
+    print(report)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(report)
+    print(f"written to {RESULTS.relative_to(ROOT)}")
+    return 0
+
+
+LABELS = {
+    "ort": "onnxruntime `session.run` in-process (feed built; baseline)",
+    "records": "`POST /predict/{model}` records body",
+    "columns": '`POST /predict/{model}` columnar body (`{"columns", "data"}`)',
+    "dataframe_split": "`POST /predict/{model}` MLflow `dataframe_split` body",
+    "oip": "`POST /v2/models/{model}/infer`, one [n, k] FP32 tensor",
+    "mlflow": "`mlflow models serve` `/invocations`, `dataframe_split` body",
+}
+
+
+def render(
+    meta: dict[str, str],
+    timings: dict[str, tuple[float, float, float] | None],
+    sizes: dict[str, int],
+    notes: list[str],
+) -> str:
+    ort = timings.get("ort")
+    mlflow = timings.get("mlflow")
+    lines = ["# Large online batches", ""]
+    lines += [f"- {k}: {v}" for k, v in meta.items()]
+    lines += [
+        "",
+        "| path | body MB | median ms | min ms | max ms | µs/row | / onnxruntime (target"
+        " <= 4) | / mlflow (target <= 0.5) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    rows = int(meta["request"].split()[0])
+    for key, label in LABELS.items():
+        t = timings.get(key)
+        size = f"{sizes[key] / 1e6:.1f}" if key in sizes else ""
+        if key == "mlflow" and t is not None:
+            size = f"{sizes['dataframe_split'] / 1e6:.1f}"
+        if t is None:
+            lines.append(f"| {label} | {size} | n/a | n/a | n/a | n/a | n/a | n/a |")
+            continue
+        med, lo, hi = t
+        vs_ort = f"{med / ort[0]:.1f}" if ort else "n/a"
+        vs_mlflow = f"{med / mlflow[0]:.2f}" if mlflow else "n/a"
+        lines.append(
+            f"| {label} | {size} | {med:.1f} | {lo:.1f} | {hi:.1f} | {med * 1000 / rows:.1f}"
+            f" | {vs_ort} | {vs_mlflow} |"
+        )
+    lines += ["", "Notes:", ""] + [f"- {n}" for n in notes]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
