@@ -157,6 +157,15 @@ def main(argv: list[str] | None = None) -> int:
             "oip": f"/v2/models/{model}/infer",
         }
         with httpx.Client(base_url=host.url, timeout=HTTP_TIMEOUT_S) as client:
+
+            def transport() -> None:
+                # No function answers this path: the host reads the body and answers 404.
+                r = client.post("/no-such-route", content=encoded["columns"], headers=headers)
+                if r.status_code != 404:
+                    raise RuntimeError(f"transport probe answered {r.status_code}")
+
+            print("platform: transport only ...", flush=True)
+            timings["transport"] = median_ms(transport, args.repeat, args.warmup)
             for form, path in paths.items():
                 first = client.post(path, content=encoded[form], headers=headers)
                 if first.status_code != 200:
@@ -222,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
 
 LABELS = {
     "ort": "onnxruntime `session.run` in-process (feed built; baseline)",
+    "transport": "HTTP only: the columnar body to a path no function answers (404)",
     "records": "`POST /predict/{model}` records body",
     "columns": '`POST /predict/{model}` columnar body (`{"columns", "data"}`)',
     "dataframe_split": "`POST /predict/{model}` MLflow `dataframe_split` body",
@@ -250,8 +260,8 @@ def render(
     for key, label in LABELS.items():
         t = timings.get(key)
         size = f"{sizes[key] / 1e6:.1f}" if key in sizes else ""
-        if key == "mlflow" and t is not None:
-            size = f"{sizes['dataframe_split'] / 1e6:.1f}"
+        if key in ("mlflow", "transport"):
+            size = f"{sizes['columns' if key == 'transport' else 'dataframe_split'] / 1e6:.1f}"
         if t is None:
             lines.append(f"| {label} | {size} | n/a | n/a | n/a | n/a | n/a | n/a |")
             continue
