@@ -23,7 +23,10 @@ What it does, all on 127.0.0.1, in one run and on one model:
    - ``mlflow models serve`` ``/invocations`` with a ``dataframe_split`` body (the fitted
      pipeline's ``predict_proba``), mlflow in its own venv as predict_latency.py makes it.
    Every platform call asks for probabilities (mlflow answers them too); one keep-alive
-   httpx client sends pre-encoded bytes and reads the whole answer (not parsing it).
+   httpx client sends pre-encoded bytes and reads the whole answer (not parsing it). The
+   contenders run in interleaved rounds (one call each per round), so a busy machine
+   weighs on all of them alike; a POST of the columnar body to a path no function answers
+   shows what the HTTP transport alone costs.
 3. Checks that every form answers the same labels as onnxruntime on those rows.
 
 Prints one markdown table (ms, ratio to onnxruntime and to mlflow) and writes it to
@@ -34,6 +37,7 @@ most compact accepted form <= 0.5x mlflow and <= 4x onnxruntime in-process.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -58,16 +62,21 @@ RESULTS = ROOT / "benchmarks" / "results" / "large_batches.md"
 HTTP_TIMEOUT_S = 120.0
 
 
-def median_ms(call: Callable[[], None], repeat: int, warmup: int) -> tuple[float, float, float]:
-    """(median, min, max) wall time of ``call`` in ms over ``repeat`` timed calls."""
+def interleaved(
+    calls: dict[str, Callable[[], None]], repeat: int, warmup: int
+) -> dict[str, tuple[float, float, float] | None]:
+    """(median, min, max) ms of each call over ``repeat`` rounds, each round calling every
+    contender once in turn: other work on the machine then weighs on all of them alike."""
     for _ in range(warmup):
-        call()
-    samples = []
+        for call in calls.values():
+            call()
+    samples: dict[str, list[float]] = {name: [] for name in calls}
     for _ in range(repeat):
-        started = time.perf_counter_ns()
-        call()
-        samples.append((time.perf_counter_ns() - started) / 1e6)
-    return statistics.median(samples), min(samples), max(samples)
+        for name, call in calls.items():
+            started = time.perf_counter_ns()
+            call()
+            samples[name].append((time.perf_counter_ns() - started) / 1e6)
+    return {n: (statistics.median(s), min(s), max(s)) for n, s in samples.items()}
 
 
 def bodies(names: list[str], rows: list[list[float]]) -> dict[str, bytes]:
@@ -143,69 +152,50 @@ def main(argv: list[str] | None = None) -> int:
     session = _session(trained.onnx_bytes)
     feed = onnx_inputs(features, frame)
     expected = np.asarray(session.run(None, feed)[0]).ravel().tolist()
-    timings: dict[str, tuple[float, float, float] | None] = {}
-    print("onnxruntime in-process ...", flush=True)
-    timings["ort"] = median_ms(lambda: session.run(None, feed), args.repeat, args.warmup)
     notes: list[str] = []
+    calls: dict[str, Callable[[], None]] = {"ort": lambda: session.run(None, feed)}
 
-    with pl.platform_under_test(trained.onnx_bytes) as (host, token, model, _):
+    with contextlib.ExitStack() as stack:
+        host, token, model, _ = stack.enter_context(pl.platform_under_test(trained.onnx_bytes))
         headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        client = stack.enter_context(httpx.Client(base_url=host.url, timeout=HTTP_TIMEOUT_S))
+
+        def post(path: str, body: bytes, status: int = 200, on: Any = client) -> None:
+            r = on.post(path, content=body, headers=headers)
+            if r.status_code != status:
+                raise RuntimeError(f"{path} answered {r.status_code}: {r.text[:300]}")
+
+        # No function answers this path: the host reads the body and answers 404.
+        calls["transport"] = lambda: post("/no-such-route", encoded["columns"], 404)
         paths = {
             "records": f"/predict/{model}",
             "columns": f"/predict/{model}",
             "dataframe_split": f"/predict/{model}",
             "oip": f"/v2/models/{model}/infer",
         }
-        with httpx.Client(base_url=host.url, timeout=HTTP_TIMEOUT_S) as client:
-
-            def transport() -> None:
-                # No function answers this path: the host reads the body and answers 404.
-                r = client.post("/no-such-route", content=encoded["columns"], headers=headers)
-                if r.status_code != 404:
-                    raise RuntimeError(f"transport probe answered {r.status_code}")
-
-            print("platform: transport only ...", flush=True)
-            timings["transport"] = median_ms(transport, args.repeat, args.warmup)
-            for form, path in paths.items():
-                first = client.post(path, content=encoded[form], headers=headers)
-                if first.status_code != 200:
-                    notes.append(f"{form}: answered {first.status_code} {first.text[:160]}")
-                    timings[form] = None
-                    continue
-                agree = np.mean(np.asarray(labels_of(form, first.content)) == expected)
-                notes.append(f"{form}: labels agree with onnxruntime on {agree:.2%} of rows.")
-                print(f"platform: {form} ...", flush=True)
-
-                def call(path: str = path, body: bytes = encoded[form]) -> None:
-                    r = client.post(path, content=body, headers=headers)
-                    if r.status_code != 200:
-                        raise RuntimeError(f"{path} answered {r.status_code}: {r.text[:300]}")
-
-                timings[form] = median_ms(call, args.repeat, args.warmup)
-
-    timings["mlflow"] = None
-    if mlflow_version is not None:
-        workdir = Path(tempfile.mkdtemp(prefix="bench-mlflow-"))
-        server = None
-        try:
-            example = {"columns": names, "data": rows[:1]}
+        for form, path in paths.items():
+            first = client.post(path, content=encoded[form], headers=headers)
+            if first.status_code != 200:
+                notes.append(f"{form}: answered {first.status_code} {first.text[:160]}")
+                continue
+            agree = np.mean(np.asarray(labels_of(form, first.content)) == expected)
+            notes.append(f"{form}: labels agree with onnxruntime on {agree:.2%} of rows.")
+            calls[form] = lambda path=path, body=encoded[form]: post(path, body)
+        if mlflow_version is not None:
+            workdir = Path(tempfile.mkdtemp(prefix="bench-mlflow-"))
+            stack.callback(shutil.rmtree, workdir, ignore_errors=True)
             print("mlflow: saving the model and starting `mlflow models serve` ...", flush=True)
-            server = pl.start_mlflow(trained.skops_bytes, example, workdir)
+            server = pl.start_mlflow(
+                trained.skops_bytes, {"columns": names, "data": rows[:1]}, workdir
+            )
+            stack.callback(server.stop)
+            mlflow_client = stack.enter_context(
+                httpx.Client(base_url=server.url, timeout=HTTP_TIMEOUT_S)
+            )
             body = json.dumps({"dataframe_split": {"columns": names, "data": rows}}).encode()
-            with httpx.Client(base_url=server.url, timeout=HTTP_TIMEOUT_S) as client:
-                mlflow_headers = {"Content-Type": "application/json"}
-
-                def mlflow_call() -> None:
-                    r = client.post("/invocations", content=body, headers=mlflow_headers)
-                    if r.status_code != 200:
-                        raise RuntimeError(f"mlflow answered {r.status_code}: {r.text[:300]}")
-
-                print("mlflow: timing ...", flush=True)
-                timings["mlflow"] = median_ms(mlflow_call, args.repeat, args.warmup)
-        finally:
-            if server is not None:
-                server.stop()
-            shutil.rmtree(workdir, ignore_errors=True)
+            calls["mlflow"] = lambda: post("/invocations", body, on=mlflow_client)
+        print(f"timing {', '.join(calls)}: {args.repeat} interleaved rounds ...", flush=True)
+        timings = interleaved(calls, args.repeat, args.warmup)
 
     meta = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),

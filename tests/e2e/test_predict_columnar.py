@@ -223,3 +223,28 @@ def test_a_body_over_the_size_limit_is_413(client, admin_headers, classifier) ->
         content=big.encode(),
     )
     assert_problem(r, 413)
+
+
+def test_the_prediction_log_keeps_small_columnar_rows_as_records_and_cuts_large_ones(
+    client, admin_headers, services, classifier
+) -> None:
+    """Every request is sampled in the tests; inputs too large for a log entry are cut
+    (and, beyond what could ever fit, not even serialised), the row count kept."""
+    log = services.prediction_log
+    small = {"columns": FEATURES, "data": [[0.5, 1, 2, 3, 4]]}
+    long_row = [0.12345678901234566, -1.2345678901234567, 2.000000000000001, 3.5, 4]
+    large = {"columns": FEATURES, "data": [long_row] * 500}
+    entries = {}
+    for case, body in (("small", small), ("large", large)):
+        r = client.post(f"/predict/{classifier}", headers=admin_headers, json=body)
+        assert r.status_code == 200 and r.headers["x-prediction-logged"] == "true", r.text
+        entries[case] = r.headers["x-prediction-id"]
+    log.drain(10)
+    logged = {case: log.table.get_entity(pid, "p") for case, pid in entries.items()}
+    assert json.loads(logged["small"]["inputs"]) == [
+        dict(zip(FEATURES, [0.5, 1, 2, 3, 4], strict=True))
+    ]
+    assert logged["small"]["n_records"] == 1 and not logged["small"]["inputs_truncated"]
+    assert logged["large"]["inputs"] == "" and logged["large"]["inputs_truncated"]
+    assert logged["large"]["n_records"] == 500
+    assert len(json.loads(logged["large"]["outputs"])) == 500
