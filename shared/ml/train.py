@@ -63,6 +63,7 @@ class TrainedModel:
     X_holdout: Any = None
     y_holdout: Any = None
     plots: dict[str, bytes] = field(default_factory=dict)  # {name: PNG}, drawn by the caller
+    plot_data: dict[str, Any] = field(default_factory=dict)  # {name: numbers}, drawn later
 
 
 # --- checks shared by validate_spec and train_model ---------------------------------------

@@ -20,6 +20,7 @@ from shared.registry.review import LOWER_IS_BETTER
 from shared.registry.schemas import Lineage, Promotion, StoredFile, VersionMetadata
 from shared.registry.store import ModelRegistry
 from shared.training.jobs import Unit
+from shared.training.plots import PLOT_DATA, plot_path
 from shared.training.schemas import TrainingSpec
 from shared.training.staging import staged_plots
 
@@ -144,6 +145,14 @@ class Registration:
                     entry["plots"] = [f"partitions/{key}/{plot}" for plot in staged_plots(files)]
                     for plot, relative in zip(staged_plots(files), entry["plots"], strict=True):
                         yield PlacedFile(relative, files[plot], "partition", "png")
+                    if PLOT_DATA in files:
+                        # Drawn when viewed: the PNG paths are listed, their numbers stored.
+                        entry["plot_data"] = f"partitions/{key}/{PLOT_DATA}"
+                        entry["plots"] += [
+                            f"partitions/{key}/{plot_path(name)}"
+                            for name in sorted(json.loads(files[PLOT_DATA]))
+                        ]
+                        yield PlacedFile(entry["plot_data"], files[PLOT_DATA], "partition", "json")
                     partitions[str(part["partition"])] = entry
                     registered.append(part)
             yield from self._carry_over(spec, failed, partitions)
@@ -223,9 +232,12 @@ class Registration:
                 **entry,
                 "carried_over_from": entry.get("carried_over_from") or previous.version,
             }
-            kept = [entry.get(field) for field in ("skops", "onnx", "profile")]
+            kept = [entry.get(field) for field in ("skops", "onnx", "profile", "plot_data")]
             for relative in [r for r in kept if r] + list(entry.get("plots") or []):
                 stored = find_file(previous, relative, previous_manifest)
+                drawn_when_viewed = entry.get("plot_data") and relative in entry["plots"]
+                if stored is None and drawn_when_viewed:
+                    continue  # a plot drawn from plot_data: never stored as a file
                 if stored is None:
                     raise ValueError(f"version {previous.version} lacks {relative}")
                 yield PlacedFile(
