@@ -59,6 +59,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+from summary import record  # noqa: E402 - beside this script (sys.path[0])
+
 if str(ROOT) not in sys.path:  # run as a script: the app's packages live at the root
     sys.path.insert(0, str(ROOT))
 
@@ -883,6 +885,39 @@ def main(argv: list[str] | None = None) -> int:
         " runs with its default worker count. Both answer with probabilities.",
     ]
     report = render(meta, results, baseline, bare, loads, notes)
+    by_label = {label: stats for stats, label in results}
+    http = by_label.get("HTTP `POST /predict/{model}`, local host, keep-alive")
+    mlflow_stats = by_label.get("HTTP `POST /invocations`, mlflow models serve, keep-alive")
+    if http is not None:
+        record(
+            "online",
+            "single-record p50 over HTTP",
+            http.p50,
+            baseline.p50,
+            "sklearn pipeline in process",
+            "ms",
+            "<= 0.5x sklearn",
+        )
+        if mlflow_stats is not None:
+            record(
+                "online",
+                "single-record p50 over HTTP",
+                http.p50,
+                mlflow_stats.p50,
+                "mlflow models serve",
+                "ms",
+            )
+    ours_load, theirs_load = [*loads, None, None][:2]
+    if ours_load is not None and theirs_load is not None:
+        record(
+            "online",
+            f"{args.clients}-client throughput",
+            ours_load.rps,
+            theirs_load.rps,
+            "mlflow models serve",
+            "req/s",
+            lower_is_better=False,
+        )
     if profile_text:
         report += (
             "\n## cProfile of 500 warm in-process handler calls (cumulative, then own time)"

@@ -4,12 +4,18 @@ Layout (relative to a version's folder): ``plots/{plot}.png`` for the version, a
 ``partitions/{key}/plots/{plot}.png`` per partition of a partitioned version (listed in
 its manifest with their hashes, like the partition models). A plot's URL is
 ``/models/{name}/versions/{v}/plots/{plot}.png`` or ``.../plots/{key}/{plot}.png``; only
-files the version records are served, read and checked against their SHA-256.
+files the version records are served, read and checked against their SHA-256. A
+partition trained since plots became deferred stores ``partitions/{key}/plots.json``
+(the numbers each plot shows, hashed in the manifest like every file) instead of PNGs:
+its plots are drawn from those numbers at the first view, and kept in memory.
 """
 
 from __future__ import annotations
 
+import json
 import re
+import threading
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
@@ -20,12 +26,13 @@ from shared.errors import NotFound, ValidationFailed
 from shared.names import NAME_PATTERN, check_name
 from shared.registry.files import CONTAINER, find_file
 from shared.registry.loader import ModelLoader
-from shared.registry.schemas import VersionInfo
+from shared.registry.schemas import StoredFile, VersionInfo
 from shared.registry.store import ModelRegistry
 
 # What follows ".../plots/" in a plot URL: "<plot>.png" or "<partition key>/<plot>.png".
 _PLOT_URL_PATH = re.compile(r"^(?:(?P<key>[0-9a-f]{16})/)?(?P<plot>[a-z0-9_]{1,64})\.png$")
 MAX_MODELS = 200
+DRAWN_CACHE = 64  # plots drawn from their numbers, kept per instance (about 50 kB each)
 
 
 class PlotsQuery(BaseModel):
@@ -77,6 +84,8 @@ class PlotCatalog:
     def __init__(self, registry: ModelRegistry, loader: ModelLoader) -> None:
         self.registry = registry
         self.loader = loader
+        self._png: OrderedDict[tuple[str, str], bytes] = OrderedDict()
+        self._lock = threading.Lock()
 
     # --- the tree -------------------------------------------------------------------------
     def tree(self, query: PlotsQuery) -> PlotTree:
@@ -159,6 +168,34 @@ class PlotCatalog:
         relative = f"partitions/{key}/plots/{plot}.png" if key else f"plots/{plot}.png"
         manifest = self._manifest(info) if key and info.format == "partitioned" else None
         stored = find_file(info, relative, manifest)
-        if stored is None:
+        if stored is not None:
+            return self.loader.read_verified(info, stored)
+        entry = next(
+            (e for e in (manifest or {}).get("partitions", {}).values() if e.get("key") == key),
+            None,
+        )
+        if entry and entry.get("plot_data") and relative in (entry.get("plots") or []):
+            data = find_file(info, entry["plot_data"], manifest)
+            if data is not None:
+                return self._drawn(info, data, plot)
+        raise NotFound("This version has no such plot.", code="PLOT_NOT_FOUND")
+
+    def _drawn(self, info: VersionInfo, data: StoredFile, plot: str) -> bytes:
+        """A partition's plot drawn from its stored numbers (hash-checked), kept for the
+        next viewer: the same numbers always draw the same PNG."""
+        cache_key = (data.sha256, plot)
+        with self._lock:
+            if cache_key in self._png:
+                self._png.move_to_end(cache_key)
+                return self._png[cache_key]
+        numbers = json.loads(self.loader.read_verified(info, data)).get(plot)
+        if not isinstance(numbers, dict):
             raise NotFound("This version has no such plot.", code="PLOT_NOT_FOUND")
-        return self.loader.read_verified(info, stored)
+        from shared.ml.plots import draw_plot  # lazy: matplotlib
+
+        png = draw_plot(plot, numbers)
+        with self._lock:
+            self._png[cache_key] = png
+            while len(self._png) > DRAWN_CACHE:
+                self._png.popitem(last=False)
+        return png

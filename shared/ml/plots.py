@@ -1,10 +1,11 @@
-"""The plots saved with a trained version: small PNGs drawn once, at training time.
+"""The plots saved with a trained version: small PNGs, or the numbers to draw them from.
 
 Classification: feature importance and the holdout confusion matrix. Regression: feature
 importance and predicted vs actual on the holdout. Anomaly detection: the histogram of
 the anomaly scores with the model's threshold, and the scores over time (the frame's
 first datetime column, else row order) with the flagged rows marked - one per partition
-for partitioned models, since each partition trains its own model.
+for partitioned models, since each partition trains its own model. A whole model's plots
+are drawn at training time; a partition keeps :func:`plot_data` and is drawn when viewed.
 
 matplotlib is imported here only (training), with the Agg backend and the object API
 (``Figure``, never ``pyplot``): no GUI, no global figure registry to leak or to close,
@@ -45,30 +46,62 @@ BLUE, VERMILLION, GREY = "#0072B2", "#D55E00", "#555555"
 
 def render_training_plots(trained: Any, frame: pd.DataFrame) -> dict[str, bytes]:
     """``{plot name: PNG bytes}`` for a ``TrainedModel`` and the rows it was trained on."""
+    return {name: draw_plot(name, data) for name, data in plot_data(trained, frame).items()}
+
+
+def plot_data(trained: Any, frame: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """``{plot name: the numbers it shows}`` (JSON-ready, small: series are thinned).
+
+    Computing them needs the model and the rows; drawing them (:func:`draw_plot`) needs
+    neither, so a partitioned model keeps these numbers and draws a room's plot only when
+    someone looks at it: drawing was 40% of a many-room training job.
+    """
+    makers: dict[str, Callable[[], dict[str, Any] | None]] = {}
+    if trained.task in (CLASSIFICATION, REGRESSION):
+        makers[FEATURE_IMPORTANCE] = lambda: _feature_importance_data(trained)
+    if trained.task == CLASSIFICATION:
+        makers[CONFUSION_MATRIX] = lambda: _confusion_matrix_data(trained)
+    elif trained.task == REGRESSION:
+        makers[PREDICTED_VS_ACTUAL] = lambda: _predicted_vs_actual_data(trained)
+    elif trained.task == ANOMALY:
+        # One OpenMP/BLAS thread, as in training: spinning barriers slow predictions
+        # (and HistGradientBoosting's permutation importance) on a shared CPU.
+        with threadpool_limits(limits=1):
+            scores, flagged, threshold = _anomaly_scores(trained, frame)
+        makers[ANOMALY_HISTOGRAM] = lambda: _histogram_data(scores, threshold)
+        makers[ANOMALY_OVER_TIME] = lambda: _over_time_data(frame, scores, flagged, threshold)
+    out = {}
+    with threadpool_limits(limits=1):
+        for name, make in makers.items():
+            data = make()
+            if data is not None:
+                out[name] = data
+    return out
+
+
+def draw_plot(name: str, data: dict[str, Any]) -> bytes:
+    """The PNG of plot ``name`` from its :func:`plot_data` numbers."""
     import matplotlib
 
     matplotlib.use("Agg")
-    plots: dict[str, Callable[[], Any]] = {}
-    if trained.task in (CLASSIFICATION, REGRESSION):
-        plots[FEATURE_IMPORTANCE] = lambda: _feature_importance(trained)
-    if trained.task == CLASSIFICATION:
-        plots[CONFUSION_MATRIX] = lambda: _confusion_matrix(trained)
-    elif trained.task == REGRESSION:
-        plots[PREDICTED_VS_ACTUAL] = lambda: _predicted_vs_actual(trained)
-    elif trained.task == ANOMALY:
-        with threadpool_limits(limits=1):
-            scores, flagged, threshold = _anomaly_scores(trained, frame)
-        plots[ANOMALY_HISTOGRAM] = lambda: _score_histogram(scores, threshold)
-        plots[ANOMALY_OVER_TIME] = lambda: _scores_over_time(frame, scores, flagged, threshold)
-    out = {}
-    # One OpenMP/BLAS thread, as in training: spinning barriers make HistGradientBoosting's
-    # predictions (permutation importance) many times slower on a shared CPU.
-    with threadpool_limits(limits=1):
-        for name, draw in plots.items():
-            figure = draw()
-            if figure is not None:
-                out[name] = _png(figure)
-    return out
+    draw = {
+        FEATURE_IMPORTANCE: _feature_importance,
+        CONFUSION_MATRIX: _confusion_matrix,
+        PREDICTED_VS_ACTUAL: _predicted_vs_actual,
+        ANOMALY_HISTOGRAM: _score_histogram,
+        ANOMALY_OVER_TIME: _scores_over_time,
+    }[name]
+    return _png(draw(data))
+
+
+def _floats(values: Any) -> list[float | None]:
+    """JSON numbers (6 significant digits: a plot shows no more); NaN/inf as null."""
+    array = np.asarray(values, dtype=float)
+    return [float(f"{v:.6g}") if np.isfinite(v) else None for v in array.tolist()]
+
+
+def _array(values: list[Any]) -> np.ndarray:
+    return np.array([np.nan if v is None else v for v in values], dtype=float)
 
 
 def _figure(title: str, left: float = 0.12) -> tuple[Any, Any]:
@@ -148,14 +181,19 @@ def _permutation_importances(trained: Any, names: list[str]) -> dict[str, float]
     return {n: float(v) for n, v in zip(names, result.importances_mean, strict=True)}
 
 
-def _feature_importance(trained: Any) -> Any:
+def _feature_importance_data(trained: Any) -> dict[str, Any] | None:
     importances = feature_importances(trained)
     if not importances:
         return None
     top = sorted(importances.items(), key=lambda kv: kv[1], reverse=True)[:TOP_FEATURES]
     top.reverse()  # barh draws bottom-up: the most important ends on top
-    figure, axes = _figure(f"Feature importance (top {len(top)})", left=0.3)
-    axes.barh([_short(n) for n, _ in top], [v for _, v in top], color=BLUE)
+    return {"names": [n for n, _ in top], "values": _floats([v for _, v in top])}
+
+
+def _feature_importance(data: dict[str, Any]) -> Any:
+    names, values = data["names"], _array(data["values"])
+    figure, axes = _figure(f"Feature importance (top {len(names)})", left=0.3)
+    axes.barh([_short(n) for n in names], values, color=BLUE)
     axes.set_xlabel("importance")
     return figure
 
@@ -167,7 +205,7 @@ def _short(text: str, limit: int = 28) -> str:
 # --- holdout quality -------------------------------------------------------------------------
 
 
-def _confusion_matrix(trained: Any) -> Any:
+def _confusion_matrix_data(trained: Any) -> dict[str, Any] | None:
     from sklearn.metrics import confusion_matrix
 
     classes = list(trained.estimator.classes_)
@@ -175,9 +213,15 @@ def _confusion_matrix(trained: Any) -> Any:
         return None
     predicted = trained.estimator.predict(trained.X_holdout)
     matrix = confusion_matrix(trained.y_holdout, predicted, labels=classes)
+    return {"classes": [str(c) for c in classes], "matrix": matrix.astype(int).tolist()}
+
+
+def _confusion_matrix(data: dict[str, Any]) -> Any:
+    classes = data["classes"]
+    matrix = np.asarray(data["matrix"], dtype=int).reshape(len(classes), len(classes))
     figure, axes = _figure("Confusion matrix (holdout)")
     axes.imshow(matrix, cmap="Blues")
-    labels = [_short(str(c), 12) for c in classes]
+    labels = [_short(c, 12) for c in classes]
     axes.set_xticks(range(len(classes)), labels, rotation=45 if len(classes) > 4 else 0)
     axes.set_yticks(range(len(classes)), labels)
     axes.set_xlabel("predicted")
@@ -190,18 +234,23 @@ def _confusion_matrix(trained: Any) -> Any:
     return figure
 
 
-def _predicted_vs_actual(trained: Any) -> Any:
+def _predicted_vs_actual_data(trained: Any) -> dict[str, Any] | None:
     if trained.X_holdout is None or len(trained.X_holdout) == 0:
         return None
     actual = np.asarray(trained.y_holdout, dtype=float)
     predicted = np.asarray(trained.estimator.predict(trained.X_holdout), dtype=float)
     keep = _thin(len(actual), np.zeros(len(actual), dtype=bool))
-    figure, axes = _figure("Predicted vs actual (holdout)")
-    axes.scatter(actual[keep], predicted[keep], s=8, color=BLUE, alpha=0.7)
     finite = np.concatenate([actual, predicted])
     finite = finite[np.isfinite(finite)]
-    if finite.size:
-        low, high = float(finite.min()), float(finite.max())
+    line = [float(finite.min()), float(finite.max())] if finite.size else None
+    return {"actual": _floats(actual[keep]), "predicted": _floats(predicted[keep]), "line": line}
+
+
+def _predicted_vs_actual(data: dict[str, Any]) -> Any:
+    figure, axes = _figure("Predicted vs actual (holdout)")
+    axes.scatter(_array(data["actual"]), _array(data["predicted"]), s=8, color=BLUE, alpha=0.7)
+    if data["line"]:
+        low, high = data["line"]
         axes.plot([low, high], [low, high], color=GREY, linestyle="--", linewidth=1)
     axes.set_xlabel("actual")
     axes.set_ylabel("predicted")
@@ -225,11 +274,23 @@ def _anomaly_scores(trained: Any, frame: pd.DataFrame) -> tuple[np.ndarray, np.n
     return scores, flagged, threshold
 
 
-def _score_histogram(scores: np.ndarray, threshold: float) -> Any:
+def _histogram_data(scores: np.ndarray, threshold: float) -> dict[str, Any]:
+    finite = scores[np.isfinite(scores)]
+    counts, edges = np.histogram(finite, bins=40) if finite.size else ([], [0.0, 1.0])
+    return {
+        "counts": [int(c) for c in counts],
+        "edges": [float(e) for e in edges],
+        "threshold": float(threshold) if np.isfinite(threshold) else None,
+    }
+
+
+def _score_histogram(data: dict[str, Any]) -> Any:
     figure, axes = _figure("Anomaly score distribution")
-    axes.hist(scores, bins=40, color=BLUE)
-    if np.isfinite(threshold):
-        axes.axvline(threshold, color=VERMILLION, linestyle="--", label="threshold")
+    edges = np.asarray(data["edges"], dtype=float)
+    # The bars hist() would draw for the scores, from their bin counts.
+    axes.hist(edges[:-1], bins=edges, weights=np.asarray(data["counts"]), color=BLUE)
+    if data["threshold"] is not None:
+        axes.axvline(data["threshold"], color=VERMILLION, linestyle="--", label="threshold")
         axes.legend(loc="upper left")
     axes.set_xlabel("score (lower is more abnormal)")
     axes.set_ylabel("rows")
@@ -241,31 +302,48 @@ def time_column(frame: pd.DataFrame) -> str | None:
     return next((str(c) for c in frame.columns if kind_of_dtype(frame[c].dtype) == DATETIME), None)
 
 
-def _scores_over_time(
+def _over_time_data(
     frame: pd.DataFrame, scores: np.ndarray, flagged: np.ndarray, threshold: float
-) -> Any:
+) -> dict[str, Any]:
     column = time_column(frame)
     if column is not None:
-        x = pd.to_datetime(frame[column], utc=True).dt.tz_localize(None).to_numpy()
+        times = pd.to_datetime(frame[column], utc=True).dt.tz_localize(None)
+        x = times.to_numpy().astype("datetime64[ms]").astype(np.int64)  # epoch ms
         order = np.argsort(x, kind="stable")
-        xlabel = column
     else:
         x = np.arange(len(scores))
         order = x
-        xlabel = "row"
     x, scores, flagged = x[order], scores[order], flagged[order]
     keep = _thin(len(scores), flagged)
+    return {
+        "x_label": column or "row",
+        "x_is_time": column is not None,
+        "x": [int(v) for v in x[keep]],
+        "scores": _floats(scores[keep]),
+        "flagged": np.flatnonzero(flagged[keep]).tolist(),  # positions in x / scores
+        "n_flagged": int(flagged.sum()),
+        "threshold": float(threshold) if np.isfinite(threshold) else None,
+    }
+
+
+def _scores_over_time(data: dict[str, Any]) -> Any:
+    x = np.asarray(data["x"], dtype=np.int64)
+    if data["x_is_time"]:
+        x = x.astype("datetime64[ms]")
+    scores, flagged = _array(data["scores"]), np.asarray(data["flagged"], dtype=np.int64)
     figure, axes = _figure("")
     # Title left, legend right, both above the plot: the series keeps the whole area.
-    title = f"Anomaly score over time ({int(flagged.sum())} flagged)"
+    title = f"Anomaly score over time ({data['n_flagged']} flagged)"
     axes.set_title(title, loc="left", fontsize=TITLE_FONT)
-    axes.plot(x[keep], scores[keep], color=BLUE, linewidth=0.8, label="score")
+    axes.plot(x, scores, color=BLUE, linewidth=0.8, label="score")
     axes.scatter(
         x[flagged], scores[flagged], color=VERMILLION, marker="x", s=18, label="flagged", zorder=3
     )
-    if np.isfinite(threshold):
-        axes.axhline(threshold, color=GREY, linestyle="--", linewidth=0.8, label="threshold")
-    axes.set_xlabel(xlabel)
+    if data["threshold"] is not None:
+        axes.axhline(
+            data["threshold"], color=GREY, linestyle="--", linewidth=0.8, label="threshold"
+        )
+    axes.set_xlabel(data["x_label"])
     axes.set_ylabel("score")
     axes.legend(
         loc="lower right",
@@ -276,7 +354,7 @@ def _scores_over_time(
         handlelength=1.2,
         borderaxespad=0.1,
     )
-    if column is not None:
+    if data["x_is_time"]:
         figure.autofmt_xdate()
     return figure
 

@@ -18,6 +18,7 @@ from threadpoolctl import threadpool_limits
 
 from shared.ml import algorithms as algos
 from shared.ml.algorithms import ANOMALY, CLASSIFICATION, REGRESSION, TASKS
+from shared.ml.holdout import HoldoutOutputs
 from shared.ml.metrics import PRIMARY_METRIC, holdout_metrics
 from shared.ml.onnx_export import export_onnx, verify_parity
 from shared.ml.pipeline import (
@@ -62,6 +63,7 @@ class TrainedModel:
     X_holdout: Any = None
     y_holdout: Any = None
     plots: dict[str, bytes] = field(default_factory=dict)  # {name: PNG}, drawn by the caller
+    plot_data: dict[str, Any] = field(default_factory=dict)  # {name: numbers}, drawn later
 
 
 # --- checks shared by validate_spec and train_model ---------------------------------------
@@ -355,10 +357,12 @@ def _fit_and_package(
         kind = NUMBER if task == REGRESSION else (BOOL if target_kind == BOOL else STRING)
         target_desc = {"name": target, "dtype": kind}
 
+    # Metrics and the parity check ask the same questions on the same rows: answered once.
+    answers = HoldoutOutputs(pipeline, X_holdout)
     onnx_bytes, export = export_onnx(pipeline, X_train, task, features=selected, classes=classes)
     parity = {"converted": False, "max_abs_diff": None, "verified": False, **export}
     if onnx_bytes is not None:
-        parity = verify_parity(onnx_bytes, pipeline, X_holdout, task, features=selected)
+        parity = verify_parity(onnx_bytes, answers, X_holdout, task, features=selected)
         if not parity["verified"]:
             onnx_bytes = None
 
@@ -369,7 +373,7 @@ def _fit_and_package(
         features=selected,
         target=target,
         classes=classes,
-        metrics=holdout_metrics(task, pipeline, X_holdout, y_holdout),
+        metrics=holdout_metrics(task, answers, X_holdout, y_holdout),
         primary_metric=PRIMARY_METRIC[task],
         n_train=len(train_idx),
         n_holdout=len(holdout_idx),

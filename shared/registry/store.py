@@ -18,8 +18,8 @@ import json
 import random
 import re
 import time
-from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
 from azure.core import MatchConditions
@@ -62,6 +62,9 @@ from shared.tables import iso, page, parse_iso, utcnow
 
 ARTIFACT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,127}$")
 MAX_ARTIFACTS = 100
+# Files of one version uploading at once: parallel enough to hide Blob latency, few enough
+# that a version of many partitions is never held whole in memory.
+UPLOADS_IN_FLIGHT = 16
 
 
 class ModelRegistry(RegistryIntegrity, RegistryDeletion, RegistryReview):
@@ -84,12 +87,19 @@ class ModelRegistry(RegistryIntegrity, RegistryDeletion, RegistryReview):
         self,
         name: str,
         model_format: str,
-        model: NewFile,
+        model: NewFile | Callable[[dict[str, StoredFile]], NewFile],
         artifacts: Iterable[NewFile],
         meta: VersionMetadata,
         created_by: str,
         placed: Iterable[PlacedFile] = (),
     ) -> VersionInfo:
+        """Reserve a version, upload its files, then create its row (see the module doc).
+
+        ``placed`` may be a generator: it is consumed as it uploads, with at most
+        ``UPLOADS_IN_FLIGHT`` files held, so a version of 1,000 partitions never sits whole
+        in memory. ``model`` may then be a function of the placed files' records (their
+        hashes: a partitioned version's manifest), called once they are all stored.
+        """
         check_name(name, "model")
         artifacts = list(artifacts)
         if len(artifacts) > MAX_ARTIFACTS:  # the version row lists every file: keep it small
@@ -107,17 +117,20 @@ class ModelRegistry(RegistryIntegrity, RegistryDeletion, RegistryReview):
         version = self._reserve_version(name)
         prefix = f"{name}/{version}/"
         ext = {"onnx": "onnx", "skops": "skops", "partitioned": "json"}.get(model_format, "pkl")
-        planned = [(f"{prefix}model.{ext}", model.data, "model", model_format)]
-        planned += [(prefix + p.relative_path, p.data, p.role, p.format) for p in placed]
-        planned += [
-            (f"{prefix}artifacts/{a.filename}", a.data, "artifact", None) for a in artifacts
-        ]
         try:
             with ThreadPoolExecutor(max_workers=8, thread_name_prefix="upload") as pool:
-                files = list(pool.map(lambda item: self._upload(*item), planned))
+                stored = self._upload_placed(pool, prefix, placed)
+                if callable(model):
+                    model = model(stored)
+                planned = [(f"{prefix}model.{ext}", model.data, "model", model_format)]
+                planned += [
+                    (f"{prefix}artifacts/{a.filename}", a.data, "artifact", None) for a in artifacts
+                ]
+                model_file, *artifact_files = pool.map(lambda item: self._upload(*item), planned)
             # Partition files are described (with their hashes) by the manifest, which is
             # itself hashed here: the row stays small whatever the number of partitions.
-            files = [f for f in files if f.role != "partition"]
+            files = [model_file, *(f for f in stored.values() if f.role != "partition")]
+            files += artifact_files
             info = self._create_row(name, version, model_format, files, meta, created_by)
         except Exception:
             self._delete_prefix(prefix)  # best effort; the sweeper catches what this misses
@@ -126,6 +139,29 @@ class ModelRegistry(RegistryIntegrity, RegistryDeletion, RegistryReview):
             self.set_alias(name, meta.alias, version, created_by)
             info.aliases = sorted({*info.aliases, meta.alias})
         return info
+
+    def _upload_placed(
+        self, pool: ThreadPoolExecutor, prefix: str, placed: Iterable[PlacedFile]
+    ) -> dict[str, StoredFile]:
+        """Upload ``placed`` as it is produced, ``UPLOADS_IN_FLIGHT`` at most at a time."""
+        stored: dict[str, StoredFile] = {}
+        pending: dict[Future[StoredFile], str] = {}
+
+        def settle(done: Iterable[Future[StoredFile]]) -> None:
+            for future in done:
+                stored[pending.pop(future)] = future.result()
+
+        order: list[str] = []
+        for item in placed:
+            if len(pending) >= UPLOADS_IN_FLIGHT:
+                settle(wait(pending, return_when=FIRST_COMPLETED).done)
+            blob = prefix + item.relative_path
+            pending[pool.submit(self._upload, blob, item.data, item.role, item.format)] = (
+                item.relative_path
+            )
+            order.append(item.relative_path)
+        settle(wait(pending).done)
+        return {relative: stored[relative] for relative in order}  # in the order placed
 
     def _upload(self, blob_name: str, data: bytes, role: str, fmt: str | None) -> StoredFile:
         digest = sha256_hex(data)

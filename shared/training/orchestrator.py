@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -384,15 +385,21 @@ class Trainer(TrainingRecovery, UnitTraining, Registration):
     def _read(self, path: str) -> bytes:
         return self.staging.download_blob(path).readall()
 
-    def _bundles(self, units: list[Unit]) -> dict[str, dict[str, bytes]]:
-        """Every staged partition's files, ``{partition key: {filename: bytes}}`` (the
-        units' bundles read in parallel: one read per unit)."""
+    def _bundles(self, units: list[Unit]) -> Iterator[dict[str, dict[str, bytes]]]:
+        """Each staged unit's files, ``{partition key: {filename: bytes}}``, one unit at a
+        time (the next read while this one is used): the fan-in holds two units, never
+        every partition of a 1,000-room job."""
         names = [u.outputs["bundle"] for u in units if u.outputs.get("bundle")]
-        out: dict[str, dict[str, bytes]] = {}
-        with ThreadPoolExecutor(max_workers=8, thread_name_prefix="fan-in") as pool:
-            for files in pool.map(lambda n: unbundle(self._read(n)), names):
-                out.update(files)
-        return out
+        if not names:
+            return
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fan-in") as pool:
+            ahead = pool.submit(self._read, names[0])
+            for following in [*names[1:], None]:
+                data = ahead.result()
+                if following is not None:
+                    ahead = pool.submit(self._read, following)
+                yield unbundle(data)
+                del data
 
     def _finalize_spec(self, job_id: str, spec: TrainingSpec, units: list[Unit]) -> dict[str, Any]:
         ok = [u for u in units if u.status == "succeeded"]

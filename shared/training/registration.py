@@ -9,16 +9,18 @@ partitions, and the promotion rule (``if_better`` against the champion, ``always
 
 from __future__ import annotations
 
-import hashlib
+import itertools
 import json
+from collections.abc import Iterator
 from typing import Any
 
 from shared.errors import NotFound
 from shared.registry.files import NewFile, PlacedFile, find_file
 from shared.registry.review import LOWER_IS_BETTER
-from shared.registry.schemas import Lineage, Promotion, VersionMetadata
+from shared.registry.schemas import Lineage, Promotion, StoredFile, VersionMetadata
 from shared.registry.store import ModelRegistry
 from shared.training.jobs import Unit
+from shared.training.plots import PLOT_DATA, plot_path
 from shared.training.schemas import TrainingSpec
 from shared.training.staging import staged_plots
 
@@ -32,12 +34,18 @@ class Registration:
     def _read(self, path: str) -> bytes:
         raise NotImplementedError
 
+    def _bundles(self, units: list[Unit]) -> Iterator[dict[str, dict[str, bytes]]]:
+        raise NotImplementedError
+
     def _register(
         self, job_id: str, spec: TrainingSpec, ok: list[Unit], units: list[Unit]
     ) -> dict[str, Any]:
         dataset = self.datasets.get(spec.dataset)
-        staged = self._bundles(ok)
-        first = json.loads(next(iter(staged.values()))["training.json"])
+        bundles = self._bundles(ok)
+        head = next((b for b in bundles if b), None)
+        if head is None:
+            raise ValueError(f"job {job_id}: no staged files for spec {spec.name}")
+        first = json.loads(next(iter(head.values()))["training.json"])
         meta = VersionMetadata(
             description=f"Trained by job {job_id} from dataset {spec.dataset}.",
             params={
@@ -56,7 +64,7 @@ class Registration:
             tags={"trained_by": "platform", "spec": spec.name},
         )
         if not spec.partition_by:
-            unit, files = ok[0], staged["_all"]
+            unit, files = ok[0], head["_all"]
             meta.metrics = unit.metrics
             meta.promotion = self._promotion(spec, meta.metrics, first.get("primary_metric"))
             placed = []
@@ -78,7 +86,12 @@ class Registration:
             )
         else:
             info = self._register_partitioned(
-                job_id, spec, staged, units, meta, first.get("primary_metric")
+                job_id,
+                spec,
+                itertools.chain([head], bundles),
+                units,
+                meta,
+                first.get("primary_metric"),
             )
         promotion = info.promotion
         assert promotion is not None
@@ -95,38 +108,92 @@ class Registration:
         self,
         job_id: str,
         spec: TrainingSpec,
-        staged: dict[str, dict[str, bytes]],
+        bundles: Iterator[dict[str, dict[str, bytes]]],
         units: list[Unit],
         meta: VersionMetadata,
         primary: str | None,
     ) -> Any:
-        """One version with every partition trained, in one pass (uploads in parallel)."""
-        partitions: dict[str, Any] = {}
-        placed: list[PlacedFile] = []
+        """One version with every partition trained. The units' files stream from staging
+        to the version (read a unit, upload its files, drop it); the manifest, with every
+        file's hash, is written last."""
         entries = [p for u in units for p in u.partitions]
-        ok = [p for p in entries if p.get("status") == "succeeded" and p["key"] in staged]
-        for part in ok:
-            key, files = part["key"], staged[part["key"]]
-            entry = {
-                "key": key,
-                "metrics": part.get("metrics") or {},
-                "n_rows": part.get("n_rows"),
-                "skops": f"partitions/{key}/model.skops",
-                "onnx": None,
-                "profile": f"partitions/{key}/profile.json",
-                "carried_over_from": None,
-            }
-            placed.append(PlacedFile(entry["skops"], files["model.skops"], "partition", "skops"))
-            placed.append(PlacedFile(entry["profile"], files["profile.json"], "partition"))
-            if "model.onnx" in files:
-                entry["onnx"] = f"partitions/{key}/model.onnx"
-                placed.append(PlacedFile(entry["onnx"], files["model.onnx"], "partition", "onnx"))
-            entry["plots"] = [f"partitions/{key}/{plot}" for plot in staged_plots(files)]
-            for plot, relative in zip(staged_plots(files), entry["plots"], strict=True):
-                placed.append(PlacedFile(relative, files[plot], "partition", "png"))
-            partitions[str(part["partition"])] = entry
+        succeeded = {p["key"]: p for p in entries if p.get("status") == "succeeded"}
         failed = [p["partition"] for p in entries if p.get("status") == "failed"]
-        partitions.update(self._carry_over(spec, failed, placed))
+        partitions: dict[str, Any] = {}
+        registered: list[dict[str, Any]] = []
+
+        def placed() -> Iterator[PlacedFile]:
+            for staged in bundles:
+                for key, files in staged.items():
+                    part = succeeded.get(key)
+                    if part is None:
+                        continue
+                    entry = {
+                        "key": key,
+                        "metrics": part.get("metrics") or {},
+                        "n_rows": part.get("n_rows"),
+                        "skops": f"partitions/{key}/model.skops",
+                        "onnx": None,
+                        "profile": f"partitions/{key}/profile.json",
+                        "carried_over_from": None,
+                    }
+                    yield PlacedFile(entry["skops"], files["model.skops"], "partition", "skops")
+                    yield PlacedFile(entry["profile"], files["profile.json"], "partition")
+                    if "model.onnx" in files:
+                        entry["onnx"] = f"partitions/{key}/model.onnx"
+                        yield PlacedFile(entry["onnx"], files["model.onnx"], "partition", "onnx")
+                    entry["plots"] = [f"partitions/{key}/{plot}" for plot in staged_plots(files)]
+                    for plot, relative in zip(staged_plots(files), entry["plots"], strict=True):
+                        yield PlacedFile(relative, files[plot], "partition", "png")
+                    if PLOT_DATA in files:
+                        # Drawn when viewed: the PNG paths are listed, their numbers stored.
+                        entry["plot_data"] = f"partitions/{key}/{PLOT_DATA}"
+                        entry["plots"] += [
+                            f"partitions/{key}/{plot_path(name)}"
+                            for name in sorted(json.loads(files[PLOT_DATA]))
+                        ]
+                        yield PlacedFile(entry["plot_data"], files[PLOT_DATA], "partition", "json")
+                    partitions[str(part["partition"])] = entry
+                    registered.append(part)
+            yield from self._carry_over(spec, failed, partitions)
+
+        def manifest(stored: dict[str, StoredFile]) -> NewFile:
+            # Runs once every partition file is stored: the version's numbers and its
+            # promotion are decided over the partitions that were actually registered.
+            self._partitioned_metrics(spec, meta, primary, registered, entries, failed)
+            body = {
+                "partition_by": spec.partition_by,
+                "task": meta.task,
+                "features": [f.model_dump() for f in meta.features or []],
+                "partitions": partitions,
+                # Hashes of the partition files: the registry row records only the manifest's.
+                "files": {
+                    relative: {"sha256": f.sha256, "size_bytes": f.size_bytes, "format": f.format}
+                    for relative, f in stored.items()
+                },
+            }
+            return NewFile("model.json", json.dumps(body, sort_keys=True).encode())
+
+        return self.registry.register(
+            spec.name,
+            "partitioned",
+            manifest,
+            [],
+            meta,
+            created_by=f"training:{job_id}",
+            placed=placed(),
+        )
+
+    def _partitioned_metrics(
+        self,
+        spec: TrainingSpec,
+        meta: VersionMetadata,
+        primary: str | None,
+        ok: list[dict[str, Any]],
+        entries: list[dict[str, Any]],
+        failed: list[Any],
+    ) -> None:
+        """A partitioned version's metrics (row-weighted means, counts) and its promotion."""
         total_rows = sum(p.get("n_rows") or 0 for p in ok) or 1
         names = sorted({m for p in ok for m in p.get("metrics") or {}})
         meta.metrics = {
@@ -140,47 +207,23 @@ class Registration:
             sum(p.get("status") == "skipped" for p in entries)
         )
         meta.promotion = self._promotion(spec, meta.metrics, primary)
-        manifest = {
-            "partition_by": spec.partition_by,
-            "task": meta.task,
-            "features": [f.model_dump() for f in meta.features or []],
-            "partitions": partitions,
-            # Hashes of the partition files: the registry row records only the manifest's.
-            "files": {
-                p.relative_path: {
-                    "sha256": hashlib.sha256(p.data).hexdigest(),
-                    "size_bytes": len(p.data),
-                    "format": p.format,
-                }
-                for p in placed
-            },
-        }
-        return self.registry.register(
-            spec.name,
-            "partitioned",
-            NewFile("model.json", json.dumps(manifest, sort_keys=True).encode()),
-            [],
-            meta,
-            created_by=f"training:{job_id}",
-            placed=placed,
-        )
 
     def _carry_over(
-        self, spec: TrainingSpec, failed: list[Any], placed: list[PlacedFile]
-    ) -> dict[str, Any]:
-        """A failed partition keeps serving the sub-model of the previous version."""
+        self, spec: TrainingSpec, failed: list[Any], partitions: dict[str, Any]
+    ) -> Iterator[PlacedFile]:
+        """A failed partition keeps serving the sub-model of the previous version (its
+        files copied one by one into the new version; its entry added to ``partitions``)."""
         if not failed:
-            return {}
+            return
         try:
             previous = self.registry.get_version(spec.name, self.registry.resolve(spec.name))
         except NotFound:
-            return {}
+            return
         if previous.format != "partitioned":
-            return {}
+            return
         manifest_file = next(f for f in previous.files if f.role == "model")
         previous_manifest = json.loads(self.registry.read_file(manifest_file))
         old = previous_manifest["partitions"]
-        carried = {}
         for partition in failed:
             entry = old.get(str(partition))
             if entry is None:
@@ -189,18 +232,18 @@ class Registration:
                 **entry,
                 "carried_over_from": entry.get("carried_over_from") or previous.version,
             }
-            kept = [entry.get(field) for field in ("skops", "onnx", "profile")]
+            kept = [entry.get(field) for field in ("skops", "onnx", "profile", "plot_data")]
             for relative in [r for r in kept if r] + list(entry.get("plots") or []):
                 stored = find_file(previous, relative, previous_manifest)
+                drawn_when_viewed = entry.get("plot_data") and relative in entry["plots"]
+                if stored is None and drawn_when_viewed:
+                    continue  # a plot drawn from plot_data: never stored as a file
                 if stored is None:
                     raise ValueError(f"version {previous.version} lacks {relative}")
-                placed.append(
-                    PlacedFile(
-                        relative, self.registry.read_file(stored), "partition", stored.format
-                    )
+                yield PlacedFile(
+                    relative, self.registry.read_file(stored), "partition", stored.format
                 )
-            carried[str(partition)] = entry
-        return carried
+            partitions[str(partition)] = entry
 
     def _promotion(
         self, spec: TrainingSpec, metrics: dict[str, float], primary: str | None

@@ -23,7 +23,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from shared.errors import ValidationFailed
-from shared.training.plots import plot_path
+from shared.training.plots import PLOT_DATA, plot_path
 from shared.training.units import pack
 
 CHUNK_ROWS = 100_000
@@ -140,6 +140,8 @@ def trained_files(trained: Any) -> dict[str, bytes]:
     if trained.onnx_bytes:
         files["model.onnx"] = trained.onnx_bytes
     files.update({plot_path(name): data for name, data in (trained.plots or {}).items()})
+    if trained.plot_data:
+        files[PLOT_DATA] = json.dumps(trained.plot_data, allow_nan=False).encode()
     return files
 
 

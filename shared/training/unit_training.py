@@ -17,7 +17,7 @@ from shared import metrics
 from shared.jobs.queue_job import claim
 from shared.tables import iso, utcnow
 from shared.training.jobs import UNIT_TERMINAL, JobStore, Unit
-from shared.training.plots import training_plots
+from shared.training.plots import partition_plot_data, training_plots
 from shared.training.schemas import TrainingSpec
 from shared.training.staging import (
     CHUNK_ROWS,
@@ -85,7 +85,10 @@ class UnitTraining:
             exclude=[spec.partition_by] if spec.partition_by else [],
             threads=self.threads,
         )
-        trained.plots = training_plots(trained, frame)
+        if spec.partition_by:
+            trained.plot_data = partition_plot_data(trained, frame)
+        else:
+            trained.plots = training_plots(trained, frame)
         return trained
 
     def _attempt(self, fit: Any, dequeue_count: int) -> tuple[Any, str | None]:

@@ -5,6 +5,7 @@ the whole thing driven in a real headless Chromium (playwright-core, the system 
 from __future__ import annotations
 
 import io
+import json
 import os
 import secrets
 import shutil
@@ -214,6 +215,54 @@ def test_each_plot_is_served_as_png_to_readers_only(
     r = client.get(f"{base}/0123456789abcdef/confusion_matrix.png", headers=reader)
     assert r.status_code == 404
     assert client.get("/models/nope/versions/1/plots/x.png", headers=reader).status_code == 404
+
+
+def test_a_rooms_plots_are_drawn_from_its_stored_numbers(client: httpx.Client, trained) -> None:
+    """A partition stores the numbers of its plots (plots.json, hashed in the manifest), not
+    PNGs: drawing 2 PNGs per room was 40% of a many-room job. The PNG served is the one
+    those numbers draw; numbers changed in storage are refused, not drawn."""
+    from shared.http import current_services
+    from shared.ml.plots import draw_plot
+    from shared.registry.files import find_file
+
+    registry = current_services().model_registry
+    info = registry.get_version(trained.rooms, trained.rooms_version)
+    manifest = client.get(
+        f"/models/{trained.rooms}/versions/{trained.rooms_version}/download",
+        headers=trained.headers,
+    ).json()
+    entry = manifest["partitions"]["room-02"]
+    key = entry["key"]
+    assert entry["plot_data"] == f"partitions/{key}/plots.json"
+    assert entry["plot_data"] in manifest["files"]
+    assert not [f for f in manifest["files"] if f.endswith(".png")]  # nothing drawn yet
+    stored = find_file(info, entry["plot_data"], manifest)
+    numbers = json.loads(registry.read_file(stored))
+    assert set(numbers) == {"anomaly_score_histogram", "anomaly_scores_over_time"}
+    assert sum(numbers["anomaly_score_histogram"]["counts"]) == 96
+
+    url = f"/models/{trained.rooms}/versions/{trained.rooms_version}/plots/{key}"
+    for name, data in numbers.items():
+        r = client.get(f"{url}/{name}.png", headers=trained.headers)
+        assert r.status_code == 200 and r.content == draw_plot(name, data)
+    r = client.get(f"{url}/confusion_matrix.png", headers=trained.headers)
+    assert r.status_code == 404  # only the plots the numbers hold
+
+    other = manifest["partitions"]["room-03"]
+    blob = stored.path.split("/", 1)[1].replace(key, other["key"])
+    original = registry.container.download_blob(blob).readall()
+    tampered = json.loads(original)
+    tampered["anomaly_score_histogram"]["counts"][0] += 1
+    registry.container.upload_blob(blob, json.dumps(tampered).encode(), overwrite=True)
+    try:
+        r = client.get(
+            f"/models/{trained.rooms}/versions/{trained.rooms_version}/plots/{other['key']}"
+            "/anomaly_score_histogram.png",
+            headers=trained.headers,
+        )
+        assert r.status_code == 409 and r.json()["code"] == "MODEL_INTEGRITY_FAILED", r.text
+    finally:
+        registry.container.upload_blob(blob, original, overwrite=True)
 
 
 def test_the_model_file_is_not_reachable_as_a_plot(client: httpx.Client, trained) -> None:

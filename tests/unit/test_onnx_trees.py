@@ -90,3 +90,23 @@ def test_the_graph_is_valid_onnx() -> None:
         target_opset={"": 21, "ai.onnx.ml": 3},
     )
     onnx.checker.check_model(graph, full_check=True)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        list(range(500)),
+        np.arange(500, dtype=np.float32).tolist(),
+        [b"LEAF", b"BRANCH_LEQ"] * 100,
+        ["BRANCH_LEQ", "LEAF"] * 100,
+        [0.5, 1.5],  # short lists and scalars go through onnx.helper itself
+        "SUM",
+        3,
+    ],
+)
+def test_the_fast_attributes_are_the_protos_onnx_helper_builds(value) -> None:
+    from onnx import helper
+
+    from shared.ml.onnx_trees import _attribute
+
+    assert _attribute("a", value) == helper.make_attribute("a", value)
