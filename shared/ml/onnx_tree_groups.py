@@ -43,40 +43,38 @@ def tree_groups(trees: list[Any]) -> list[list[int]]:
     return groups
 
 
-def second_column(scope: Any, container: Any, scores: str) -> str:
-    """p1 of a two-class node (its first column is 1 - p1, not a share of p0)."""
-    column = scope.get_unique_variable_name("p1")
-    container.add_node(
-        "Slice",
-        [
-            scores,
-            constant(scope, container, "starts", np.array([1], np.int64)),
-            constant(scope, container, "ends", np.array([2], np.int64)),
-            constant(scope, container, "axes", np.array([1], np.int64)),
-        ],
-        column,
-        name=scope.get_unique_operator_name("Slice"),
-    )
-    return column
-
-
 def combine_classes(
     scope: Any, container: Any, operator: Any, partials: list[str], classes: Any, integer: bool
 ) -> None:
     """Probabilities = the groups' shares summed; label = the first class of largest
-    probability (argmax, as predict)."""
+    probability (argmax, as predict).
+
+    A two-class node writes only p1's weights and answers [1 - p1, p1] for its share: the
+    second columns are summed, and p0 = 1 - p1, as one node would answer."""
     from onnx import TensorProto
 
     probabilities = operator.outputs[1].full_name
-    total = scope.get_unique_variable_name("p1_sum") if len(classes) == 2 else probabilities
+    two = len(classes) == 2
+    total = scope.get_unique_variable_name("scores_sum") if two else probabilities
     container.add_node("Sum", partials, total, name=scope.get_unique_operator_name("Sum"))
-    if len(classes) == 2:
-        p0 = scope.get_unique_variable_name("p0")
+    if two:
+        p1, p0 = scope.get_unique_variable_name("p1"), scope.get_unique_variable_name("p0")
+        container.add_node(
+            "Slice",
+            [
+                total,
+                constant(scope, container, "starts", np.array([1], np.int64)),
+                constant(scope, container, "ends", np.array([2], np.int64)),
+                constant(scope, container, "axes", np.array([1], np.int64)),
+            ],
+            p1,
+            name=scope.get_unique_operator_name("Slice"),
+        )
         one = constant(scope, container, "one", np.array([1.0], np.float32))
-        container.add_node("Sub", [one, total], p0, name=scope.get_unique_operator_name("Sub"))
+        container.add_node("Sub", [one, p1], p0, name=scope.get_unique_operator_name("Sub"))
         container.add_node(
             "Concat",
-            [p0, total],
+            [p0, p1],
             probabilities,
             axis=1,
             name=scope.get_unique_operator_name("Concat"),

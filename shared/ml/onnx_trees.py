@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from shared.ml.onnx_tree_groups import combine_classes, constant, second_column, tree_groups
+from shared.ml.onnx_tree_groups import combine_classes, constant, tree_groups
 
 _ML = "ai.onnx.ml"
 _LEAF = -1  # children_left of a leaf in scikit-learn's tree arrays
@@ -222,7 +222,7 @@ def convert_forest_classifier(scope: Any, operator: Any, container: Any) -> None
             scope.get_unique_operator_name("TreeEnsembleClassifier"),
             {**attributes, **labels},
         )
-        partials.append(second_column(scope, container, scores) if n_classes == 2 else scores)
+        partials.append(scores)
     combine_classes(scope, container, operator, partials, classes, integer)
 
 
