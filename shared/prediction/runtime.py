@@ -54,11 +54,33 @@ class Columns:
     values: list[Any]
     n_rows: int
     ignored_fields: list[str] = field(default_factory=list)
+    # All-number input as one float64 [n_rows, k] array (the values are its columns):
+    # the feed is then cast once, not column by column.
+    matrix: np.ndarray | None = field(default=None, compare=False)
+
+
+def _feed_from_matrix(inputs: Sequence[Any], cols: Columns) -> dict[str, np.ndarray] | None:
+    """The feed cast in one step from ``cols.matrix``; None when the inputs' element types
+    differ (each column is then cast on its own)."""
+    types = {spec.type for spec in inputs}
+    if cols.matrix is None or len(types) != 1 or "tensor(string)" in types:
+        return None
+    if len(inputs) not in (1, len(cols.names)):
+        return None  # the caller's refusal
+    matrix = cols.matrix.astype(ONNX_NUMPY.get(types.pop(), np.float32))
+    if len(inputs) == 1:
+        return {inputs[0].name: matrix}
+    # Column slices of the cast matrix: no array per feature is built (onnxruntime reads
+    # the strided [n, 1] views; for one row this is the fastest feed measured).
+    return {spec.name: matrix[:, j : j + 1] for j, spec in enumerate(inputs)}
 
 
 def onnx_feed(session: Any, cols: Columns) -> dict[str, np.ndarray]:
     """The feed of an ONNX session: one [n, 1] input per feature, or one [n, k] matrix."""
     inputs = session.get_inputs()
+    fast = _feed_from_matrix(inputs, cols)
+    if fast is not None:
+        return fast
     if len(inputs) == len(cols.names):
         feed = {}
         for spec, values, k in zip(inputs, cols.values, cols.kinds, strict=True):

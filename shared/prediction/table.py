@@ -109,7 +109,7 @@ def records_columns(records: Sequence[Any], features: Sequence[dict[str, str]]) 
         for record in records:
             if len(record) > len(names):
                 ignored.update(k for k in record if k not in known)
-    return Columns(names, kinds, list(matrix.T), len(rows), sorted(ignored))
+    return Columns(names, kinds, list(matrix.T), len(rows), sorted(ignored), matrix)
 
 
 # --- a columnar table -------------------------------------------------------------------------
@@ -130,7 +130,8 @@ def table_columns(
     if all(k == NUMBER for k in kinds):
         matrix = _float_matrix(rows)
         if matrix is not None:
-            return Columns(names, kinds, [matrix[:, position[n]] for n in names], len(rows), [])
+            ordered = matrix[:, [position[n] for n in names]]  # the features' order
+            return Columns(names, kinds, list(ordered.T), len(rows), [], ordered)
     values: list[Any] = []
     errors: list[dict[str, Any]] = []
     for name, k in zip(names, kinds, strict=True):

@@ -176,3 +176,42 @@ def test_nan_and_infinity_tokens_are_still_read() -> None:
 def test_bad_bodies_are_422_problems(raw) -> None:
     error = refusal(lambda: parse_predict_body(raw))
     assert error.status == 422 and error.extra["errors"]
+
+
+# --- the ONNX feed of validated rows -------------------------------------------------------
+class _Spec:
+    def __init__(self, name: str, type_: str) -> None:
+        self.name, self.type = name, type_
+
+
+class _Inputs:
+    """What onnx_feed reads of a session: its inputs' names and element types."""
+
+    def __init__(self, *specs: _Spec) -> None:
+        self.specs = list(specs)
+
+    def get_inputs(self) -> list[_Spec]:
+        return self.specs
+
+
+@pytest.mark.parametrize(
+    "session",
+    [
+        _Inputs(_Spec("a", "tensor(float)"), _Spec("b", "tensor(float)")),
+        _Inputs(_Spec("a", "tensor(double)"), _Spec("b", "tensor(double)")),
+        _Inputs(_Spec("a", "tensor(float)"), _Spec("b", "tensor(int64)")),  # per column
+        _Inputs(_Spec("X", "tensor(float)")),  # one [n, k] matrix
+    ],
+)
+def test_the_feed_cast_from_the_matrix_is_the_feed_cast_per_column(session) -> None:
+    from dataclasses import replace
+
+    from shared.prediction.runtime import onnx_feed
+
+    cols = table_columns(["b", "a"], [[2, 1.5], [-3, None], [7, 0.25]], NUMERIC)
+    assert cols.matrix is not None and cols.matrix.shape == (3, 2)
+    fast, slow = onnx_feed(session, cols), onnx_feed(session, replace(cols, matrix=None))
+    assert fast.keys() == slow.keys()
+    for name in fast:
+        assert fast[name].dtype == slow[name].dtype and fast[name].shape == slow[name].shape
+        np.testing.assert_array_equal(fast[name], slow[name])

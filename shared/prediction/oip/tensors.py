@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from collections.abc import Callable, Sequence
@@ -276,6 +277,14 @@ def to_columns(
                 code="TENSOR_SHAPE_MISMATCH",
             )
         values = tensor_values(first, 0)
+        if first.datatype in NUMERIC and all(k == "number" for k in kinds):
+            # All numbers: one float64 matrix, its columns the features (no per-column pass;
+            # a number beyond float range is left to it, to name its feature).
+            import numpy as np
+
+            with contextlib.suppress(OverflowError):
+                matrix = np.array(values, dtype=np.float64).reshape(rows, len(names))
+                return Columns(names, kinds, list(matrix.T), rows, [], matrix)
         columns = [
             _column(values, first.datatype, name, k, ["inputs", 0, "data", j], step=len(names))
             for j, (name, k) in enumerate(zip(names, kinds, strict=True))
