@@ -2,12 +2,12 @@
 
 import azure.functions as func
 
-from shared.http import Call, Routes, empty_response, json_response
+from shared.http import Call, Routes, empty_response, encoded_json_response, json_response
 from shared.names import check_name
 from shared.prediction.log import FeedbackAccepted, FeedbackBody
 from shared.prediction.schemas import (
     AbResults,
-    PredictRequest,
+    PredictBody,
     PredictResponse,
     Traffic,
     TrafficBody,
@@ -21,15 +21,17 @@ routes = Routes(bp, tag="predict")
     "predict/{model}",
     auth="predict",
     rate_group="predict",
-    body=PredictRequest,
+    body=PredictBody,
     response=PredictResponse,
     errors=(404, 409, 413),
     audited=False,
 )
 def predict(call: Call) -> func.HttpResponse:
-    """Predict for records with the champion (default), an alias, or a version."""
+    """Predict for rows (records or columnar) with the champion, an alias, or a version."""
+    from shared.prediction.body import parse_predict_body
+
     name = check_name(call.param("model"), "model")  # before storage sees it
-    body = call.json(PredictRequest, limit=call.settings.max_predict_body_bytes)
+    body = parse_predict_body(call.json_bytes(limit=call.settings.max_predict_body_bytes))
     result, logged = call.services.prediction_service.predict(
         name,
         body,
@@ -37,8 +39,8 @@ def predict(call: Call) -> func.HttpResponse:
         request_id=call.request_id,
         owner_id=call.user.user_id,
     )
-    return json_response(
-        result.model_dump(exclude_none=True),
+    return encoded_json_response(
+        result.to_json(),
         headers={
             "X-Model-Version": str(result.version),
             "X-Prediction-Logged": "true" if logged else "false",

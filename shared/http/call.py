@@ -64,11 +64,16 @@ class Call:
             raise PayloadTooLarge(f"The body is larger than {limit} bytes.")
         return body
 
-    def json(self, model: type[M], *, allow_empty: bool = False, limit: int | None = None) -> M:
+    def json_bytes(self, limit: int | None = None) -> bytes:
+        """The raw JSON body, size and content type checked (for a route's own decoder)."""
         body = self._limited_body(limit)
         ctype = (self.req.headers.get("content-type") or "").split(";")[0].strip().lower()
         if ctype and ctype != "application/json" and not ctype.endswith("+json"):
             raise UnsupportedMediaType("Send the body as application/json.")
+        return body
+
+    def json(self, model: type[M], *, allow_empty: bool = False, limit: int | None = None) -> M:
+        body = self.json_bytes(limit)
         if not body.strip():
             if allow_empty:
                 return model()

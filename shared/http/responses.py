@@ -36,6 +36,15 @@ def json_response(
     )
 
 
+def encoded_json_response(
+    body: bytes, status: int = 200, headers: dict[str, str] | None = None
+) -> func.HttpResponse:
+    """A JSON body the route encoded itself (e.g. with orjson, from numpy arrays)."""
+    return func.HttpResponse(
+        body=body, status_code=status, headers=headers or {}, mimetype=JSON, charset="utf-8"
+    )
+
+
 def empty_response(status: int = 204, headers: dict[str, str] | None = None) -> func.HttpResponse:
     return func.HttpResponse(status_code=status, headers=headers or {})
 

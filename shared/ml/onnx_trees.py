@@ -5,7 +5,8 @@ emits ~40 ONNX nodes per tree (a 100-tree forest: ~4,000 nodes, whose registrati
 quadratic): converting one room's forest took ~15 s and opening the session for the
 parity check ~7 s, against a fit of 0.1-0.3 s. The converters here read every tree's
 ``children_left/right``, ``feature``, ``threshold`` and ``value`` arrays with numpy and
-emit ONE ``TreeEnsemble*`` node for the whole forest:
+emit one ``TreeEnsemble*`` node per group of trees (see ``onnx_tree_groups``: a single
+one for a forest of small trees), summed:
 
 * random forests and extra trees (classifier: mean of the leaves' class fractions;
   regressor: mean of the leaves' values), exactly what ``predict_proba`` / ``predict``
@@ -26,6 +27,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
+from shared.ml.onnx_tree_groups import combine_classes, constant, tree_groups
 
 _ML = "ai.onnx.ml"
 _LEAF = -1  # children_left of a leaf in scikit-learn's tree arrays
@@ -106,15 +109,6 @@ def _float_input(scope: Any, operator: Any, container: Any) -> str:
     return cast
 
 
-def _constant(scope: Any, container: Any, name: str, value: np.ndarray) -> str:
-    from onnx import numpy_helper
-
-    unique = scope.get_unique_variable_name(name)
-    tensor = numpy_helper.from_array(value, unique)
-    container.add_initializer(unique, tensor.data_type, list(value.shape), value.ravel().tolist())
-    return unique
-
-
 def _attribute(name: str, value: Any) -> Any:
     """``onnx.helper.make_attribute`` for the ensemble's long lists, without its per-element
     type checks and string encoding in Python (two thirds of a 100-tree forest's export):
@@ -160,15 +154,12 @@ def _estimators(model: Any) -> tuple[list[Any], list[np.ndarray | None]]:
     return trees, [np.asarray(f) for f in features]
 
 
-def convert_forest_classifier(scope: Any, operator: Any, container: Any) -> None:
-    """RandomForestClassifier / ExtraTreesClassifier: label + probabilities (no ZipMap)."""
-    model = operator.raw_operator
-    trees, maps = _estimators(model)
-    attributes = _node_attributes(trees, maps)
-    n_classes = len(model.classes_)
-    # Two classes: only the second class's weight, as skl2onnx writes it; onnxruntime then
-    # gives p0 = 1 - p1 and the label p1 > 0.5, which breaks a tie as argmax does.
-    written = [1] if n_classes == 2 else list(range(n_classes))
+def _classifier_attributes(
+    trees: list[Any], feature_maps: list[np.ndarray | None], written: list[int], n_total: int
+) -> dict[str, Any]:
+    """Nodes and class weights of ``trees``: each leaf's class fractions / ``n_total`` (the
+    forest's tree count), so the node's scores are its share of predict_proba."""
+    attributes = _node_attributes(trees, feature_maps)
     tree_ids, node_ids, class_ids, weights = [], [], [], []
     for tree_id, tree in enumerate(trees):
         leaves = _leaves(tree)
@@ -178,12 +169,7 @@ def convert_forest_classifier(scope: Any, operator: Any, container: Any) -> None
         tree_ids.append(np.full(leaves.size * len(written), tree_id, dtype=np.int64))
         node_ids.append(np.repeat(leaves, len(written)))
         class_ids.append(np.tile(np.arange(len(written), dtype=np.int64), leaves.size))
-        weights.append((fractions[:, written] / len(trees)).ravel())
-    classes = model.classes_
-    if np.issubdtype(np.asarray(classes).dtype, np.integer) or np.asarray(classes).dtype == bool:
-        attributes["classlabels_int64s"] = [int(c) for c in classes]
-    else:
-        attributes["classlabels_strings"] = [str(c) for c in classes]
+        weights.append((fractions[:, written] / n_total).ravel())
     attributes.update(
         class_treeids=np.concatenate(tree_ids).tolist(),
         class_nodeids=np.concatenate(node_ids).tolist(),
@@ -191,14 +177,53 @@ def convert_forest_classifier(scope: Any, operator: Any, container: Any) -> None
         class_weights=np.concatenate(weights).astype(np.float32).tolist(),
         post_transform="NONE",
     )
-    _add_ensemble(
-        container,
-        "TreeEnsembleClassifier",
-        _float_input(scope, operator, container),
-        [operator.outputs[0].full_name, operator.outputs[1].full_name],
-        scope.get_unique_operator_name("TreeEnsembleClassifier"),
-        attributes,
+    return attributes
+
+
+def convert_forest_classifier(scope: Any, operator: Any, container: Any) -> None:
+    """RandomForestClassifier / ExtraTreesClassifier: label + probabilities (no ZipMap)."""
+    model = operator.raw_operator
+    trees, maps = _estimators(model)
+    n_classes = len(model.classes_)
+    # Two classes: only the second class's weight, as skl2onnx writes it; onnxruntime then
+    # gives p0 = 1 - p1 and the label p1 > 0.5, which breaks a tie as argmax does.
+    written = [1] if n_classes == 2 else list(range(n_classes))
+    classes = model.classes_
+    integer = np.issubdtype(np.asarray(classes).dtype, np.integer)
+    integer = integer or np.asarray(classes).dtype == bool
+    labels: dict[str, Any] = (
+        {"classlabels_int64s": [int(c) for c in classes]}
+        if integer
+        else {"classlabels_strings": [str(c) for c in classes]}
     )
+    source = _float_input(scope, operator, container)
+    groups = tree_groups(trees)
+    if len(groups) == 1:
+        _add_ensemble(
+            container,
+            "TreeEnsembleClassifier",
+            source,
+            [operator.outputs[0].full_name, operator.outputs[1].full_name],
+            scope.get_unique_operator_name("TreeEnsembleClassifier"),
+            {**_classifier_attributes(trees, maps, written, len(trees)), **labels},
+        )
+        return
+    partials = []
+    for group in groups:
+        attributes = _classifier_attributes(
+            [trees[i] for i in group], [maps[i] for i in group], written, len(trees)
+        )
+        label, scores = (scope.get_unique_variable_name(n) for n in ("group_label", "scores"))
+        _add_ensemble(
+            container,
+            "TreeEnsembleClassifier",
+            source,
+            [label, scores],
+            scope.get_unique_operator_name("TreeEnsembleClassifier"),
+            {**attributes, **labels},
+        )
+        partials.append(scores)
+    combine_classes(scope, container, operator, partials, classes, integer)
 
 
 def _regressor_attributes(
@@ -228,20 +253,53 @@ def _regressor_attributes(
     return attributes
 
 
+def _summed_regressors(
+    scope: Any,
+    container: Any,
+    source: str,
+    output: str,
+    trees: list[Any],
+    feature_maps: list[np.ndarray | None],
+    leaf_values: Any,
+) -> None:
+    """``output`` = the sum over ``trees`` of ``leaf_values(tree index, tree, leaves)``:
+    one ``TreeEnsembleRegressor`` per group of ``tree_groups``, then their ``Sum``."""
+    groups = tree_groups(trees)
+    partials = []
+    for group in groups:
+        partial = output if len(groups) == 1 else scope.get_unique_variable_name("partial")
+        attributes = _regressor_attributes(
+            [trees[i] for i in group],
+            [feature_maps[i] for i in group],
+            lambda position, tree, leaves, group=group: leaf_values(group[position], tree, leaves),
+            "SUM",
+        )
+        _add_ensemble(
+            container,
+            "TreeEnsembleRegressor",
+            source,
+            partial,
+            scope.get_unique_operator_name("TreeEnsembleRegressor"),
+            attributes,
+        )
+        partials.append(partial)
+    if len(groups) > 1:
+        container.add_node("Sum", partials, output, name=scope.get_unique_operator_name("Sum"))
+
+
 def convert_forest_regressor(scope: Any, operator: Any, container: Any) -> None:
     """RandomForestRegressor / ExtraTreesRegressor: the mean of the trees' leaf values."""
     model = operator.raw_operator
     trees, maps = _estimators(model)
-    attributes = _regressor_attributes(
-        trees, maps, lambda _, tree, leaves: tree.value[leaves, 0, 0], "AVERAGE"
-    )
-    _add_ensemble(
+    n_trees = len(trees)
+    _summed_regressors(
+        scope,
         container,
-        "TreeEnsembleRegressor",
         _float_input(scope, operator, container),
         operator.outputs[0].full_name,
-        scope.get_unique_operator_name("TreeEnsembleRegressor"),
-        attributes,
+        trees,
+        maps,
+        lambda _, tree, leaves: tree.value[leaves, 0, 0] / n_trees,
     )
 
 
@@ -267,9 +325,6 @@ def convert_isolation_forest(scope: Any, operator: Any, container: Any) -> None:
 
     model = operator.raw_operator
     trees, maps = _estimators(model)
-    attributes = _regressor_attributes(
-        trees, maps, lambda i, tree, leaves: _path_lengths(model, i, tree)[leaves], "SUM"
-    )
 
     def name(base: str) -> str:
         return scope.get_unique_variable_name(base)
@@ -278,13 +333,14 @@ def convert_isolation_forest(scope: Any, operator: Any, container: Any) -> None:
         return scope.get_unique_operator_name(kind)
 
     depth_sum = name("path_length_sum")
-    _add_ensemble(
+    _summed_regressors(
+        scope,
         container,
-        "TreeEnsembleRegressor",
         _float_input(scope, operator, container),
         depth_sum,
-        op("TreeEnsembleRegressor"),
-        attributes,
+        trees,
+        maps,
+        lambda i, tree, leaves: _path_lengths(model, i, tree)[leaves],
     )
     denominator = float(len(trees) * _average_path_length([model.max_samples_])[0])
     # One training sample: scikit-learn scores 1 (2 ** 0); a factor of 0 does the same.
@@ -292,30 +348,30 @@ def convert_isolation_forest(scope: Any, operator: Any, container: Any) -> None:
     exponent, power, score = name("exponent"), name("power"), operator.outputs[1].full_name
     container.add_node(
         "Mul",
-        [depth_sum, _constant(scope, container, "factor", np.array([factor], np.float32))],
+        [depth_sum, constant(scope, container, "factor", np.array([factor], np.float32))],
         exponent,
         name=op("Mul"),
     )
     container.add_node(
         "Pow",
-        [_constant(scope, container, "two", np.array([2.0], np.float32)), exponent],
+        [constant(scope, container, "two", np.array([2.0], np.float32)), exponent],
         power,
         name=op("Pow"),
     )
     # decision_function = score_samples - offset_ = -(2 ** exponent) - offset_
     negated = name("score_samples")
     container.add_node("Neg", power, negated, name=op("Neg"))
-    offset = _constant(scope, container, "offset", np.array([-model.offset_], np.float32))
+    offset = constant(scope, container, "offset", np.array([-model.offset_], np.float32))
     container.add_node("Add", [negated, offset], score, name=op("Add"))
     outlier, outlier_int = name("is_outlier"), name("is_outlier_int")
-    zero = _constant(scope, container, "zero", np.array([0.0], np.float32))
+    zero = constant(scope, container, "zero", np.array([0.0], np.float32))
     container.add_node("Less", [score, zero], outlier, name=op("Less"))
     container.add_node("Cast", outlier, outlier_int, to=TensorProto.INT64, name=op("Cast"))
     # label = 1 - 2 * is_outlier: -1 for outliers, 1 for inliers.
     doubled = name("doubled")
-    minus_two = _constant(scope, container, "minus_two", np.array([-2], np.int64))
+    minus_two = constant(scope, container, "minus_two", np.array([-2], np.int64))
     container.add_node("Mul", [outlier_int, minus_two], doubled, name=op("Mul"))
-    one = _constant(scope, container, "one", np.array([1], np.int64))
+    one = constant(scope, container, "one", np.array([1], np.int64))
     container.add_node("Add", [doubled, one], operator.outputs[0].full_name, name=op("Add"))
 
 

@@ -12,9 +12,9 @@ from typing import Any
 from shared import metrics
 from shared.errors import PayloadTooLarge, ValidationFailed
 from shared.names import check_name
-from shared.prediction.inputs import check_records
+from shared.prediction.answer import OnlineResult
+from shared.prediction.body import OnlineRequest
 from shared.prediction.runtime import Servable
-from shared.prediction.schemas import PredictRequest, PredictResponse
 from shared.registry.loader import LoadedModel, ModelLoader
 
 _ONNX_KINDS = {"tensor(string)": "string", "tensor(bool)": "bool"}
@@ -79,30 +79,30 @@ class Predictor:
         return self.loader.derived(loaded, "servable", build), partition
 
     def predict(
-        self, name: str, request: PredictRequest, request_id: str = "", prediction_id: str = ""
-    ) -> PredictResponse:
-        """Predict for the request's records with its version, alias or the champion."""
-        records = request.records
-        if len(records) > self.max_records:
+        self, name: str, request: OnlineRequest, request_id: str = "", prediction_id: str = ""
+    ) -> OnlineResult:
+        """Predict for the request's rows with its version, alias or the champion."""
+        rows = request.rows
+        if rows.n_rows > self.max_records:
             raise PayloadTooLarge(
                 f"At most {self.max_records} records per request; use batch scoring for more.",
                 code="TOO_MANY_RECORDS",
             )
-        if not records:
+        if not rows.n_rows:
             raise ValidationFailed("Send at least one record.")
         partition = None if request.partition is None else str(request.partition)
         servable, partition = self.servable(name, request.version, request.alias, partition)
-        cols = check_records(records, servable.features)
-        outputs = servable.run(cols, request.return_probabilities).as_lists()
+        cols = rows.columns(servable.features)
+        outputs = servable.run(cols, request.return_probabilities)
         assert servable.loaded is not None
-        metrics.count_predictions(name, servable.loaded.version, len(records))
-        return PredictResponse(
+        metrics.count_predictions(name, servable.loaded.version, rows.n_rows)
+        return OnlineResult(
             model=name,
             version=servable.loaded.version,
+            outputs=outputs,
             partition=partition,
             ignored_fields=cols.ignored_fields,
             variant=request.alias,
             request_id=request_id,
             prediction_id=prediction_id,
-            **outputs,
         )

@@ -31,6 +31,7 @@ from azure.core.exceptions import ResourceNotFoundError
 
 from shared.errors import AppError, NotFound, ValidationFailed
 from shared.names import check_name
+from shared.prediction.body import OnlineRequest
 from shared.prediction.schemas import (
     EntityIndexInfo,
     EntityIndexRequest,
@@ -317,7 +318,7 @@ class EntityPredictions:
                 return_probabilities=body.return_probabilities,
             )
             result, _ = self.service.predict(
-                name, request, routing_key=keys[0], request_id=request_id
+                name, OnlineRequest.of(request), routing_key=keys[0], request_id=request_id
             )
             versions.add(result.version)
             classes = result.classes or classes

@@ -111,13 +111,16 @@ class PredictionLog:
         variant: str | None,
         partition: str | None,
         latency_ms: float,
-        records: list[dict[str, Any]],
+        records: list[dict[str, Any]] | None,
         predictions: list[Any],
+        n_records: int | None = None,
     ) -> bool:
-        """Queue the entry if the request is in the sample; True when it will be logged."""
+        """Queue the entry if the request is in the sample; True when it will be logged.
+
+        ``records`` None: too large to log (the entry says its inputs were cut)."""
         if not sampled(self.sample_rate):
             return False
-        inputs, inputs_cut = _json(records)
+        inputs, inputs_cut = ("", True) if records is None else _json(records)
         outputs, outputs_cut = _json(predictions)
         entry = {
             "PartitionKey": prediction_id,
@@ -130,7 +133,7 @@ class PredictionLog:
             "partition": partition or "",
             "at": iso(utcnow()),
             "latency_ms": round(latency_ms, 3),
-            "n_records": len(records),
+            "n_records": len(records) if n_records is None else n_records,
             "inputs": inputs,
             "inputs_truncated": inputs_cut,
             "outputs": outputs,

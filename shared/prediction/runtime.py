@@ -44,8 +44,9 @@ def kind(dtype: str) -> str:
 class Columns:
     """Validated input, column by column, in the model's feature order.
 
-    A column is a list (online, OIP) or a numpy array (batch): numbers as floats (missing:
-    NaN), booleans as 0.0/1.0 (missing: NaN), strings as ``str`` (missing: ``""``).
+    A column is a list or a numpy array (numbers and booleans of online, OIP and batch
+    inputs are float64 arrays): numbers as floats (missing: NaN), booleans as 0.0/1.0
+    (missing: NaN), strings as ``str`` (missing: ``""``).
     """
 
     names: list[str]

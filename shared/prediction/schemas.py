@@ -5,17 +5,61 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, RootModel, model_validator
 
 from shared.names import ALIAS_PATTERN, check_alias
 
 
-class PredictRequest(BaseModel):
-    records: list[dict[str, Any]] = Field(min_length=1, description="One object per row.")
+class PredictOptions(BaseModel):
+    """What every body form of POST /predict/{model} may carry beside its rows."""
+
     version: int | None = Field(default=None, ge=1)
     alias: str | None = Field(default=None, pattern=ALIAS_PATTERN)
     partition: str | int | None = Field(default=None, description="e.g. the room id")
     return_probabilities: bool = False
+
+
+class PredictRequest(PredictOptions):
+    records: list[dict[str, Any]] = Field(min_length=1, description="One object per row.")
+
+
+class PredictColumnsRequest(PredictOptions):
+    columns: list[str] = Field(min_length=1, description="The feature names, once each.")
+    data: list[list[Any]] = Field(
+        min_length=1, description="One array per row, values in the order of `columns`."
+    )
+
+
+class DataframeSplit(BaseModel):
+    columns: list[str] = Field(min_length=1)
+    data: list[list[Any]] = Field(min_length=1)
+    index: list[Any] | None = Field(default=None, description="Ignored (pandas sends it).")
+
+
+class PredictDataframeSplitRequest(PredictOptions):
+    dataframe_split: DataframeSplit = Field(
+        description="MLflow's split orient (pandas `to_dict(orient='split')`)."
+    )
+
+
+class PredictDataframeRecordsRequest(PredictOptions):
+    dataframe_records: list[dict[str, Any]] = Field(
+        min_length=1, description="MLflow's records orient: the same as `records`."
+    )
+
+
+class PredictBody(
+    RootModel[
+        PredictRequest
+        | PredictColumnsRequest
+        | PredictDataframeSplitRequest
+        | PredictDataframeRecordsRequest
+    ]
+):
+    """The rows in one form: records (one object per row), columnar (`columns` + `data`),
+    or MLflow's `dataframe_split` / `dataframe_records`. Columnar bodies refuse columns
+    that are not features; records ignore such fields and name them in `ignored_fields`.
+    (The OpenAPI document's schema: the route parses bodies with its own fast decoder.)"""
 
 
 class PredictResponse(BaseModel):

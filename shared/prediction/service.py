@@ -8,9 +8,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from shared.observability import get_logger
+from shared.prediction.answer import OnlineResult
+from shared.prediction.body import OnlineRequest
 from shared.prediction.engine import Predictor
-from shared.prediction.log import PredictionLog, new_prediction_id
-from shared.prediction.schemas import AbResults, FeedbackMetrics, PredictRequest, PredictResponse
+from shared.prediction.log import MAX_FIELD_CHARS, PredictionLog, new_prediction_id
+from shared.prediction.schemas import AbResults, FeedbackMetrics
 from shared.prediction.traffic import TrafficRouter
 
 log = get_logger("predict")
@@ -30,29 +32,27 @@ class PredictionService:
     def predict(
         self,
         name: str,
-        request: PredictRequest,
+        request: OnlineRequest,
         *,
         routing_key: str | None = None,
         request_id: str = "",
         owner_id: str = "",
-    ) -> tuple[PredictResponse, bool]:
+    ) -> tuple[OnlineResult, bool]:
         """The prediction (with its server-made ``prediction_id``), and whether it was
         logged (so feedback can refer to it by that id)."""
         traffic = (
             self.router.get(name) if request.version is None and request.alias is None else None
         )
         if traffic is not None and traffic.weights:
-            request = request.model_copy(
-                update={"alias": self.router.choose(name, traffic, routing_key)}
-            )
+            request = request.but(alias=self.router.choose(name, traffic, routing_key))
         alias = request.alias
         started = time.perf_counter()
         prediction_id = new_prediction_id()
         result = self.predictor.predict(name, request, request_id, prediction_id)
         latency_ms = (time.perf_counter() - started) * 1000
         variant = alias or ("version" if request.version is not None else "default")
-        records = request.records
-        self.router.count(name, variant, result.version, "primary", len(records), latency_ms)
+        rows = request.rows
+        self.router.count(name, variant, result.version, "primary", rows.n_rows, latency_ms)
         if traffic is not None and traffic.shadow and traffic.shadow != alias:
             self._shadow_pool.submit(
                 self._shadow, name, traffic.shadow, request, result.predictions
@@ -66,29 +66,30 @@ class PredictionService:
             alias,
             result.partition,
             latency_ms,
-            list(records),
+            # Each value takes more than 4 characters of JSON in a record: a body with more
+            # values than that would be cut anyway, so it is not even serialised.
+            rows.as_records() if rows.n_values * 4 <= MAX_FIELD_CHARS else None,
             result.predictions,
+            n_records=rows.n_rows,
         )
         return result, logged
 
-    def _shadow(self, name: str, shadow: str, request: PredictRequest, primary: list[Any]) -> None:
+    def _shadow(self, name: str, shadow: str, request: OnlineRequest, primary: list[Any]) -> None:
         started = time.perf_counter()
-        records = request.records
-        shadowed = request.model_copy(
-            update={"alias": shadow, "version": None, "return_probabilities": False}
-        )
+        n_rows = request.rows.n_rows
+        shadowed = request.but(alias=shadow, version=None, return_probabilities=False)
         try:
             result = self.predictor.predict(name, shadowed)
         except Exception:  # noqa: BLE001 - a broken challenger must not touch the champion
             log.warning("shadow scoring failed", extra={"model": name, "shadow": shadow})
-            self.router.count(name, shadow, 0, "shadow", len(records), 0.0, error=True)
+            self.router.count(name, shadow, 0, "shadow", n_rows, 0.0, error=True)
             return
         self.router.count(
             name,
             shadow,
             result.version,
             "shadow",
-            len(records),
+            n_rows,
             (time.perf_counter() - started) * 1000,
         )
         agreed = sum(str(a) == str(b) for a, b in zip(result.predictions, primary, strict=False))

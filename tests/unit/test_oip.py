@@ -74,6 +74,30 @@ def test_elements_must_match_the_datatype(datatype: str, data: list) -> None:
     assert datatype in exc.value.detail
 
 
+@pytest.mark.parametrize(
+    ("datatype", "data"),
+    [
+        ("INT8", [-128, 127, None]),
+        ("UINT64", [0, 2**64 - 1]),
+        ("FP64", [1, 2.5, None, 10**30]),
+        ("BOOL", [True, False]),
+        ("BYTES", ["a", ""]),
+    ],
+)
+def test_elements_at_the_datatype_bounds_are_accepted(datatype: str, data: list) -> None:
+    assert oip.tensor_values(tensor("x", [len(data)], datatype, data), 0) == data
+
+
+@pytest.mark.parametrize(
+    ("datatype", "data"),
+    [("INT8", [None, 1, -129]), ("UINT8", [None, 256]), ("INT64", [None, 2**63])],
+)
+def test_integers_out_of_range_are_refused_beside_nulls(datatype: str, data: list) -> None:
+    with pytest.raises(oip.InvalidTensor) as exc:
+        oip.tensor_values(tensor("x", [len(data)], datatype, data), 0)
+    assert exc.value.extra["errors"][0]["loc"] == ["inputs", 0, "data", len(data) - 1]
+
+
 def test_null_is_a_missing_value_unless_refused() -> None:
     assert oip.tensor_values(tensor("x", [2], "FP32", [None, 1]), 0) == [None, 1]
     with pytest.raises(oip.InvalidTensor):
@@ -137,7 +161,7 @@ def test_one_2d_tensor_follows_the_feature_order() -> None:
 def test_a_2d_tensor_carries_a_bool_feature_as_0_or_1() -> None:
     features = [{"name": "x", "dtype": "number"}, {"name": "on", "dtype": "bool"}]
     cols = oip.to_columns([tensor("m", [2, 2], "FP32", [0.5, 1.0, 2.5, 0.0])], features, 10)
-    assert cols.values == [[0.5, 2.5], [1.0, 0.0]]
+    assert [list(c) for c in cols.values] == [[0.5, 2.5], [1.0, 0.0]]
     with pytest.raises(oip.InvalidTensor) as exc:
         oip.to_columns([tensor("m", [1, 2], "FP32", [0.5, 0.5])], features, 10)
     assert "'on'" in exc.value.detail

@@ -16,7 +16,9 @@ from sklearn.ensemble import (
     RandomForestRegressor,
 )
 
+from shared.ml import onnx_tree_groups
 from shared.ml.onnx_export import _session
+from shared.ml.onnx_tree_groups import tree_groups
 from shared.ml.onnx_trees import register_tree_converters
 
 RNG = np.random.default_rng(7)
@@ -36,7 +38,9 @@ def _run(model: object, options: dict | None = None) -> list[np.ndarray]:
         target_opset={"": 21, "ai.onnx.ml": 3},
     )
     tree_nodes = [n for n in graph.graph.node if n.op_type.startswith("TreeEnsemble")]
-    assert len(tree_nodes) == 1  # the whole forest is one node, whatever its size
+    # One node per group of trees (skl2onnx's own converters: one node or more per tree).
+    groups = tree_groups([e.tree_ for e in model.estimators_])  # type: ignore[attr-defined]
+    assert len(tree_nodes) == len(groups)
     return _session(graph.SerializeToString()).run(None, {"X": X})
 
 
@@ -76,6 +80,52 @@ def test_isolation_forest_matches_decision_function(
     model = IsolationForest(
         n_estimators=30, max_features=max_features, contamination=contamination, random_state=0
     ).fit(X)
+    label, scores = _run(model)
+    np.testing.assert_allclose(np.ravel(scores), model.decision_function(X), atol=1e-5)
+    assert np.array_equal(np.ravel(label), model.predict(X))
+
+
+@pytest.fixture()
+def small_groups(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A node budget of a few trees, so these small forests become several nodes."""
+    monkeypatch.setattr(onnx_tree_groups, "NODES_PER_ENSEMBLE", 300)
+
+
+@pytest.mark.parametrize(
+    "y",
+    [
+        Y_MULTI,
+        np.array(["a", "b", "c", "d"])[Y_MULTI],
+        (X[:, 0] > 0).astype(int),
+        np.where(X[:, 0] > 0, "yes", "no"),
+        X[:, 0] > 0,
+    ],
+    ids=["4 int", "4 str", "2 int", "2 str", "bool"],
+)
+def test_a_forest_in_several_nodes_matches_predict_proba_and_predict(small_groups, y) -> None:
+    model = RandomForestClassifier(n_estimators=15, random_state=0).fit(X, y)
+    assert len(tree_groups([e.tree_ for e in model.estimators_])) > 1
+    label, proba = _run(model, {id(model): {"zipmap": False}})
+    np.testing.assert_allclose(proba, model.predict_proba(X), atol=1e-5)
+    expected = model.predict(X)
+    assert np.array_equal(np.asarray(label).astype(expected.dtype), expected)
+
+
+def test_a_binary_forest_in_several_nodes_breaks_ties_like_argmax(small_groups) -> None:
+    y = (X[:, 0] > 0).astype(int)
+    model = RandomForestClassifier(n_estimators=4, max_depth=2, random_state=0).fit(X, y)
+    onnx_tree_groups.NODES_PER_ENSEMBLE = 4  # one tree per node
+    label, proba = _run(model, {id(model): {"zipmap": False}})
+    np.testing.assert_allclose(proba, model.predict_proba(X), atol=1e-5)
+    assert np.array_equal(np.asarray(label), model.predict(X))
+
+
+def test_regressors_and_isolation_forests_in_several_nodes_match(small_groups) -> None:
+    model = RandomForestRegressor(n_estimators=15, random_state=0).fit(X, Y_REG)
+    (variable,) = _run(model)
+    np.testing.assert_allclose(np.ravel(variable), model.predict(X), rtol=1e-4, atol=1e-4)
+    model = IsolationForest(n_estimators=30, max_features=0.5, random_state=0).fit(X)
+    assert len(tree_groups([e.tree_ for e in model.estimators_])) > 2
     label, scores = _run(model)
     np.testing.assert_allclose(np.ravel(scores), model.decision_function(X), atol=1e-5)
     assert np.array_equal(np.ravel(label), model.predict(X))

@@ -79,6 +79,29 @@ def _element_check(datatype: str) -> tuple[Callable[[Any], bool], str]:
     return is_int, f"an integer in [{lo}, {hi}]"
 
 
+_NUMBER_TYPES = frozenset({int, float})
+_NONE = type(None)
+
+
+def _all_fit(values: list[Any], datatype: str, allow_missing: bool) -> bool:
+    """True when every element fits the datatype, checked without a Python step per
+    element (the types are collected by C-level calls); False means "look closer"."""
+    types = set(map(type, values))
+    if allow_missing:
+        types.discard(_NONE)
+    if datatype in _FLOATS:
+        return types <= _NUMBER_TYPES
+    if datatype == "BOOL":
+        return types <= {bool}
+    if datatype == "BYTES":
+        return types <= {str}
+    if not types <= {int}:
+        return False
+    present = [v for v in values if v is not None] if _NONE in set(map(type, values)) else values
+    lo, hi = _INT_BOUNDS[datatype]
+    return not present or (lo <= min(present) and max(present) <= hi)
+
+
 def tensor_values(tensor: V2RequestInput, index: int, allow_missing: bool = True) -> list[Any]:
     """The tensor's elements, flat and row-major, after checking count, nesting and type."""
     shape, data = tensor.shape, tensor.data
@@ -121,6 +144,8 @@ def tensor_values(tensor: V2RequestInput, index: int, allow_missing: bool = True
             ["inputs", index, "data"],
             code="TENSOR_SHAPE_MISMATCH",
         )
+    if _all_fit(values, tensor.datatype, allow_missing):
+        return values
     ok, expected_type = _element_check(tensor.datatype)
     errors: list[dict[str, Any]] = []
     for position, value in enumerate(values):
@@ -197,9 +222,12 @@ def _column(
     return _floats(values, feature, loc)
 
 
-def _floats(values: list[Any], feature: str, loc: list[Any]) -> list[float]:
+def _floats(values: list[Any], feature: str, loc: list[Any]) -> Any:
+    """float64 array, null -> NaN (the values' types were checked: numbers, booleans)."""
+    import numpy as np
+
     try:
-        return [math.nan if v is None else float(v) for v in values]
+        return np.array(values, dtype=np.float64)
     except OverflowError:  # a 400-digit integer: no float holds it
         raise InvalidTensor(
             f"Feature '{feature}' has a number too large for a float.",

@@ -1,0 +1,214 @@
+"""Rows of an online request (records or a columnar table) -> validated :class:`Columns`,
+vectorised.
+
+Same rules as :func:`shared.prediction.inputs.check_records` (numbers: JSON numbers or
+null = NaN, never booleans or text; booleans: true/false, 0/1 or null; strings: text or
+null = ""), but the common case costs no Python work per value: the types of all values
+are collected with C-level ``map``/``set`` calls, and a column of numbers becomes a
+float64 array in one ``numpy.array`` call. Only when that check finds something else does
+a per-value pass run, to name the row and column at fault (at most ``MAX_ERRORS``).
+
+numpy only, and imported by the prediction engine, never by ``function_app``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import operator
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from shared.errors import ValidationFailed
+from shared.prediction.inputs import _CHECK, MAX_ERRORS, check_records
+from shared.prediction.runtime import BOOL, NUMBER, STRING, Columns, kind
+
+_NUMBER_TYPES = frozenset({float, int, type(None)})
+_BOOL_TYPES = frozenset({bool, type(None)})
+_SHOWN_NAME_CHARS = 100  # names echoed in an error are cut: a name may be any size
+
+
+def _shown(name: Any) -> str:
+    text = str(name)
+    return text if len(text) <= _SHOWN_NAME_CHARS else text[:_SHOWN_NAME_CHARS] + "..."
+
+
+def _float_matrix(rows: Sequence[Sequence[Any]]) -> np.ndarray | None:
+    """A float64 [n, k] array when every value is a JSON number or null (NaN), else None
+    (a boolean, text, a nested value or an integer beyond float range: the caller looks)."""
+    if not set(map(type, itertools.chain.from_iterable(rows))) <= _NUMBER_TYPES:
+        return None
+    try:
+        return np.array(rows, dtype=np.float64)
+    except (OverflowError, ValueError):
+        return None
+
+
+def _fast_column(values: list[Any], k: str) -> Any:
+    """The column as Columns holds it, or None when a value needs a closer look."""
+    types = set(map(type, values))
+    if k == NUMBER and types <= _NUMBER_TYPES:
+        try:
+            return np.array(values, dtype=np.float64)
+        except OverflowError:
+            return None
+    if k == BOOL and types <= _BOOL_TYPES:
+        return np.array(values, dtype=np.float64)  # True/False -> 1.0/0.0, None -> NaN
+    if k == STRING and types == {str}:
+        return values
+    return None
+
+
+def _checked_column(
+    values: list[Any], k: str, loc: Callable[[int], list[Any]], errors: list[dict[str, Any]]
+) -> list[Any]:
+    """The per-value pass (inputs.py's converters): appends an error per bad value."""
+    convert, expected = _CHECK[k]
+    out = []
+    for row, value in enumerate(values):
+        converted = convert(value)
+        if converted is None:
+            errors.append({"loc": loc(row), "msg": f"must be {expected}", "type": "type"})
+            if len(errors) >= MAX_ERRORS:
+                break
+        out.append(converted)
+    return out
+
+
+def _refuse(errors: list[dict[str, Any]], what: str) -> ValidationFailed:
+    first = errors[0]["loc"]
+    return ValidationFailed(
+        f"Input does not match the model's features (first: {what} {first[-2]},"
+        f" column '{_shown(first[-1])}').",
+        errors[:MAX_ERRORS],
+    )
+
+
+# --- records ---------------------------------------------------------------------------------
+def records_columns(records: Sequence[Any], features: Sequence[dict[str, str]]) -> Columns:
+    """Records -> Columns, as check_records would build them (its errors, its ignored
+    fields), without a Python step per value when all features are numbers."""
+    names = [f["name"] for f in features]
+    kinds = [kind(f.get("dtype", "number")) for f in features]
+    if not names or any(k != NUMBER for k in kinds):
+        return check_records(records, features)
+    getter = operator.itemgetter(*names)
+    try:
+        rows = list(map(getter, records))
+    except (KeyError, TypeError):  # a missing feature or a record that is no object
+        return check_records(records, features)
+    if len(names) == 1:
+        rows = [(v,) for v in rows]  # itemgetter of one name gives the value itself
+    matrix = _float_matrix(rows)
+    if matrix is None:
+        return check_records(records, features)  # names the record and field at fault
+    ignored: set[str] = set()
+    if max(map(len, records)) > len(names):  # every feature is there: longer = extras
+        known = set(names)
+        for record in records:
+            if len(record) > len(names):
+                ignored.update(k for k in record if k not in known)
+    return Columns(names, kinds, list(matrix.T), len(rows), sorted(ignored))
+
+
+# --- a columnar table -------------------------------------------------------------------------
+def table_columns(
+    columns: Any, data: Any, features: Sequence[dict[str, str]], where: Sequence[str] = ()
+) -> Columns:
+    """``{"columns": [...], "data": [[...], ...]}`` -> Columns; a 422 names the column
+    (unknown, missing, duplicated) or the row and column (ragged, wrong type) at fault.
+
+    ``where`` is the location of the two members in the body (``("dataframe_split",)``),
+    so errors point where the client put them. Columns that are not features are refused
+    (a columnar body pays for every cell it sends; records only ignore such fields)."""
+    at = list(where)
+    names = [f["name"] for f in features]
+    kinds = [kind(f.get("dtype", "number")) for f in features]
+    position = _column_positions(columns, names, at)
+    rows = _rows_of(data, len(columns), at)
+    if all(k == NUMBER for k in kinds):
+        matrix = _float_matrix(rows)
+        if matrix is not None:
+            return Columns(names, kinds, [matrix[:, position[n]] for n in names], len(rows), [])
+    values: list[Any] = []
+    errors: list[dict[str, Any]] = []
+    for name, k in zip(names, kinds, strict=True):
+        p = position[name]
+        column = list(map(operator.itemgetter(p), rows))
+        fast = _fast_column(column, k)
+        if fast is None:
+            fast = _checked_column(column, k, lambda r, n=name: [*at, "data", r, n], errors)
+            if len(errors) >= MAX_ERRORS:
+                break
+        values.append(fast)
+    if errors:
+        errors.sort(key=lambda e: e["loc"][-2])  # first by row, as records are reported
+        raise _refuse(errors, "row")
+    return Columns(names, kinds, values, len(rows), [])
+
+
+def _column_positions(columns: Any, names: list[str], at: list[Any]) -> dict[str, int]:
+    loc = [*at, "columns"]
+    if not isinstance(columns, list) or not columns:
+        raise ValidationFailed(
+            "'columns' must be a non-empty array of feature names.",
+            [{"loc": loc, "msg": "must be a non-empty array of strings", "type": "columns"}],
+        )
+    bad = next((i for i, c in enumerate(columns) if not isinstance(c, str)), None)
+    if bad is not None:
+        raise ValidationFailed(
+            f"Column {bad} is not a name: columns are strings.",
+            [{"loc": [*loc, bad], "msg": "must be a string", "type": "type"}],
+        )
+    position: dict[str, int] = {}
+    for i, name in enumerate(columns):
+        if name in position:
+            raise ValidationFailed(
+                f"Column '{_shown(name)}' is sent twice.",
+                [{"loc": [*loc, i], "msg": "duplicate column", "type": "duplicate"}],
+                code="DUPLICATE_COLUMN",
+            )
+        position[name] = i
+    known = set(names)
+    unknown = [(i, c) for i, c in enumerate(columns) if c not in known]
+    if unknown:
+        raise ValidationFailed(
+            f"Unknown column{'s' if len(unknown) > 1 else ''}:"
+            f" {', '.join(_shown(c) for _, c in unknown[:MAX_ERRORS])}; this model's features"
+            f" are {', '.join(names[:MAX_ERRORS])}{'...' if len(names) > MAX_ERRORS else ''}.",
+            [
+                {"loc": [*loc, i], "msg": "not a feature of this model", "type": "unknown"}
+                for i, _ in unknown[:MAX_ERRORS]
+            ],
+            code="UNKNOWN_COLUMN",
+        )
+    missing = [n for n in names if n not in position]
+    if missing:
+        raise ValidationFailed(
+            f"Missing column{'s' if len(missing) > 1 else ''}: {', '.join(missing[:MAX_ERRORS])}.",
+            [
+                {"loc": [*loc, n], "msg": "missing feature", "type": "missing"}
+                for n in missing[:MAX_ERRORS]
+            ],
+            code="MISSING_COLUMN",
+        )
+    return position
+
+
+def _rows_of(data: Any, width: int, at: list[Any]) -> list[list[Any]]:
+    loc = [*at, "data"]
+    if not isinstance(data, list) or not data:
+        raise ValidationFailed(
+            "'data' must be a non-empty array of rows.",
+            [{"loc": loc, "msg": "must be a non-empty array of arrays", "type": "data"}],
+        )
+    if set(map(type, data)) != {list} or set(map(len, data)) != {width}:
+        row = next(i for i, r in enumerate(data) if not isinstance(r, list) or len(r) != width)
+        got = f"{len(data[row])} values" if isinstance(data[row], list) else "no array"
+        raise ValidationFailed(
+            f"Row {row} has {got}; every row holds one value per column ({width}).",
+            [{"loc": [*loc, row], "msg": f"must hold {width} values", "type": "ragged"}],
+            code="RAGGED_ROWS",
+        )
+    return data
