@@ -131,7 +131,6 @@ def handle(
                 refuse_api_key(call.principal, op.accepts_api_keys)
                 require(call.principal, op.auth)
                 check_route_params(req, op)
-                check_route_params(req, op)
                 if op.rate_group is not None and call.principal is not None:
                     limit_headers = _rate_limit(services, op.rate_group, call.principal)
                 response = handler(call)

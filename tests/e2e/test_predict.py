@@ -358,6 +358,21 @@ def test_metrics_count_predictions_by_model_and_version_and_cache_hits(
         assert r.status_code == 200, r.text
     after = values()
     assert after[predicted] - before.get(predicted, 0) == 10
+    # An OIP (V2) infer counts its rows too: it counted nothing before.
+    names = list(records[0])
+    tensor = {
+        "inputs": [
+            {
+                "name": "input",
+                "shape": [3, len(names)],
+                "datatype": "FP64",
+                "data": [[row[n] for n in names] for row in records[:3]],
+            }
+        ]
+    }
+    r = client.post(f"/v2/models/{name}/infer", headers=admin_headers, json=tensor)
+    assert r.status_code == 200, r.text
+    assert values()[predicted] - after[predicted] == 3
     # One lookup per prediction; the second one at least finds the model in the cache.
     hit_delta = after[hits] - before.get(hits, 0)
     assert hit_delta >= 1 and hit_delta + after.get(misses, 0) - before.get(misses, 0) == 2

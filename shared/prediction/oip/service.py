@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from azure.core.exceptions import AzureError
 
+from shared import metrics
 from shared.errors import AppError, NotFound, ValidationFailed
 from shared.prediction.oip.errors import InvalidTensor, ModelNotReady, ServerNotReady
 from shared.prediction.oip.schemas import (
@@ -78,14 +79,18 @@ class InferenceService:
         if servable is None:
             outputs = self._infer_raw(loaded, request)
             partition = None
+            rows = outputs[0].shape[0] if outputs and outputs[0].shape else 0
         else:
             cols = to_columns(request.inputs, servable.features, self.predictor.max_records)
             result = servable.run(cols, with_probabilities=True).as_lists()
+            rows = cols.n_rows
             outputs = select_outputs(
                 outputs_of(result, servable.task, servable.classes), request.outputs
             )
             if loaded.format != "partitioned":
                 partition = None  # meaningless for a single model, as in /predict
+        # Counted as /predict counts its records: /metrics shows every prediction made.
+        metrics.count_predictions(name, loaded.version, rows)
         return V2InferResponse(
             model_name=name,
             model_version=str(loaded.version),
