@@ -19,7 +19,7 @@ import random
 import re
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from azure.core import MatchConditions
@@ -35,10 +35,8 @@ from shared.errors import NotFound, PayloadTooLarge, ServiceUnavailable, Validat
 from shared.names import check_alias, check_name
 from shared.registry.deletion import RegistryDeletion
 from shared.registry.files import (
-    CONTAINER,
     NewFile,
     PlacedFile,
-    sha256_hex,
 )
 from shared.registry.integrity import RegistryIntegrity
 from shared.registry.review import RegistryReview
@@ -58,16 +56,14 @@ from shared.registry.schemas import (
     VersionSummary,
 )
 from shared.registry.signing import ModelSigner, signed_content
+from shared.registry.writing import RegistryWriting
 from shared.tables import iso, page, parse_iso, utcnow
 
 ARTIFACT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,127}$")
 MAX_ARTIFACTS = 100
-# Files of one version uploading at once: parallel enough to hide Blob latency, few enough
-# that a version of many partitions is never held whole in memory.
-UPLOADS_IN_FLIGHT = 16
 
 
-class ModelRegistry(RegistryIntegrity, RegistryDeletion, RegistryReview):
+class ModelRegistry(RegistryWriting, RegistryIntegrity, RegistryDeletion, RegistryReview):
     """Versions in Table Storage, their files in Blob (integrity, deletion, review: mixins)."""
 
     def __init__(
@@ -139,40 +135,6 @@ class ModelRegistry(RegistryIntegrity, RegistryDeletion, RegistryReview):
             self.set_alias(name, meta.alias, version, created_by)
             info.aliases = sorted({*info.aliases, meta.alias})
         return info
-
-    def _upload_placed(
-        self, pool: ThreadPoolExecutor, prefix: str, placed: Iterable[PlacedFile]
-    ) -> dict[str, StoredFile]:
-        """Upload ``placed`` as it is produced, ``UPLOADS_IN_FLIGHT`` at most at a time."""
-        stored: dict[str, StoredFile] = {}
-        pending: dict[Future[StoredFile], str] = {}
-
-        def settle(done: Iterable[Future[StoredFile]]) -> None:
-            for future in done:
-                stored[pending.pop(future)] = future.result()
-
-        order: list[str] = []
-        for item in placed:
-            if len(pending) >= UPLOADS_IN_FLIGHT:
-                settle(wait(pending, return_when=FIRST_COMPLETED).done)
-            blob = prefix + item.relative_path
-            pending[pool.submit(self._upload, blob, item.data, item.role, item.format)] = (
-                item.relative_path
-            )
-            order.append(item.relative_path)
-        settle(wait(pending).done)
-        return {relative: stored[relative] for relative in order}  # in the order placed
-
-    def _upload(self, blob_name: str, data: bytes, role: str, fmt: str | None) -> StoredFile:
-        digest = sha256_hex(data)
-        self.container.upload_blob(blob_name, data, overwrite=True, metadata={"sha256": digest})
-        return StoredFile(
-            path=f"{CONTAINER}/{blob_name}",
-            sha256=digest,
-            size_bytes=len(data),
-            role=role,
-            format=fmt,
-        )
 
     def _reserve_version(self, name: str) -> int:
         for attempt in range(200):
