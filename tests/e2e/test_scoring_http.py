@@ -93,3 +93,51 @@ def test_download_errors_and_scopes(client, admin_headers, model, make_user) -> 
         content=b"a\n1\n",
     )
     assert r.status_code == 422
+
+
+def test_listing_scoring_jobs_makes_three_table_queries(
+    client, admin_headers, model, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CI timed out on GET /predict/jobs?limit=64: it made three calls per job (job row,
+    targets, chunks), 192 for a page. A page now costs one query per table."""
+    from shared.http import current_services
+
+    rows = customers(8, 200).drop(columns="label")
+    r = client.put(
+        f"/scoring/{model}",
+        headers={**admin_headers, "Content-Type": "text/csv"},
+        content=rows.to_csv(index=False).encode(),
+    )
+    assert r.status_code in (200, 201), r.text  # 200 when an earlier test put it
+    started = []
+    for _ in range(2):
+        r = client.post("/predict", headers=admin_headers, json={"model": model})
+        assert r.status_code == 202, r.text
+        started.append(poll(client, admin_headers, r.headers["location"])[0])
+    assert all(j["status"] == "succeeded" for j in started), started
+    one_by_one = {
+        j["job_id"]: client.get(f"/predict/jobs/{j['job_id']}", headers=admin_headers).json()
+        for j in started
+    }
+
+    store = current_services().batch_scorer.jobs
+    calls: list[str] = []
+    for table in (store.jobs, store.targets, store.chunks):
+        for method in ("query_entities", "get_entity", "list_entities"):
+            original = getattr(table, method)
+
+            def counting(*args, _original=original, _name=method, **kwargs):
+                calls.append(f"{_name} {args[:1] or kwargs.get('query_filter')}")
+                return _original(*args, **kwargs)
+
+            monkeypatch.setattr(table, method, counting)
+    for params in ({"limit": 64}, {"limit": 64, "model": model}):
+        calls.clear()
+        r = client.get("/predict/jobs", headers=admin_headers, params=params)
+        assert r.status_code == 200, r.text
+        assert len(calls) <= 3, calls
+        listed = {j["job_id"]: j for j in r.json()["items"]}
+        for job_id, alone in one_by_one.items():
+            assert listed[job_id] == alone
+    listed = client.get("/predict/jobs", headers=admin_headers, params={"limit": 1}).json()
+    assert [j["job_id"] for j in listed["items"]] == [started[-1]["job_id"]]
