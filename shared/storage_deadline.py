@@ -14,11 +14,13 @@ installed on the Blob, Queue and Table clients (``raw_request_hook``, run per at
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from shared.errors import ServiceUnavailable
 
@@ -45,6 +47,9 @@ class Budget:
     seconds: float
     tripped: bool = False  # storage already ran out of time once in this invocation
 
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 _budget: ContextVar[Budget | None] = ContextVar("storage_budget", default=None)
 
@@ -90,3 +95,14 @@ class DeadlineHook:
         options = context.options
         options["connection_timeout"] = min(self.connection_timeout, remaining)
         options["read_timeout"] = min(self.read_timeout, remaining)
+
+
+def map_in_threads(fn: Callable[[T], R], items: Iterable[T], workers: int = 8) -> list[R]:
+    """``[fn(x) for x in items]`` with storage calls overlapped, each under the caller's
+    budget (a plain pool would drop the context variable and fall back to the default)."""
+    items = list(items)
+    if len(items) < 2:
+        return [fn(x) for x in items]
+    context = contextvars.copy_context()
+    with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
+        return list(pool.map(lambda x: context.copy().run(fn, x), items))
