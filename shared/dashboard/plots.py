@@ -16,7 +16,6 @@ import json
 import re
 import threading
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
@@ -28,6 +27,7 @@ from shared.registry.files import CONTAINER, find_file
 from shared.registry.loader import ModelLoader
 from shared.registry.schemas import StoredFile, VersionInfo
 from shared.registry.store import ModelRegistry
+from shared.storage_deadline import map_in_threads
 
 # What follows ".../plots/" in a plot URL: "<plot>.png" or "<partition key>/<plot>.png".
 _PLOT_URL_PATH = re.compile(r"^(?:(?P<key>[0-9a-f]{16})/)?(?P<plot>[a-z0-9_]{1,64})\.png$")
@@ -95,25 +95,19 @@ class PlotCatalog:
         else:
             summaries, _ = self.registry.list_models(MAX_MODELS, None)
             names = sorted(s.name for s in summaries)
-        wanted = []
-        for name in names:
-            detail = self.registry.get_model(name)
-            newest = sorted((v.version for v in detail.versions), reverse=True)
-            wanted += [(name, v) for v in newest[: query.versions]]
-        # One Table read (and, if partitioned, one manifest read) per version: in parallel.
-        with ThreadPoolExecutor(max_workers=8, thread_name_prefix="plots") as pool:
-            versions = list(pool.map(lambda nv: self._version(*nv), wanted))
+        # The page's version rows and aliases in one range query each (not 2 calls per
+        # version); partitioned versions then read their manifests, overlapped.
+        newest = self.registry.newest_versions(names, query.versions)
+        wanted = [info for name in names for info in newest.get(name, [])]
+        versions = map_in_threads(self._version, wanted)
         by_model: dict[str, list[VersionPlots]] = {n: [] for n in names}
-        for (name, _), plots in zip(wanted, versions, strict=True):
+        for info, plots in zip(wanted, versions, strict=True):
             if plots is not None:
-                by_model[name].append(plots)
+                by_model[info.name].append(plots)
         return PlotTree(models=[ModelPlots(name=n, versions=by_model[n]) for n in names])
 
-    def _version(self, name: str, version: int) -> VersionPlots | None:
-        try:
-            info = self.registry.get_version(name, version)
-        except NotFound:
-            return None  # deleted meanwhile
+    def _version(self, info: VersionInfo) -> VersionPlots | None:
+        name, version = info.name, info.version
         prefix = f"{CONTAINER}/{name}/{version}/plots/"
         plots = [
             PlotLink(name=_plot_name(f.path), url=_url(name, version, _plot_name(f.path)))
@@ -122,7 +116,10 @@ class PlotCatalog:
         ]
         partitions = []
         if info.format == "partitioned":
-            manifest = self._manifest(info)
+            try:
+                manifest = self._manifest(info)
+            except NotFound:
+                return None  # deleted meanwhile
             for value, entry in sorted(manifest.get("partitions", {}).items()):
                 key = entry["key"]
                 partitions.append(

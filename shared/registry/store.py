@@ -33,6 +33,7 @@ from azure.storage.blob import ContainerClient
 
 from shared.errors import NotFound, PayloadTooLarge, ServiceUnavailable, ValidationFailed
 from shared.names import check_alias, check_name
+from shared.registry.browsing import RegistryBrowsing
 from shared.registry.deletion import RegistryDeletion
 from shared.registry.files import (
     NewFile,
@@ -45,26 +46,24 @@ from shared.registry.schemas import (
     AliasInfo,
     Decision,
     Lineage,
-    ModelDetail,
-    ModelSummary,
     Promotion,
     StoredFile,
-    VersionBrief,
     VersionInfo,
     VersionMetadata,
-    VersionQuery,
-    VersionSummary,
 )
 from shared.registry.signing import ModelSigner, signed_content
 from shared.registry.writing import RegistryWriting
-from shared.tables import iso, page, parse_iso, utcnow
+from shared.tables import iso, parse_iso, utcnow
 
 ARTIFACT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,127}$")
 MAX_ARTIFACTS = 100
 
 
-class ModelRegistry(RegistryWriting, RegistryIntegrity, RegistryDeletion, RegistryReview):
-    """Versions in Table Storage, their files in Blob (integrity, deletion, review: mixins)."""
+class ModelRegistry(
+    RegistryBrowsing, RegistryWriting, RegistryIntegrity, RegistryDeletion, RegistryReview
+):
+    """Versions in Table Storage, their files in Blob (listings, writes, integrity, deletion,
+    review: mixins)."""
 
     def __init__(
         self,
@@ -302,115 +301,6 @@ class ModelRegistry(RegistryWriting, RegistryIntegrity, RegistryDeletion, Regist
         row = self._row(name, version)
         aliases = sorted(a for a, v in self.alias_map(name).items() if v == version)
         return self._info(row, aliases)
-
-    def _summary(self, meta: dict[str, Any], aliases: dict[str, int]) -> ModelSummary:
-        return ModelSummary(
-            name=meta["PartitionKey"],
-            description=meta.get("description", ""),
-            latest_version=int(meta.get("latest_version") or 0) or None,
-            aliases=aliases,
-            tags=json.loads(meta.get("tags") or "{}"),
-            updated_at=parse_iso(meta["updated_at"]),
-        )
-
-    def list_models(
-        self, limit: int, continuation: str | None
-    ) -> tuple[list[ModelSummary], str | None]:
-        metas, token = page(
-            self.models,
-            "RowKey eq @meta and deleted eq false and latest_version gt 0",
-            limit,
-            continuation,
-            lambda e: e,
-            parameters={"meta": META},
-        )
-        aliases = self._alias_maps([m["PartitionKey"] for m in metas])
-        return [self._summary(m, aliases[m["PartitionKey"]]) for m in metas], token
-
-    def _alias_maps(self, names: list[str]) -> dict[str, dict[str, int]]:
-        """The aliases of many models in one range query (a page of models is a range of
-        names: the registry table is ordered by name), not one query per model."""
-        found: dict[str, dict[str, int]] = {n: {} for n in names}
-        if not names:
-            return found
-        for e in self.aliases.query_entities(
-            "PartitionKey ge @lo and PartitionKey le @hi",
-            parameters={"lo": min(names), "hi": max(names)},
-        ):
-            if e["PartitionKey"] in found:
-                found[e["PartitionKey"]][e["RowKey"]] = int(e["version"])
-        return found
-
-    def get_model(self, name: str) -> ModelDetail:
-        meta = self._meta(name)
-        aliases = self.alias_map(name)
-        by_version: dict[int, list[str]] = {}
-        for alias, v in aliases.items():
-            by_version.setdefault(v, []).append(alias)
-        versions = [
-            VersionBrief(
-                version=int(e["version"]),
-                created_at=parse_iso(e["created_at"]),
-                format=e["format"],
-                status=e["status"],
-                metrics=json.loads(e.get("metrics") or "{}"),
-                aliases=sorted(by_version.get(int(e["version"]), [])),
-            )
-            for e in self.models.query_entities(
-                "PartitionKey eq @n and RowKey lt @meta", parameters={"n": name, "meta": META}
-            )
-            if e.get("status") == "ready"
-        ]
-        return ModelDetail(**self._summary(meta, aliases).model_dump(), versions=versions)
-
-    def list_versions(
-        self, name: str, query: VersionQuery
-    ) -> tuple[list[VersionSummary], str | None]:
-        """One page of a model's versions, oldest first; filters by alias, tag or status."""
-        self._meta(name)  # 404 for an unknown model
-        aliases = self.alias_map(name)
-        by_version: dict[int, list[str]] = {}
-        for alias, v in aliases.items():
-            by_version.setdefault(v, []).append(alias)
-        query_filter = "PartitionKey eq @n and RowKey lt @meta and status eq @status"
-        parameters: dict[str, Any] = {"n": name, "meta": META, "status": query.status}
-        if query.alias is not None:
-            if query.alias not in aliases:
-                return [], None
-            query_filter += " and RowKey eq @rk"
-            parameters["rk"] = row_key(aliases[query.alias])
-        rows, token = page(
-            self.models,
-            query_filter,
-            query.limit,
-            query.continuation_token,
-            lambda e: e,
-            parameters=parameters,
-        )
-        items = []
-        for row in rows:
-            tags = json.loads(row.get("tags") or "{}")
-            if query.tag is not None:
-                key, has_value, value = query.tag.partition("=")
-                if key not in tags or (has_value and tags[key] != value):
-                    continue
-            version = int(row["version"])
-            items.append(
-                VersionSummary(
-                    version=version,
-                    created_at=parse_iso(row["created_at"]),
-                    created_by=row.get("created_by", ""),
-                    format=row["format"],
-                    status=row["status"],
-                    metrics=json.loads(row.get("metrics") or "{}"),
-                    aliases=sorted(by_version.get(version, [])),
-                    description=row.get("description", ""),
-                    tags=tags,
-                    task=row.get("task") or None,
-                    promotion=json.loads(row["promotion"]) if row.get("promotion") else None,
-                )
-            )
-        return items, token
 
     def resolve(self, name: str, version: int | None = None, alias: str | None = None) -> int:
         """A version number from an explicit version, an alias, or champion-else-latest."""
