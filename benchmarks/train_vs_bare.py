@@ -134,19 +134,53 @@ def run_job(client: Any, headers: dict[str, str], dataset: str, spec: dict[str, 
         time.sleep(0.1)
 
 
-def upload(client: Any, headers: dict[str, str], name: str, csv: bytes) -> None:
-    r = client.put(
-        f"/datasets/{name}", headers={**headers, "Content-Type": "text/csv"}, content=csv
-    )
+# Larger datasets are dropped into Blob in parts, as Data Factory does (the HTTP upload
+# of one file stops at MAX_DATASET_BYTES, 90 MB by default).
+PART_BYTES = 64 * 1024 * 1024
+
+
+def upload(
+    client: Any, headers: dict[str, str], name: str, csv: bytes, connection_string: str
+) -> None:
+    if len(csv) <= PART_BYTES:
+        r = client.put(
+            f"/datasets/{name}", headers={**headers, "Content-Type": "text/csv"}, content=csv
+        )
+        r.raise_for_status()
+        return
+    from azure.storage.blob import ContainerClient
+
+    header, _, body = csv.partition(b"\n")
+    container = ContainerClient.from_connection_string(connection_string, "datasets")
+    with contextlib.suppress(Exception):
+        container.create_container()
+    start, part = 0, 0
+    while start < len(body):
+        end = body.rfind(b"\n", start, start + PART_BYTES) + 1 or len(body)
+        if end <= start:
+            end = len(body)
+        blob = f"{name}/part-{part:04d}.csv"
+        container.upload_blob(blob, header + b"\n" + body[start:end], overwrite=True)
+        start, part = end, part + 1
+    r = client.get(f"/datasets/{name}", headers=headers)
     r.raise_for_status()
+    print(f"  {name}: {part} parts in Blob, {r.json()['row_count']:,} rows", flush=True)
 
 
 def peak_rss_mb(host: HostProcess) -> float | None:
-    with contextlib.suppress(OSError, ValueError):
-        for line in Path(f"/proc/{host.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return None
+    """The largest peak RSS of the host and its descendants (the worker processes that
+    train, with devhost's ``--role workers``)."""
+    peaks = []
+    pending = [host.process.pid]
+    while pending:
+        pid = pending.pop()
+        with contextlib.suppress(OSError, ValueError):
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peaks.append(int(line.split()[1]) / 1024)
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                pending += [int(c) for c in (task / "children").read_text().split()]
+    return max(peaks) if peaks else None
 
 
 def _f(value: float | None, digits: int = 1) -> str:
@@ -215,8 +249,9 @@ def main(argv: list[str] | None = None) -> int:
                     headers = login(client, env["BOOTSTRAP_ADMIN_PASSWORD"])
                     if not uploaded:
                         for name, csv in data.items():
-                            upload(client, headers, name, csv)
-                        upload(client, headers, "warmup", room_usage_csv(16, 200, False))
+                            upload(client, headers, name, csv, azurite.connection_string)
+                        warmup = room_usage_csv(16, 200, False)
+                        upload(client, headers, "warmup", warmup, azurite.connection_string)
                         uploaded = True
                     rooms = {
                         "target": None,
@@ -283,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     lines += [
         "",
         f"Status reads while running (GET /train/jobs/{{id}}, 202): n={len(reads)}, "
-        f"p50 {_f(p50)} ms, p95 {_f(p95)} ms. Peak RSS per host: "
+        f"p50 {_f(p50)} ms, p95 {_f(p95)} ms. Peak RSS of a host or its worker process: "
         + ", ".join(f"{w} worker(s) {v:,.0f} MB" for w, v in rss.items())
         + ".",
         *(["", "Not succeeded: " + "; ".join(failures)] if failures else []),

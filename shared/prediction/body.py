@@ -5,7 +5,9 @@ Forms (exactly one per body; ``shared.prediction.schemas.PredictBody`` documents
 - ``{"records": [{feature: value, ...}, ...]}`` (or MLflow's ``dataframe_records``);
 - ``{"columns": [...], "data": [[...], ...]}``, the columnar form;
 - ``{"dataframe_split": {"columns": [...], "data": [[...], ...]}}``, MLflow's split orient
-  (its ``index`` is ignored), so MLflow clients can switch by changing the URL.
+  (its ``index`` is ignored), so MLflow clients can switch by changing the URL;
+- MLflow's other two: ``{"instances": [...]}`` (rows, as ``records``) and ``{"inputs":
+  {feature: [...], ...}}`` (one array per feature; a list there is rows, as ``instances``).
 
 Beside the rows: ``version``, ``alias``, ``partition``, ``return_probabilities``, checked
 by the pydantic model they always were; other members are ignored, as before. The rows
@@ -30,7 +32,7 @@ from shared.errors import ValidationFailed
 from shared.prediction.schemas import PredictOptions, PredictRequest
 
 _OPTIONS = tuple(PredictOptions.model_fields)
-_FORMS = ("records", "dataframe_records", "columns", "dataframe_split")
+_FORMS = ("records", "dataframe_records", "columns", "dataframe_split", "instances", "inputs")
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,33 @@ class TableRows:
         return [dict(zip(names, row, strict=False)) for row in self.data]
 
 
-Rows = RecordRows | TableRows
+@dataclass(frozen=True)
+class ColumnMapRows:
+    """``{"inputs": {feature: [values], ...}}``: one array per column (MLflow's columnar)."""
+
+    mapping: dict[str, Any]
+
+    @property
+    def n_rows(self) -> int:
+        # The longest array: the row limit is checked before the arrays are compared.
+        return max(len(v) if isinstance(v, list) else 1 for v in self.mapping.values())
+
+    @property
+    def n_values(self) -> int:
+        return sum(len(v) if isinstance(v, list) else 1 for v in self.mapping.values())
+
+    def columns(self, features: list[dict[str, str]]) -> Any:
+        from shared.prediction.table import column_map_columns
+
+        return column_map_columns(self.mapping, features)
+
+    def as_records(self) -> list[Any]:
+        names = list(self.mapping)
+        columns = [v if isinstance(v, list) else [v] for v in self.mapping.values()]
+        return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=False)]
+
+
+Rows = RecordRows | TableRows | ColumnMapRows
 
 
 @dataclass(frozen=True)
@@ -146,8 +174,8 @@ def parse_predict_body(raw: bytes) -> OnlineRequest:
         given.append("data")
     if len(given) != 1:
         raise ValidationFailed(
-            "Send the rows in one form: 'records', 'columns' with 'data', 'dataframe_split'"
-            " or 'dataframe_records'"
+            "Send the rows in one form: 'records', 'columns' with 'data', 'dataframe_split',"
+            " 'dataframe_records', 'instances' or 'inputs'"
             + (f" (this body has {', '.join(repr(g) for g in given)})." if given else "."),
             [
                 {"loc": [g], "msg": "one form of rows per body", "type": "form"}
@@ -159,7 +187,14 @@ def parse_predict_body(raw: bytes) -> OnlineRequest:
 
 
 def _rows(doc: dict[str, Any], form: str) -> Rows:
-    if form in ("records", "dataframe_records"):
+    if form == "inputs" and isinstance(doc[form], dict):
+        if not doc[form]:
+            raise ValidationFailed(
+                "'inputs' must hold one array of values per feature.",
+                [{"loc": [form], "msg": "must be a non-empty object", "type": "inputs"}],
+            )
+        return ColumnMapRows(doc[form])
+    if form in ("records", "dataframe_records", "instances", "inputs"):
         records = doc[form]
         if not isinstance(records, list) or not records:
             raise ValidationFailed(

@@ -48,17 +48,32 @@ class PredictDataframeRecordsRequest(PredictOptions):
     )
 
 
+class PredictInstancesRequest(PredictOptions):
+    instances: list[dict[str, Any] | list[Any]] = Field(
+        min_length=1, description="MLflow's `instances`: one object (or array) per row."
+    )
+
+
+class PredictInputsRequest(PredictOptions):
+    inputs: dict[str, list[Any]] | list[dict[str, Any] | list[Any]] = Field(
+        description="MLflow's `inputs`: one array per feature (`{feature: [...]}`), or rows."
+    )
+
+
 class PredictBody(
     RootModel[
         PredictRequest
         | PredictColumnsRequest
         | PredictDataframeSplitRequest
         | PredictDataframeRecordsRequest
+        | PredictInstancesRequest
+        | PredictInputsRequest
     ]
 ):
     """The rows in one form: records (one object per row), columnar (`columns` + `data`),
-    or MLflow's `dataframe_split` / `dataframe_records`. Columnar bodies refuse columns
-    that are not features; records ignore such fields and name them in `ignored_fields`.
+    or MLflow's `dataframe_split` / `dataframe_records` / `instances` / `inputs`. Columnar
+    bodies refuse columns that are not features; records ignore such fields and name them
+    in `ignored_fields`.
     (The OpenAPI document's schema: the route parses bodies with its own fast decoder.)"""
 
 

@@ -213,3 +213,42 @@ def _rows_of(data: Any, width: int, at: list[Any]) -> list[list[Any]]:
             code="RAGGED_ROWS",
         )
     return data
+
+
+# --- one array per column ---------------------------------------------------------------------
+def column_map_columns(mapping: dict[str, Any], features: Sequence[dict[str, str]]) -> Columns:
+    """``{"inputs": {feature: [values]}}`` -> Columns, by the rules of the columnar table:
+    every feature once, nothing else, arrays of one length; a 422 names the culprit."""
+    names = [f["name"] for f in features]
+    kinds = [kind(f.get("dtype", "number")) for f in features]
+    _column_positions(list(mapping), names, ["inputs"])  # unknown / missing names
+    lengths = {n: len(v) if isinstance(v, list) else -1 for n, v in mapping.items()}
+    n_rows = lengths[names[0]]
+    bad = next((n for n in names if lengths[n] != n_rows or lengths[n] < 1), None)
+    if bad is not None:
+        raise ValidationFailed(
+            f"Every feature in 'inputs' is an array of the same, non-zero length"
+            f" ('{_shown(bad)}' is not).",
+            [{"loc": ["inputs", bad], "msg": "must be an array like the others", "type": "ragged"}],
+            code="RAGGED_ROWS",
+        )
+    values: list[Any] = []
+    errors: list[dict[str, Any]] = []
+    for name, k in zip(names, kinds, strict=True):
+        fast = _fast_column(mapping[name], k)
+        if fast is None:
+            fast = _checked_column(mapping[name], k, lambda r, n=name: ["inputs", n, r], errors)
+            if len(errors) >= MAX_ERRORS:
+                break
+        values.append(fast)
+    if errors:
+        first = errors[0]["loc"]
+        raise ValidationFailed(
+            f"Input does not match the model's features (first: column '{_shown(first[1])}',"
+            f" row {first[2]}).",
+            errors[:MAX_ERRORS],
+        )
+    if all(k == NUMBER for k in kinds):
+        matrix = np.column_stack(values)
+        return Columns(names, kinds, list(matrix.T), n_rows, [], matrix)
+    return Columns(names, kinds, values, n_rows, [])

@@ -79,6 +79,12 @@ def test_columnar_bodies_answer_as_records_for_the_same_rows(
         {"columns": columns, "data": data, "return_probabilities": True},
         {"dataframe_split": {"columns": columns, "data": data}, "return_probabilities": True},
         {"dataframe_records": records_of(rows), "return_probabilities": True},
+        {"instances": records_of(rows), "return_probabilities": True},
+        {"inputs": records_of(rows), "return_probabilities": True},
+        {
+            "inputs": {c: rows[c].tolist() for c in columns},  # MLflow's columnar inputs
+            "return_probabilities": True,
+        },
     ):
         r = client.post(url, headers=admin_headers, json=body)
         assert r.status_code == 200, r.text
@@ -185,6 +191,29 @@ BAD_BODIES = {
     ),
     "no rows": ({"columns": FEATURES, "data": []}, 422, "VALIDATION_FAILED"),
     "data without columns": ({"data": [[1, 2, 3, 4, 5]]}, 422, "VALIDATION_FAILED"),
+    "inputs of unequal lengths": (
+        {"inputs": {"f0": [1, 2], "f1": [1], "f2": [1, 2], "f3": [1, 2], "n_items": [1, 2]}},
+        422,
+        "RAGGED_ROWS",
+    ),
+    "inputs without a feature": (
+        {"inputs": {"f0": [1], "f1": [1], "f2": [1], "f3": [1]}},
+        422,
+        "MISSING_COLUMN",
+    ),
+    "inputs with an unknown column": (
+        {"inputs": {**{f: [1] for f in FEATURES}, "room_id": [7]}},
+        422,
+        "UNKNOWN_COLUMN",
+    ),
+    "text in an inputs column": (
+        {"inputs": {**{f: [1, 2] for f in FEATURES}, "f2": [1, "x"]}},
+        422,
+        "VALIDATION_FAILED",
+    ),
+    "inputs over the row limit": ({"inputs": {f: [1] * 501 for f in FEATURES}}, 413, None),
+    "empty inputs": ({"inputs": {}}, 422, "VALIDATION_FAILED"),
+    "empty instances": ({"instances": []}, 422, "VALIDATION_FAILED"),
 }
 
 
@@ -198,7 +227,13 @@ def test_bad_columnar_bodies_are_problems_that_change_nothing(
         r = client.post(f"/predict/{classifier}", headers=admin_headers, json=body)
         problem = assert_problem(r, status, code)
         assert problem["detail"], case
-        if status == 422 and case not in ("two forms", "no rows", "data without columns"):
+        if status == 422 and case not in (
+            "two forms",
+            "no rows",
+            "data without columns",
+            "empty inputs",
+            "empty instances",
+        ):
             assert problem["errors"][0]["loc"], case
     # A value error names the row and the column.
     r = client.post(
@@ -208,6 +243,13 @@ def test_bad_columnar_bodies_are_problems_that_change_nothing(
     )
     assert r.json()["errors"][0]["loc"] == ["dataframe_split", "data", 1, "f1"]
     assert "row 1, column 'f1'" in r.json()["detail"]
+    r = client.post(
+        f"/predict/{classifier}",
+        headers=admin_headers,
+        json=BAD_BODIES["text in an inputs column"][0],
+    )
+    assert r.json()["errors"][0]["loc"] == ["inputs", "f2", 1]
+    assert "column 'f2', row 1" in r.json()["detail"]
     assert snapshot(conn, EXPECTED_WRITERS) == before
 
 

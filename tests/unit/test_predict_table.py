@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from shared.errors import ValidationFailed
-from shared.prediction.body import RecordRows, TableRows, parse_predict_body
+from shared.prediction.body import ColumnMapRows, RecordRows, TableRows, parse_predict_body
 from shared.prediction.inputs import check_records
-from shared.prediction.table import records_columns, table_columns
+from shared.prediction.table import column_map_columns, records_columns, table_columns
 
 NUMERIC = [{"name": "a", "dtype": "float64"}, {"name": "b", "dtype": "int64"}]
 MIXED = [
@@ -144,6 +144,22 @@ def test_every_body_form_is_recognised_with_its_options() -> None:
     assert request.alias == "blue"
     request = parse_predict_body(encoded({"records": [{"a": 1}], "unknown_member": 1}))
     assert request.rows == RecordRows([{"a": 1}])
+    request = parse_predict_body(encoded({"instances": [[1, 2]], "partition": "r1"}))
+    assert request.rows == RecordRows([[1, 2]], "instances") and request.partition == "r1"
+    request = parse_predict_body(encoded({"inputs": [{"a": 1}]}))
+    assert request.rows == RecordRows([{"a": 1}], "inputs")
+    request = parse_predict_body(encoded({"inputs": {"a": [1, 2], "b": [3, 4]}}))
+    assert request.rows == ColumnMapRows({"a": [1, 2], "b": [3, 4]})
+    assert request.rows.n_rows == 2 and request.rows.n_values == 4
+    assert request.rows.as_records() == [{"a": 1, "b": 3}, {"a": 2, "b": 4}]
+
+
+def test_inputs_by_column_become_the_same_columns_as_a_table() -> None:
+    mapping = {"b": [3.0, None], "a": [1, 2]}
+    got = column_map_columns(mapping, NUMERIC[:2])
+    want = table_columns(["a", "b"], [[1, 3.0], [2, None]], NUMERIC[:2])
+    assert got.names == want.names and got.n_rows == want.n_rows == 2
+    assert np.array_equal(got.matrix, want.matrix, equal_nan=True)
 
 
 def test_nan_and_infinity_tokens_are_still_read() -> None:
