@@ -23,7 +23,6 @@ import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +39,7 @@ from shared.prediction.schemas import (
     EntityPredictResponse,
     PredictRequest,
 )
+from shared.storage_deadline import map_in_threads
 
 if TYPE_CHECKING:
     from azure.storage.blob import ContainerClient
@@ -130,12 +130,8 @@ class EntityIndex:
             int(b): g.drop(columns=["__bucket__", "__row__"])
             for b, g in latest.groupby("__bucket__")
         }
-        with ThreadPoolExecutor(max_workers=8, thread_name_prefix="entities") as pool:
-            list(
-                pool.map(
-                    lambda b: self._write_bucket(model, build, b, groups.get(b)), range(buckets)
-                )
-            )
+        # Under the request's storage budget (a plain pool would drop it).
+        map_in_threads(lambda b: self._write_bucket(model, build, b, groups.get(b)), range(buckets))
         info = EntityIndexInfo(
             model=model,
             dataset=body.dataset,
