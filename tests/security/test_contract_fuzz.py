@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import time
 from collections import Counter
 
 import httpx
@@ -109,6 +110,15 @@ FUZZ = settings(
 )
 
 
+def _storage_stalled(response) -> bool:
+    if response.status_code != 503:
+        return False
+    try:
+        return response.json().get("code") == "STORAGE_TIMEOUT"
+    except ValueError:
+        return False
+
+
 def run_case(case, who: str, headers: dict[str, str], base_url: str) -> None:
     if (case.method.upper(), case.path) in SKIPPED:
         return
@@ -116,6 +126,12 @@ def run_case(case, who: str, headers: dict[str, str], base_url: str) -> None:
         case.headers.pop(header)
     CASES[who] += 1
     response = case.call(base_url=base_url, headers=headers, timeout=60)
+    if _storage_stalled(response):
+        # Azurite serves one call at a time and a loaded CI machine stalled it past the 5 s
+        # budget once (a queue send): the documented 503. The same case is sent again once;
+        # a second stall, or anything slow every time, still fails.
+        time.sleep(1)
+        response = case.call(base_url=base_url, headers=headers, timeout=60)
     case.validate_response(response, checks=CHECKS)
     problem_json_on_errors(None, response, case)
 
