@@ -279,4 +279,6 @@ def delete_model(call: Call) -> func.HttpResponse:
 @routes.timer("registry_cleanup", schedule="0 30 3 * * *")
 def registry_cleanup(services: Services, timer: func.TimerRequest) -> None:
     """Remove blobs of interrupted uploads and finish interrupted deletions."""
-    services.model_registry.sweep_orphans(older_than=timedelta(hours=1))
+    services.model_registry.sweep_orphans(
+        older_than=timedelta(hours=1), keep=services.trainer.reserved_versions()
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -118,9 +119,14 @@ class RegistryDeletion:
             with contextlib.suppress(ResourceNotFoundError):
                 self.container.delete_blob(path)
 
-    def sweep_orphans(self, older_than: timedelta = timedelta(hours=1)) -> int:
+    def sweep_orphans(
+        self,
+        older_than: timedelta = timedelta(hours=1),
+        keep: Collection[tuple[str, int]] = (),
+    ) -> int:
         """Delete blobs with no version row (a crashed upload: committed, 0-byte or only
-        staged blocks) and finish pending deletions."""
+        staged blocks) and finish pending deletions. ``keep``: (model, version) reserved by
+        a training job still running, whose units write files before the row exists."""
         cutoff = utcnow() - older_than
         removed = 0
         known: dict[tuple[str, int], str | None] = {}
@@ -129,6 +135,8 @@ class RegistryDeletion:
             if len(parts) < 3 or not parts[1].isdigit():
                 continue
             key = (parts[0], int(parts[1]))
+            if key in keep:
+                continue
             if key not in known:
                 try:
                     known[key] = self.models.get_entity(key[0], row_key(key[1])).get("status")

@@ -14,6 +14,7 @@ blobs left without a row are removed by :meth:`ModelRegistry.sweep_orphans`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import re
@@ -52,7 +53,7 @@ from shared.registry.schemas import (
     VersionMetadata,
 )
 from shared.registry.signing import ModelSigner, signed_content
-from shared.registry.writing import RegistryWriting
+from shared.registry.writing import RegistryWriting, VersionUploads
 from shared.tables import iso, parse_iso, utcnow
 
 ARTIFACT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,127}$")
@@ -87,6 +88,9 @@ class ModelRegistry(
         meta: VersionMetadata,
         created_by: str,
         placed: Iterable[PlacedFile] = (),
+        *,
+        reserved: int | None = None,
+        stored: dict[str, StoredFile] | None = None,
     ) -> VersionInfo:
         """Reserve a version, upload its files, then create its row (see the module doc).
 
@@ -94,6 +98,11 @@ class ModelRegistry(
         ``UPLOADS_IN_FLIGHT`` files held, so a version of 1,000 partitions never sits whole
         in memory. ``model`` may then be a function of the placed files' records (their
         hashes: a partitioned version's manifest), called once they are all stored.
+
+        ``reserved``: a version number taken earlier with :meth:`reserve_version`, whose
+        folder already holds the files ``stored`` describes (a training job's units write
+        their partitions there). A failure then leaves the folder to its owner, who may
+        retry; registering a reserved version that already has its row returns that row.
         """
         check_name(name, "model")
         artifacts = list(artifacts)
@@ -109,12 +118,15 @@ class ModelRegistry(
                 raise ValidationFailed(f"Invalid artifact file name '{filename[:80]}'.")
         if len(set(names)) != len(names):
             raise ValidationFailed("Artifact file names must be unique.")
-        version = self._reserve_version(name)
+        if reserved is not None:
+            with contextlib.suppress(NotFound):
+                return self.get_version(name, reserved)  # a retried fan-in: registered
+        version = reserved if reserved is not None else self._reserve_version(name)
         prefix = f"{name}/{version}/"
         ext = {"onnx": "onnx", "skops": "skops", "partitioned": "json"}.get(model_format, "pkl")
         try:
+            stored = {**(stored or {}), **self._upload_placed(prefix, placed)}
             with ThreadPoolExecutor(max_workers=8, thread_name_prefix="upload") as pool:
-                stored = self._upload_placed(pool, prefix, placed)
                 if callable(model):
                     model = model(stored)
                 planned = [(f"{prefix}model.{ext}", model.data, "model", model_format)]
@@ -128,12 +140,33 @@ class ModelRegistry(
             files += artifact_files
             info = self._create_row(name, version, model_format, files, meta, created_by)
         except Exception:
-            self._delete_prefix(prefix)  # best effort; the sweeper catches what this misses
+            if reserved is None:  # best effort; the sweeper catches what this misses
+                self._delete_prefix(prefix)
             raise
         if meta.alias:
             self.set_alias(name, meta.alias, version, created_by)
             info.aliases = sorted({*info.aliases, meta.alias})
         return info
+
+    def reserve_version(self, name: str) -> int:
+        """Take the model's next version number now, for files written before the version
+        is registered (:meth:`version_uploads`, then ``register(reserved=...)``). Until its
+        row exists the version is invisible; :meth:`discard_reserved` drops its files."""
+        check_name(name, "model")
+        return self._reserve_version(name)
+
+    def version_uploads(self, name: str, version: int) -> VersionUploads:
+        """Upload files into a reserved version's folder as they are produced."""
+        return self._version_uploads(f"{name}/{version}/")
+
+    def discard_reserved(self, name: str, version: int, under: str = "") -> int:
+        """Delete files of a reserved version that was not registered (``under``: only
+        that sub-folder). A registered version is never touched: its row is checked first."""
+        try:
+            self.models.get_entity(name, row_key(version))
+            return 0
+        except ResourceNotFoundError:
+            return self._delete_blobs_under(f"{name}/{version}/{under}")
 
     def _reserve_version(self, name: str) -> int:
         for attempt in range(200):

@@ -4,17 +4,78 @@ files the platform places streamed with a bounded number in flight."""
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 from collections.abc import Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from types import TracebackType
+from typing import Any
 
+from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob import ContainerClient
 
 from shared.registry.files import CONTAINER, PlacedFile, sha256_hex
 from shared.registry.schemas import StoredFile
+from shared.storage_deadline import map_in_threads
 
 # Files of one version uploading at once: parallel enough to hide Blob latency, few enough
 # that a version of many partitions is never held whole in memory.
 UPLOADS_IN_FLIGHT = 16
+
+
+class VersionUploads:
+    """Files uploaded into one version's folder while they are produced.
+
+    A training unit hands each partition's files over as soon as they exist, so the
+    uploads overlap the next partition's fit (Blob and Azurite work while the CPU trains),
+    with at most ``in_flight`` files held. Each call of the pool runs in a copy of the
+    caller's context, so a request's storage budget applies there too.
+    """
+
+    def __init__(self, registry: RegistryWriting, prefix: str, in_flight: int) -> None:
+        self._registry = registry
+        self._prefix = prefix
+        self._in_flight = in_flight
+        self._pool = ThreadPoolExecutor(max_workers=min(8, in_flight), thread_name_prefix="place")
+        self._pending: dict[Future[StoredFile], str] = {}
+        self._order: list[str] = []
+        self._stored: dict[str, StoredFile] = {}
+
+    def add(self, item: PlacedFile) -> None:
+        if len(self._pending) >= self._in_flight:
+            self._settle(wait(self._pending, return_when=FIRST_COMPLETED).done)
+        context = contextvars.copy_context()
+        future = self._pool.submit(
+            context.run,
+            self._registry._upload,
+            self._prefix + item.relative_path,
+            item.data,
+            item.role,
+            item.format,
+        )
+        self._pending[future] = item.relative_path
+        self._order.append(item.relative_path)
+
+    def finish(self) -> dict[str, StoredFile]:
+        """Wait for every upload; the stored files by relative path, in the order added.
+        The first failed upload raises here."""
+        self._settle(wait(self._pending).done)
+        return {relative: self._stored[relative] for relative in self._order}
+
+    def _settle(self, done: Iterable[Future[StoredFile]]) -> None:
+        for future in done:
+            self._stored[self._pending.pop(future)] = future.result()
+
+    def __enter__(self) -> VersionUploads:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 class RegistryWriting:
@@ -22,28 +83,15 @@ class RegistryWriting:
 
     container: ContainerClient
 
-    def _upload_placed(
-        self, pool: ThreadPoolExecutor, prefix: str, placed: Iterable[PlacedFile]
-    ) -> dict[str, StoredFile]:
+    def _version_uploads(self, prefix: str, in_flight: int = UPLOADS_IN_FLIGHT) -> VersionUploads:
+        return VersionUploads(self, prefix, in_flight)
+
+    def _upload_placed(self, prefix: str, placed: Iterable[PlacedFile]) -> dict[str, StoredFile]:
         """Upload ``placed`` as it is produced, ``UPLOADS_IN_FLIGHT`` at most at a time."""
-        stored: dict[str, StoredFile] = {}
-        pending: dict[Future[StoredFile], str] = {}
-
-        def settle(done: Iterable[Future[StoredFile]]) -> None:
-            for future in done:
-                stored[pending.pop(future)] = future.result()
-
-        order: list[str] = []
-        for item in placed:
-            if len(pending) >= UPLOADS_IN_FLIGHT:
-                settle(wait(pending, return_when=FIRST_COMPLETED).done)
-            blob = prefix + item.relative_path
-            pending[pool.submit(self._upload, blob, item.data, item.role, item.format)] = (
-                item.relative_path
-            )
-            order.append(item.relative_path)
-        settle(wait(pending).done)
-        return {relative: stored[relative] for relative in order}  # in the order placed
+        with self._version_uploads(prefix) as uploads:
+            for item in placed:
+                uploads.add(item)
+            return uploads.finish()
 
     def _upload(self, blob_name: str, data: bytes, role: str, fmt: str | None) -> StoredFile:
         digest = sha256_hex(data)
@@ -55,3 +103,14 @@ class RegistryWriting:
             role=role,
             format=fmt,
         )
+
+    def _delete_blobs_under(self, prefix: str) -> int:
+        """Delete every blob whose name starts with ``prefix``; how many were deleted."""
+        names = [b.name for b in self.container.list_blobs(name_starts_with=prefix)]
+
+        def delete(name: str) -> Any:
+            with contextlib.suppress(ResourceNotFoundError):
+                self.container.delete_blob(name)
+
+        map_in_threads(delete, names)
+        return len(names)

@@ -24,6 +24,7 @@ from shared.idempotency import IdempotencyStore
 from shared.observability import get_logger
 from shared.registry.store import ModelRegistry
 from shared.resources import Containers
+from shared.storage_deadline import map_in_threads
 from shared.tables import iso, utcnow
 from shared.training.jobs import ACTIVE, TERMINAL, UNIT_TERMINAL, Job, JobStore, Unit
 from shared.training.recovery import TrainingRecovery
@@ -200,6 +201,7 @@ class Trainer(TrainingRecovery, UnitTraining, Registration):
                 job_id, ACTIVE, status="failed", finished_at=iso(utcnow()), error=error
             ):
                 log.error("training job failed", extra={"job_id": job_id, "reason": error})
+                self._clean_up(job_id)
 
     # --- plan ------------------------------------------------------------------------------
     def plan(self, job_id: str) -> None:
@@ -233,6 +235,10 @@ class Trainer(TrainingRecovery, UnitTraining, Registration):
                         "error": f"planning failed: {exc}",
                     }
                 )
+        # A partitioned spec's units write their files straight into its next version,
+        # taken now (one number per spec; unused if the job ends without registering).
+        trained = {u["spec"] for u in units if u["status"] == "queued" and u.get("partitions")}
+        reserved = {name: self.registry.reserve_version(name) for name in sorted(trained)}
         self.jobs.add_units(job_id, units)
         finished = sum(1 for u in units if u["status"] in UNIT_TERMINAL)
         parts = [(u["status"], p) for u in units for p in (u.get("partitions") or [u])]
@@ -247,9 +253,10 @@ class Trainer(TrainingRecovery, UnitTraining, Registration):
             partitions_skipped=sum(1 for status, _ in parts if status == "skipped"),
             partitions_failed=sum(1 for status, _ in parts if status == "failed"),
             rows_total=sum(int(p.get("n_rows") or 0) for status, p in parts if status == "queued"),
+            reserved_versions=json.dumps(reserved),
         )
         if started is None:  # cancelled while planning: drop what was staged
-            self._delete_staging(job_id)
+            self._clean_up(job_id, reserved)
         return started is not None
 
     def _plan_spec(self, job_id: str, spec: TrainingSpec) -> list[dict[str, Any]]:
@@ -328,7 +335,7 @@ class Trainer(TrainingRecovery, UnitTraining, Registration):
                 code="JOB_NOT_CANCELLABLE",
             )
         log.info("training job cancelled", extra={"job_id": job_id, "by": by})
-        self._delete_staging(job_id)
+        self._clean_up(job_id)
         return self.jobs.get(job_id)
 
     # --- fan-in -------------------------------------------------------------------------------
@@ -360,7 +367,7 @@ class Trainer(TrainingRecovery, UnitTraining, Registration):
             else ("partially_failed")
         )
         self.jobs.update(job_id, status=status, finished_at=iso(utcnow()))
-        self._delete_staging(job_id)
+        self._clean_up(job_id)
         log.log(
             40 if status == "failed" else 20,
             "training job finished",
@@ -373,14 +380,32 @@ class Trainer(TrainingRecovery, UnitTraining, Registration):
             },
         )
 
-    def _delete_staging(self, job_id: str) -> None:
+    def _clean_up(self, job_id: str, reserved: dict[str, int] | None = None) -> None:
+        """Drop the job's staging blobs and the files of versions it reserved but did not
+        register (a registered version is never touched: see ``discard_reserved``)."""
+
         def delete(name: str) -> None:
             with contextlib.suppress(ResourceNotFoundError):
                 self.staging.delete_blob(name)
 
+        for name, version in (self._reserved(job_id) if reserved is None else reserved).items():
+            self.registry.discard_reserved(name, version)
         names = [b.name for b in self.staging.list_blobs(name_starts_with=f"{job_id}/")]
-        with ThreadPoolExecutor(max_workers=8, thread_name_prefix="cleanup") as pool:
-            list(pool.map(delete, names))
+        map_in_threads(delete, names)
+
+    def _reserved(self, job_id: str) -> dict[str, int]:
+        """The version number reserved for each partitioned spec of the job."""
+        reserved = json.loads(self.jobs.raw(job_id).get("reserved_versions") or "{}")
+        return {name: int(version) for name, version in reserved.items()}
+
+    def reserved_versions(self) -> set[tuple[str, int]]:
+        """(model, version) reserved by jobs still running: the registry's orphan sweep
+        keeps their files, which have no version row until the fan-in."""
+        return {
+            (name, int(version))
+            for job in self.jobs.active_raw()
+            for name, version in json.loads(job.get("reserved_versions") or "{}").items()
+        }
 
     def _read(self, path: str) -> bytes:
         return self.staging.download_blob(path).readall()

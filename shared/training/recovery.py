@@ -18,7 +18,7 @@ class TrainingRecovery(QueueJob):
     def _send(self, message: dict[str, Any]) -> None:
         self.send(message)
 
-    def _delete_staging(self, job_id: str) -> None:
+    def _clean_up(self, job_id: str) -> None:
         raise NotImplementedError
 
     def active_jobs(self) -> list[dict[str, Any]]:
@@ -62,7 +62,7 @@ class TrainingRecovery(QueueJob):
                     unit, etag_guard=False, status="failed", error=reason, finished_at=iso(utcnow())
                 )
         self.jobs.update(job_id, status="failed", finished_at=iso(utcnow()), error=reason)
-        self._delete_staging(job_id)
+        self._clean_up(job_id)
 
     def mark_redriven(self, job_id: str, redrives: int) -> None:
         self.jobs.update(job_id, **redrive_fields(redrives))

@@ -9,7 +9,6 @@ partitions, and the promotion rule (``if_better`` against the champion, ``always
 
 from __future__ import annotations
 
-import itertools
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -19,8 +18,9 @@ from shared.registry.files import NewFile, PlacedFile, find_file
 from shared.registry.review import LOWER_IS_BETTER
 from shared.registry.schemas import Lineage, Promotion, StoredFile, VersionMetadata
 from shared.registry.store import ModelRegistry
+from shared.storage_deadline import map_in_threads
 from shared.training.jobs import Unit
-from shared.training.plots import PLOT_DATA, plot_path
+from shared.training.partition_files import read_unit_record
 from shared.training.schemas import TrainingSpec
 from shared.training.staging import staged_plots
 
@@ -34,19 +34,33 @@ class Registration:
     def _read(self, path: str) -> bytes:
         raise NotImplementedError
 
+    def _reserved(self, job_id: str) -> dict[str, int]:
+        raise NotImplementedError
+
     def _bundles(self, units: list[Unit]) -> Iterator[dict[str, dict[str, bytes]]]:
         raise NotImplementedError
 
     def _register(
         self, job_id: str, spec: TrainingSpec, ok: list[Unit], units: list[Unit]
     ) -> dict[str, Any]:
+        if spec.partition_by:
+            info = self._register_partitioned(job_id, spec, ok, units)
+        else:
+            info = self._register_whole(job_id, spec, ok[0])
+        promotion = info.promotion
+        assert promotion is not None
+        if promotion.promoted:
+            self.registry.set_alias(spec.name, "champion", info.version, by="training")
+        return {
+            "model": spec.name,
+            "version": info.version,
+            "promoted": promotion.promoted,
+            "promotion": promotion.model_dump(),
+        }
+
+    def _version_meta(self, job_id: str, spec: TrainingSpec, first: dict[str, Any]) -> Any:
         dataset = self.datasets.get(spec.dataset)
-        bundles = self._bundles(ok)
-        head = next((b for b in bundles if b), None)
-        if head is None:
-            raise ValueError(f"job {job_id}: no staged files for spec {spec.name}")
-        first = json.loads(next(iter(head.values()))["training.json"])
-        meta = VersionMetadata(
+        return VersionMetadata(
             description=f"Trained by job {job_id} from dataset {spec.dataset}.",
             params={
                 "algorithm": spec.algorithm,
@@ -63,104 +77,88 @@ class Registration:
             lineage=Lineage(job_id=job_id, dataset=spec.dataset, dataset_sha256=dataset.sha256),
             tags={"trained_by": "platform", "spec": spec.name},
         )
-        if not spec.partition_by:
-            unit, files = ok[0], head["_all"]
-            meta.metrics = unit.metrics
-            meta.promotion = self._promotion(spec, meta.metrics, first.get("primary_metric"))
-            placed = []
-            if "model.onnx" in files:
-                placed.append(PlacedFile("serving.onnx", files["model.onnx"], "serving", "onnx"))
-            for plot in staged_plots(files):
-                placed.append(PlacedFile(plot, files[plot], "artifact", "png"))
-            info = self.registry.register(
-                spec.name,
-                "skops",
-                NewFile("model.skops", files["model.skops"]),
-                [
-                    NewFile("profile.json", files["profile.json"]),
-                    NewFile("training.json", files["training.json"]),
-                ],
-                meta,
-                created_by=f"training:{job_id}",
-                placed=placed,
-            )
-        else:
-            info = self._register_partitioned(
-                job_id,
-                spec,
-                itertools.chain([head], bundles),
-                units,
-                meta,
-                first.get("primary_metric"),
-            )
-        promotion = info.promotion
-        assert promotion is not None
-        if promotion.promoted:
-            self.registry.set_alias(spec.name, "champion", info.version, by="training")
-        return {
-            "model": spec.name,
-            "version": info.version,
-            "promoted": promotion.promoted,
-            "promotion": promotion.model_dump(),
-        }
+
+    def _register_whole(self, job_id: str, spec: TrainingSpec, unit: Unit) -> Any:
+        files = next((b for b in self._bundles([unit]) if b), {}).get("_all")
+        if files is None:
+            raise ValueError(f"job {job_id}: no staged files for spec {spec.name}")
+        first = json.loads(files["training.json"])
+        meta = self._version_meta(job_id, spec, first)
+        meta.metrics = unit.metrics
+        meta.promotion = self._promotion(spec, meta.metrics, first.get("primary_metric"))
+        placed = []
+        if "model.onnx" in files:
+            placed.append(PlacedFile("serving.onnx", files["model.onnx"], "serving", "onnx"))
+        for plot in staged_plots(files):
+            placed.append(PlacedFile(plot, files[plot], "artifact", "png"))
+        return self.registry.register(
+            spec.name,
+            "skops",
+            NewFile("model.skops", files["model.skops"]),
+            [
+                NewFile("profile.json", files["profile.json"]),
+                NewFile("training.json", files["training.json"]),
+            ],
+            meta,
+            created_by=f"training:{job_id}",
+            placed=placed,
+        )
 
     def _register_partitioned(
-        self,
-        job_id: str,
-        spec: TrainingSpec,
-        bundles: Iterator[dict[str, dict[str, bytes]]],
-        units: list[Unit],
-        meta: VersionMetadata,
-        primary: str | None,
+        self, job_id: str, spec: TrainingSpec, ok: list[Unit], units: list[Unit]
     ) -> Any:
-        """One version with every partition trained. The units' files stream from staging
-        to the version (read a unit, upload its files, drop it); the manifest, with every
-        file's hash, is written last."""
+        """One version with every partition trained. The units wrote their files into the
+        version reserved at planning and staged a record of them; the manifest, with every
+        file's hash, is built from those records (plus carried-over partitions) and
+        written last, with the version's row."""
+        version = self._reserved(job_id)[spec.name]
+        records = map_in_threads(
+            lambda name: read_unit_record(self._read(name), spec.name, version),
+            [u.outputs["record"] for u in ok if u.outputs.get("record")],
+        )
+        first = next((training for training, _, _ in records if training), None)
+        if first is None:
+            raise ValueError(f"job {job_id}: no staged record for spec {spec.name}")
+        meta = self._version_meta(job_id, spec, first)
         entries = [p for u in units for p in u.partitions]
         succeeded = {p["key"]: p for p in entries if p.get("status") == "succeeded"}
-        failed = [p["partition"] for p in entries if p.get("status") == "failed"]
+        failed = [p for p in entries if p.get("status") == "failed"]
         partitions: dict[str, Any] = {}
         registered: list[dict[str, Any]] = []
-
-        def placed() -> Iterator[PlacedFile]:
-            for staged in bundles:
-                for key, files in staged.items():
-                    part = succeeded.get(key)
-                    if part is None:
-                        continue
-                    entry = {
-                        "key": key,
-                        "metrics": part.get("metrics") or {},
-                        "n_rows": part.get("n_rows"),
-                        "skops": f"partitions/{key}/model.skops",
-                        "onnx": None,
-                        "profile": f"partitions/{key}/profile.json",
-                        "carried_over_from": None,
-                    }
-                    yield PlacedFile(entry["skops"], files["model.skops"], "partition", "skops")
-                    yield PlacedFile(entry["profile"], files["profile.json"], "partition")
-                    if "model.onnx" in files:
-                        entry["onnx"] = f"partitions/{key}/model.onnx"
-                        yield PlacedFile(entry["onnx"], files["model.onnx"], "partition", "onnx")
-                    entry["plots"] = [f"partitions/{key}/{plot}" for plot in staged_plots(files)]
-                    for plot, relative in zip(staged_plots(files), entry["plots"], strict=True):
-                        yield PlacedFile(relative, files[plot], "partition", "png")
-                    if PLOT_DATA in files:
-                        # Drawn when viewed: the PNG paths are listed, their numbers stored.
-                        entry["plot_data"] = f"partitions/{key}/{PLOT_DATA}"
-                        entry["plots"] += [
-                            f"partitions/{key}/{plot_path(name)}"
-                            for name in sorted(json.loads(files[PLOT_DATA]))
-                        ]
-                        yield PlacedFile(entry["plot_data"], files[PLOT_DATA], "partition", "json")
-                    partitions[str(part["partition"])] = entry
-                    registered.append(part)
-            yield from self._carry_over(spec, failed, partitions)
+        stored: dict[str, StoredFile] = {}
+        for _, written, files in records:
+            for key, entry in written.items():
+                part = succeeded.get(key)
+                if part is None:
+                    continue
+                metrics = part.get("metrics") or {}
+                partitions[str(part["partition"])] = {
+                    **entry,
+                    "metrics": metrics,
+                    "n_rows": part.get("n_rows"),
+                }
+                registered.append(part)
+            stored.update(files)
+        # A unit that died part-way may have written some of a failed partition's files:
+        # they are removed (a carried-over sub-model then takes their place).
+        map_in_threads(
+            lambda key: self.registry.discard_reserved(
+                spec.name, version, under=f"partitions/{key}/"
+            ),
+            [p["key"] for p in failed],
+        )
 
         def manifest(stored: dict[str, StoredFile]) -> NewFile:
             # Runs once every partition file is stored: the version's numbers and its
             # promotion are decided over the partitions that were actually registered.
-            self._partitioned_metrics(spec, meta, primary, registered, entries, failed)
+            self._partitioned_metrics(
+                spec,
+                meta,
+                first.get("primary_metric"),
+                registered,
+                entries,
+                [p["partition"] for p in failed],
+            )
             body = {
                 "partition_by": spec.partition_by,
                 "task": meta.task,
@@ -169,7 +167,7 @@ class Registration:
                 # Hashes of the partition files: the registry row records only the manifest's.
                 "files": {
                     relative: {"sha256": f.sha256, "size_bytes": f.size_bytes, "format": f.format}
-                    for relative, f in stored.items()
+                    for relative, f in sorted(stored.items())
                 },
             }
             return NewFile("model.json", json.dumps(body, sort_keys=True).encode())
@@ -181,7 +179,9 @@ class Registration:
             [],
             meta,
             created_by=f"training:{job_id}",
-            placed=placed(),
+            placed=self._carry_over(spec, [p["partition"] for p in failed], partitions),
+            reserved=version,
+            stored=stored,
         )
 
     def _partitioned_metrics(

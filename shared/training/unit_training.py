@@ -8,6 +8,7 @@ dispatches, cancels and fans in.
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -15,8 +16,10 @@ from azure.storage.blob import ContainerClient
 
 from shared import metrics
 from shared.jobs.queue_job import claim
+from shared.registry.store import ModelRegistry
 from shared.tables import iso, utcnow
 from shared.training.jobs import UNIT_TERMINAL, JobStore, Unit
+from shared.training.partition_files import partition_layout, unit_record
 from shared.training.plots import partition_plot_data, training_plots
 from shared.training.schemas import TrainingSpec
 from shared.training.staging import (
@@ -36,6 +39,7 @@ class UnitTraining:
     """Running one unit message, for :class:`Trainer`."""
 
     jobs: JobStore
+    registry: ModelRegistry
     staging: ContainerClient
     max_dequeue_count: int
     unit_rows: int
@@ -64,7 +68,10 @@ class UnitTraining:
             return  # another delivery owns it
         spec = self._snapshot_of(raw)[unit.spec]
         if unit.partitions:
-            done = self._train_partitions(job_id, spec, unit, dequeue_count)
+            version = json.loads(raw.get("reserved_versions") or "{}").get(spec.name)
+            if version is None:  # planned before versions were reserved: cannot place files
+                raise ValueError(f"job {job_id} reserved no version for spec {spec.name}")
+            done = self._train_partitions(job_id, spec, unit, dequeue_count, int(version))
         else:
             done = self._train_whole(job_id, spec, unit, dequeue_count)
         if done:
@@ -138,9 +145,10 @@ class UnitTraining:
         return True
 
     def _train_partitions(
-        self, job_id: str, spec: TrainingSpec, unit: Unit, dequeue_count: int
+        self, job_id: str, spec: TrainingSpec, unit: Unit, dequeue_count: int, version: int
     ) -> bool:
-        """Train each partition of the unit; one that fails fails alone. Between
+        """Train each partition of the unit; one that fails fails alone. Each partition's
+        files go into the spec's reserved version while the next one trains. Between
         partitions the job's status is checked, so a cancel stops the unit there."""
         frame = read_unit_frame(self.staging, unit_id_prefix(job_id, spec.name, unit.unit_id))
         by_key = {
@@ -148,36 +156,49 @@ class UnitTraining:
             for value, rows in frame.groupby(spec.partition_by, sort=False, dropna=True)
         }
         del frame
-        results, files = [], {}
+        results: list[dict[str, Any]] = []
+        entries: dict[str, dict[str, Any]] = {}
+        training: dict[str, Any] | None = None
         checked = time.monotonic()
-        for entry in unit.partitions:
-            if time.monotonic() - checked > CANCEL_CHECK_SECONDS:
-                checked = time.monotonic()
-                if self._cancelled(job_id):
-                    return self._stop_cancelled(unit)
-            rows = by_key.pop(entry["key"], None)
-            if rows is None:
-                results.append({**entry, "status": "failed", "error": "no rows to train on"})
-                continue
-            trained, error = self._attempt(
-                lambda rows=rows: self._fit(spec, rows.reset_index(drop=True)), dequeue_count
-            )
-            if trained is None:
-                results.append({**entry, "status": "failed", "error": error[:MAX_ERROR_CHARS]})
-                continue
-            files[entry["key"]] = trained_files(trained)
-            results.append(
-                {
-                    **entry,
-                    "status": "succeeded",
-                    "n_rows": len(rows),
-                    "metrics": trained.metrics,
-                    "onnx": trained.onnx_bytes is not None,
-                }
-            )
+        with self.registry.version_uploads(spec.name, version) as uploads:
+            for entry in unit.partitions:
+                if time.monotonic() - checked > CANCEL_CHECK_SECONDS:
+                    checked = time.monotonic()
+                    if self._cancelled(job_id):
+                        uploads.finish()
+                        return self._stop_cancelled(unit, spec, version, entries)
+                rows = by_key.pop(entry["key"], None)
+                if rows is None:
+                    results.append({**entry, "status": "failed", "error": "no rows to train on"})
+                    continue
+                trained, error = self._attempt(
+                    lambda rows=rows: self._fit(spec, rows.reset_index(drop=True)), dequeue_count
+                )
+                if trained is None:
+                    results.append({**entry, "status": "failed", "error": error[:MAX_ERROR_CHARS]})
+                    continue
+                files = trained_files(trained)
+                training = training or json.loads(files["training.json"])
+                entries[entry["key"]], placed = partition_layout(entry["key"], files)
+                for item in placed:
+                    uploads.add(item)
+                del files, placed
+                results.append(
+                    {
+                        **entry,
+                        "status": "succeeded",
+                        "n_rows": len(rows),
+                        "metrics": trained.metrics,
+                        "onnx": trained.onnx_bytes is not None,
+                    }
+                )
+            stored = uploads.finish()
         if self._cancelled(job_id):
-            return self._stop_cancelled(unit)
-        outputs = self._stage_outputs(job_id, spec, unit, files) if files else {}
+            return self._stop_cancelled(unit, spec, version, entries)
+        outputs = {}
+        if entries:
+            record = unit_record(training, entries, stored)
+            outputs = self._stage_outputs(job_id, spec, unit, record=record)
         failed = [r for r in results if r["status"] == "failed"]
         self.jobs.set_unit(
             unit,
@@ -192,8 +213,19 @@ class UnitTraining:
     def _cancelled(self, job_id: str) -> bool:
         return self.jobs.raw(job_id)["status"] == "cancelled"
 
-    def _stop_cancelled(self, unit: Unit) -> bool:
-        """End a unit of a cancelled job without training (further): nothing staged."""
+    def _stop_cancelled(
+        self,
+        unit: Unit,
+        spec: TrainingSpec | None = None,
+        version: int | None = None,
+        written: dict[str, Any] | None = None,
+    ) -> bool:
+        """End a unit of a cancelled job without training (further): nothing staged, and
+        the partitions it wrote into the reserved version removed (the cancel removed the
+        version's folder when it happened; these may have landed after)."""
+        if spec is not None and version is not None:
+            for key in written or {}:
+                self.registry.discard_reserved(spec.name, version, under=f"partitions/{key}/")
         parts = [{**p, "status": "cancelled"} for p in unit.partitions]
         self.jobs.set_unit(
             unit, etag_guard=False, status="cancelled", partitions=parts, error="job cancelled"
@@ -234,11 +266,20 @@ class UnitTraining:
         return pd.concat(parts, ignore_index=True)
 
     def _stage_outputs(
-        self, job_id: str, spec: TrainingSpec, unit: Unit, files: dict[str, dict[str, bytes]]
+        self,
+        job_id: str,
+        spec: TrainingSpec,
+        unit: Unit,
+        files: dict[str, dict[str, bytes]] | None = None,
+        record: bytes | None = None,
     ) -> dict[str, Any]:
-        """Every partition's files in one staged blob (one upload per unit)."""
-        name = unit_id_prefix(job_id, spec.name, unit.unit_id) + "out.zip"
-        self.staging.upload_blob(name, bundle(files), overwrite=True)
-        return {"bundle": name}
+        """One staged blob per unit: a whole model's files (``files``), or the record of
+        the partitions a unit wrote into the reserved version (``record``)."""
+        prefix = unit_id_prefix(job_id, spec.name, unit.unit_id)
+        if record is not None:
+            self.staging.upload_blob(prefix + "out.json", record, overwrite=True)
+            return {"record": prefix + "out.json"}
+        self.staging.upload_blob(prefix + "out.zip", bundle(files or {}), overwrite=True)
+        return {"bundle": prefix + "out.zip"}
 
     # --- cancel ---------------------------------------------------------------------------------

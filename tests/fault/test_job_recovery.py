@@ -32,9 +32,9 @@ def count_trainings(runner: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, i
     seen: dict[str, int] = {}
     original = type(runner)._stage_outputs
 
-    def counting(self, job_id, spec, unit, files):
+    def counting(self, job_id, spec, unit, files=None, record=None):
         seen[unit.unit_id] = seen.get(unit.unit_id, 0) + 1
-        return original(self, job_id, spec, unit, files)
+        return original(self, job_id, spec, unit, files, record)
 
     monkeypatch.setattr(type(runner), "_stage_outputs", counting)
     return seen

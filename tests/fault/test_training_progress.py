@@ -227,6 +227,9 @@ def test_a_cancelled_job_ends_cancelled_with_nothing_registered(
     assert {r["status"] for r in done["results"]} == {"cancelled"}
     assert versions(name) == []
     assert not list(runner.staging.list_blobs(name_starts_with=f"{job.job_id}/"))
+    # Nor anything left in the version reserved for the job: what the running unit wrote
+    # (before and after the cancel) is gone.
+    assert not list(runner.registry.container.list_blobs(name_starts_with=f"{name}/"))
     # Cancelling again is a no-op; a finished job cannot be cancelled.
     again = client.post(f"/train/jobs/{job.job_id}/cancel", headers=headers)
     assert again.status_code == 200 and again.json()["status"] == "cancelled"
@@ -245,42 +248,134 @@ def test_cancel_needs_the_train_scope(admin, make_user) -> None:
     assert client.post("/train/jobs/123/cancel", headers=headers).status_code == 403
 
 
-def test_the_fan_in_streams_partitions_into_the_version(
+def test_units_write_into_the_reserved_version_and_the_fan_in_moves_no_model_bytes(
     admin, private_queue, trainer_on, monkeypatch
 ) -> None:
-    """Registration reads a unit's staged files, uploads them and lets them go: what the
-    fan-in holds at once is a couple of units, not every partition (it held all of them,
-    about 3 GB for 1,000 rooms of 100-tree forests)."""
+    """Each unit uploads its partitions' files straight into the version reserved when the
+    job was planned; the fan-in reads the units' small records and writes the manifest.
+    (Before, every file went up to staging in a unit bundle, down to the fan-in and up
+    again into the version: three passes through storage, two of them in the fan-in.)"""
+    import json
+
+    from shared.training import orchestrator
+
     name = put_spec(admin, rooms_frame(120, 30))
     runner = trainer_on(lambda n, message: False)
     runner.unit_rows = 90  # 3 rooms per unit: 40 units
-    held = {"now": 0, "peak": 0, "read": 0}
+    moved = {"unit": 0, "fan_in": 0, "fan_in_read": 0}
+    phase = ["unit"]
     read, upload = runner._read, runner.registry._upload
+    register = orchestrator.Trainer._register
 
     def reading(path: str) -> bytes:
         data = read(path)
-        if path.endswith(".zip"):
-            held["now"] += len(data)
-            held["read"] += len(data)
-            held["peak"] = max(held["peak"], held["now"])
+        moved["fan_in_read"] += len(data)
         return data
 
     def uploading(blob: str, data: bytes, role: str, fmt: str | None) -> Any:
-        if role == "partition":
-            held["now"] -= len(data)
+        if blob.startswith(f"{name}/"):
+            moved[phase[0]] += len(data)
         return upload(blob, data, role, fmt)
+
+    def registering(self, *args: Any) -> Any:
+        phase[0] = "fan_in"
+        return register(self, *args)
 
     monkeypatch.setattr(runner, "_read", reading)
     monkeypatch.setattr(runner.registry, "_upload", uploading)
+    monkeypatch.setattr(orchestrator.Trainer, "_register", registering)
     job, _ = runner.start([name], trigger="http", by=ADMIN)
     pump(runner, private_queue)
     assert status(admin, job.job_id)["status"] == "succeeded"
-    assert held["read"] > 0, "the fan-in read the units' bundles"
-    # Two bundles (one used, one read ahead) plus the uploads in flight, against 40.
-    assert held["peak"] < held["read"] / 8, held
+    assert json.loads(runner.jobs.raw(job.job_id)["reserved_versions"]) == {name: 1}
     client, headers = admin
     manifest = client.get(f"/models/{name}/versions/1/download", headers=headers).json()
     assert len(manifest["partitions"]) == 120
     assert (
         client.get(f"/models/{name}/versions/1/verify", headers=headers).json()["status"] == "valid"
     )
+    partition_bytes = sum(f["size_bytes"] for f in manifest["files"].values())
+    assert moved["unit"] == partition_bytes  # every partition file, written once, by units
+    # The fan-in wrote the manifest alone and read records, not models.
+    manifest_blob = runner.registry.container.download_blob(f"{name}/1/model.json").readall()
+    assert moved["fan_in"] == len(manifest_blob), moved
+    assert moved["fan_in_read"] < partition_bytes / 5, moved
+    assert not list(runner.staging.list_blobs(name_starts_with=f"{job.job_id}/"))
+
+
+class WorkerDied(BaseException):
+    """The worker process ends mid-unit (out of memory, a host recycle): no except runs."""
+
+
+def test_files_of_a_unit_that_died_part_way_are_not_left_in_the_version(
+    admin, private_queue, trainer_on, monkeypatch
+) -> None:
+    import json
+
+    from shared.training import orchestrator
+    from shared.training.staging import partition_key
+
+    name = put_spec(admin, rooms_frame(4, 40))
+    runner = trainer_on(lambda n, message: False)
+    runner.unit_rows = 80  # two rooms per unit
+    original = orchestrator.Trainer._fit
+
+    def dying(self, spec, frame):
+        if frame["room"].iloc[0] == "room-001":  # room-000's files are written by now
+            raise WorkerDied
+        return original(self, spec, frame)
+
+    monkeypatch.setattr(orchestrator.Trainer, "_fit", dying)
+    job, _ = runner.start([name], trigger="http", by=ADMIN)
+    pump(runner, private_queue, rounds=1, drain=False)  # the plan
+    container = runner.registry.container
+    first = f"{name}/1/partitions/{partition_key('room-000')}/"
+    for message in private_queue.receive_messages(max_messages=16, visibility_timeout=60):
+        body = json.loads(message.content)
+        try:
+            runner.handle(body, 1, message.id)
+        except WorkerDied:
+            assert list(container.list_blobs(name_starts_with=first))  # written, then died
+            runner.give_up(body, "the worker died")  # what the host does after the retries
+        private_queue.delete_message(message)
+    pump(runner, private_queue)
+    done = status(admin, job.job_id)
+    assert done["status"] == "partially_failed", done
+    client, headers = admin
+    manifest = client.get(f"/models/{name}/versions/1/download", headers=headers).json()
+    assert sorted(manifest["partitions"]) == ["room-002", "room-003"]
+    assert not list(container.list_blobs(name_starts_with=first))
+    assert (
+        client.get(f"/models/{name}/versions/1/verify", headers=headers).json()["status"] == "valid"
+    )
+
+
+def test_the_orphan_sweep_keeps_the_files_of_a_running_jobs_reserved_version(
+    admin, private_queue, trainer_on
+) -> None:
+    import json
+    from datetime import timedelta
+
+    name = put_spec(admin, rooms_frame(4, 40))
+    runner = trainer_on(lambda n, message: False)
+    runner.unit_rows = 80
+    job, _ = runner.start([name], trigger="http", by=ADMIN)
+    pump(runner, private_queue, rounds=1, drain=False)  # the plan
+    [message, _] = private_queue.receive_messages(max_messages=16, visibility_timeout=60)
+    runner.handle(json.loads(message.content), 1, message.id)  # one unit of two
+    private_queue.delete_message(message)
+    registry, container = runner.registry, runner.registry.container
+
+    def written() -> list[str]:
+        return [b.name for b in container.list_blobs(name_starts_with=f"{name}/")]
+
+    assert written() and runner.reserved_versions() >= {(name, 1)}
+    # Old enough to sweep, but the job still runs: kept (the nightly timer passes them).
+    registry.sweep_orphans(older_than=timedelta(seconds=-60), keep=runner.reserved_versions())
+    assert written()
+    client, headers = admin
+    assert client.post(f"/train/jobs/{job.job_id}/cancel", headers=headers).status_code == 200
+    assert written() == []  # the cancel dropped them
+    assert runner.reserved_versions().isdisjoint({(name, 1)})
+    pump(runner, private_queue)
+    assert versions(name) == []
