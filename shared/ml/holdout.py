@@ -30,6 +30,11 @@ class HoldoutOutputs:
         self.X = X
         self._memo: dict[str, np.ndarray] = {}
 
+    def remember(self, name: str, values: np.ndarray) -> None:
+        """Take ``name``'s answer on the holdout from elsewhere (the rows of a pass over
+        every row), instead of asking the pipeline again."""
+        self._memo[name] = values
+
     @property
     def classes_(self) -> Any:
         return self.pipeline.classes_

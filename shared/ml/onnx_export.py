@@ -62,6 +62,28 @@ def _patch_skl2onnx_hist_gradient_boosting() -> None:
     tree_ensemble.add_node = add_node
 
 
+def _share_skl2onnx_op_versions() -> None:
+    """skl2onnx rebuilds its table of every ONNX operator's versions from the onnx schemas
+    for each conversion: 9 ms of a 32 ms forest export, paid per room of a partitioned
+    job. The table depends only on the installed onnx package and is only read, so it
+    is built once and shared by later conversions."""
+    from skl2onnx.common._container import ModelComponentContainer
+
+    original = ModelComponentContainer._build_op_version
+    if getattr(original, "_shared", False):
+        return
+    table: dict[str, Any] = {}
+
+    def build_op_version(self: Any) -> None:
+        if "versions" not in table:
+            original(self)
+            table["versions"] = self._op_versions
+        self._op_versions = table["versions"]
+
+    build_op_version._shared = True  # type: ignore[attr-defined]
+    ModelComponentContainer._build_op_version = build_op_version
+
+
 def _features_of(X: pd.DataFrame, features: Sequence[dict[str, str]] | None) -> list[dict]:
     return list(features) if features is not None else describe_features(X, list(X.columns))
 
@@ -95,6 +117,7 @@ def export_onnx(
         from shared.ml.onnx_trees import register_tree_converters
 
         _patch_skl2onnx_hist_gradient_boosting()
+        _share_skl2onnx_op_versions()
         register_tree_converters()
         model = pipeline.steps[-1][1]
         options = {id(model): {"zipmap": False}} if task == "classification" else None

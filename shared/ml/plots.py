@@ -211,7 +211,7 @@ def _confusion_matrix_data(trained: Any) -> dict[str, Any] | None:
     classes = list(trained.estimator.classes_)
     if trained.X_holdout is None or len(classes) > MAX_CONFUSION_CLASSES:
         return None
-    predicted = trained.estimator.predict(trained.X_holdout)
+    predicted = _holdout_answers(trained).predict(trained.X_holdout)
     matrix = confusion_matrix(trained.y_holdout, predicted, labels=classes)
     return {"classes": [str(c) for c in classes], "matrix": matrix.astype(int).tolist()}
 
@@ -238,7 +238,7 @@ def _predicted_vs_actual_data(trained: Any) -> dict[str, Any] | None:
     if trained.X_holdout is None or len(trained.X_holdout) == 0:
         return None
     actual = np.asarray(trained.y_holdout, dtype=float)
-    predicted = np.asarray(trained.estimator.predict(trained.X_holdout), dtype=float)
+    predicted = np.asarray(_holdout_answers(trained).predict(trained.X_holdout), dtype=float)
     keep = _thin(len(actual), np.zeros(len(actual), dtype=bool))
     finite = np.concatenate([actual, predicted])
     finite = finite[np.isfinite(finite)]
@@ -260,16 +260,28 @@ def _predicted_vs_actual(data: dict[str, Any]) -> Any:
 # --- anomaly detection -----------------------------------------------------------------------
 
 
+def _holdout_answers(trained: Any) -> Any:
+    """The pipeline, or its answers on the holdout memoised in training (the metrics
+    asked the same question of the same rows)."""
+    return getattr(trained, "answers", None) or trained.estimator
+
+
 def _anomaly_scores(trained: Any, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, float]:
     """Scores of every row (lower is more abnormal), which rows are flagged, the threshold."""
-    X = prepare_frame(frame, trained.features)
     pipeline = trained.estimator
-    scores = np.asarray(pipeline.score_samples(X), dtype=float)
+    X = None
+    row_scores = getattr(trained, "row_scores", None)
+    if row_scores is not None and len(row_scores) == len(frame):
+        scores = row_scores  # computed in training, over these rows
+    else:
+        X = prepare_frame(frame, trained.features)
+        scores = np.asarray(pipeline.score_samples(X), dtype=float)
     threshold = float(getattr(pipeline.named_steps["model"], "offset_", np.nan))
     if np.isfinite(threshold):
         # predict() flags score_samples - offset_ < 0: the same answer without a second pass.
         flagged = scores < threshold
     else:
+        X = prepare_frame(frame, trained.features) if X is None else X
         flagged = np.asarray(pipeline.predict(X)) == -1
     return scores, flagged, threshold
 

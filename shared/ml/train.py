@@ -62,6 +62,10 @@ class TrainedModel:
     # The prepared holdout rows and their targets, for the training plots (not serialised).
     X_holdout: Any = None
     y_holdout: Any = None
+    # The pipeline's memoised answers on the holdout, and (anomaly) every row's score in
+    # the order of the frame trained on: the plots reuse them (not serialised).
+    answers: Any = None
+    row_scores: Any = None
     plots: dict[str, bytes] = field(default_factory=dict)  # {name: PNG}, drawn by the caller
     plot_data: dict[str, Any] = field(default_factory=dict)  # {name: numbers}, drawn later
 
@@ -359,6 +363,13 @@ def _fit_and_package(
 
     # Metrics and the parity check ask the same questions on the same rows: answered once.
     answers = HoldoutOutputs(pipeline, X_holdout)
+    row_scores = None
+    if task == ANOMALY and hasattr(pipeline, "score_samples"):
+        # The plots show every row's score, the metrics and the parity check the holdout's:
+        # one pass over all rows answers both (a 100-tree forest's cost is mostly per call,
+        # so scoring 2,000 rows took about as long as scoring their 400 holdout rows).
+        row_scores = np.asarray(pipeline.score_samples(X), dtype=float)
+        answers.remember("score_samples", row_scores[holdout_idx])
     onnx_bytes, export = export_onnx(pipeline, X_train, task, features=selected, classes=classes)
     parity = {"converted": False, "max_abs_diff": None, "verified": False, **export}
     if onnx_bytes is not None:
@@ -384,4 +395,6 @@ def _fit_and_package(
         estimator=pipeline,
         X_holdout=X_holdout,
         y_holdout=y_holdout,
+        answers=answers,
+        row_scores=row_scores,
     )

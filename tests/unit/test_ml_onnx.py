@@ -202,3 +202,34 @@ def test_conversion_failure_is_reported_not_raised() -> None:
     assert data is None
     assert info["converted"] is False
     assert "Unconvertible" in info["error"]
+
+
+def test_the_operator_version_table_is_built_once_and_exports_are_unchanged(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """skl2onnx's table of ONNX operator versions is shared between conversions (it was
+    rebuilt from every onnx schema per export); the exported graphs stay the same."""
+    from skl2onnx.common import _container
+
+    df = mixed_frame()
+    models = [train(df, "random_forest", "classification"), train(df, "ridge", "regression")]
+    first = [m.onnx_bytes for m in models]
+    built = []
+    schemas = _container.get_all_schemas_with_history
+    monkeypatch.setattr(
+        _container,
+        "get_all_schemas_with_history",
+        lambda: built.append(1) or schemas(),
+    )
+    again = [
+        export_onnx(m.estimator, m.X_holdout, m.task, features=m.features, classes=m.classes)[0]
+        for m in models
+    ]
+    assert built == []  # read from the shared table, not rebuilt
+
+    def graph(data: bytes) -> bytes:
+        model = onnx.load_from_string(data)
+        model.graph.name = ""  # skl2onnx names each graph with a fresh uuid
+        return model.SerializeToString()
+
+    assert [graph(b) for b in again] == [graph(b) for b in first]

@@ -98,6 +98,42 @@ def test_isolation_forest_flags_injected_outliers() -> None:
     assert np.mean(flagged == -1) >= 0.9  # the injected points are the ones flagged
 
 
+def test_an_anomaly_model_scores_its_rows_once_for_metrics_parity_and_plots(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One pass over every row gives the plots their scores and the metrics and the ONNX
+    parity check the holdout's (it was a holdout pass, then another over every row)."""
+    from sklearn.ensemble import IsolationForest
+
+    from shared.ml.metrics import holdout_metrics
+    from shared.ml.plots import plot_data
+
+    rng = np.random.default_rng(4)
+    df = pd.DataFrame(rng.normal(size=(500, 3)), columns=["a", "b", "c"])
+    passes: list[int] = []
+    score_samples = IsolationForest.score_samples
+
+    def counted(self: Any, X: Any) -> Any:
+        passes.append(len(X))
+        return score_samples(self, X)
+
+    monkeypatch.setattr(IsolationForest, "score_samples", counted)
+    model = train_model(
+        df, target=None, features=None, task=None, algorithm="isolation_forest", params={}
+    )
+    data = plot_data(model, df)
+    assert passes == [500]
+    monkeypatch.setattr(IsolationForest, "score_samples", score_samples)
+    X = prepare_frame(df, model.features)
+    every_row = model.estimator.score_samples(X)
+    np.testing.assert_array_equal(model.row_scores, every_row)
+    assert model.onnx_parity["verified"] and model.onnx_bytes is not None
+    fresh = holdout_metrics("anomaly", model.estimator, model.X_holdout, None)
+    assert model.metrics == fresh
+    counts, _ = np.histogram(every_row, bins=40)
+    assert data["anomaly_score_histogram"]["counts"] == counts.tolist()
+
+
 @pytest.mark.parametrize(("algorithm", "task"), [(a, t) for a in ALGORITHMS for t in tasks_for(a)])
 def test_every_algorithm_trains_and_packages(algorithm: str, task: str) -> None:
     df = mixed_frame()
