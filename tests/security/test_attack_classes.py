@@ -104,23 +104,28 @@ def test_oversized_bodies_and_record_counts_are_refused(
 
 def test_login_timing_does_not_tell_users_apart(client, make_user) -> None:
     """Unknown user and wrong password cost the same Argon2 work: the medians stay within
-    a factor of three of each other (a generous bound on a shared 2-core machine)."""
-    _, username, _, _ = make_user()
+    a factor of 1.6 of each other.
 
-    def median(name: str) -> float:
-        times = []
-        for i in range(7):
-            started = time.perf_counter()
-            r = client.post(
-                "/auth/jwt/login", data={"username": name, "password": f"wrong-{i}-xyz"}
-            )
-            times.append(time.perf_counter() - started)
-            assert r.status_code in (400, 429)
-        return statistics.median(times)
-
-    known = median(username)
-    unknown = median(f"ghost-{secrets.token_hex(4)}")
-    assert 1 / 3 < known / unknown < 3, (known, unknown)
+    Each name gets fewer failures than lock it (``LOGIN_MAX_FAILURES`` is 3 in the
+    tests), so every attempt timed does the Argon2 work: with 7 attempts per name, most
+    answers timed were the lockout's 429, and one CI run saw 60 ms against 13 ms. Known
+    and unknown attempts alternate, so a burst of other work slows both alike."""
+    known_names = [make_user()[1] for _ in range(4)]
+    ghosts = [f"ghost-{secrets.token_hex(4)}" for _ in range(4)]
+    times: dict[str, list[float]] = {"known": [], "unknown": []}
+    for i in range(2):
+        for known, ghost in zip(known_names, ghosts, strict=True):
+            for kind, name in (("known", known), ("unknown", ghost)):
+                started = time.perf_counter()
+                r = client.post(
+                    "/auth/jwt/login", data={"username": name, "password": f"wrong-{i}-xyz"}
+                )
+                times[kind].append(time.perf_counter() - started)
+                assert r.status_code == 400, r.text  # a real attempt, not a lockout's 429
+    known, unknown = statistics.median(times["known"]), statistics.median(times["unknown"])
+    # Without the dummy verification an unknown name answers in about half the time
+    # (measured: 75 ms against 34 ms under load), so the bound is tight enough to see it.
+    assert 1 / 1.6 < known / unknown < 1.6, (known, unknown)
 
 
 def test_no_secret_or_hash_in_any_response_or_log_line(
