@@ -1,18 +1,17 @@
 """A training job from start to registry: plan, fan out per (spec, partition), fan in.
 
 ``start`` records a job and queues a *plan* message; the planner slices partitioned
-datasets into staging blobs and queues one *unit* message per (spec, partition); each
-unit trains and stages its outputs; the unit that completes the job queues *finalize*,
-which registers one version per spec and applies the promotion rule. Every step is
-safe to run twice (queue delivery is at-least-once).
+datasets into staging blobs, reserves each partitioned spec's next version and queues
+one *unit* message per group of partitions; each unit trains, writes its partitions'
+files into the reserved version and stages a record of them; the unit that completes
+the job queues *finalize*, which registers one version per spec and applies the
+promotion rule. Every step is safe to run twice (queue delivery is at-least-once).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from azure.core.exceptions import ResourceNotFoundError
@@ -410,21 +409,10 @@ class Trainer(TrainingRecovery, UnitTraining, Registration):
     def _read(self, path: str) -> bytes:
         return self.staging.download_blob(path).readall()
 
-    def _bundles(self, units: list[Unit]) -> Iterator[dict[str, dict[str, bytes]]]:
-        """Each staged unit's files, ``{partition key: {filename: bytes}}``, one unit at a
-        time (the next read while this one is used): the fan-in holds two units, never
-        every partition of a 1,000-room job."""
-        names = [u.outputs["bundle"] for u in units if u.outputs.get("bundle")]
-        if not names:
-            return
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fan-in") as pool:
-            ahead = pool.submit(self._read, names[0])
-            for following in [*names[1:], None]:
-                data = ahead.result()
-                if following is not None:
-                    ahead = pool.submit(self._read, following)
-                yield unbundle(data)
-                del data
+    def _staged_files(self, unit: Unit) -> dict[str, dict[str, bytes]]:
+        """A whole (not partitioned) model's staged files, ``{"_all": {filename: bytes}}``."""
+        name = unit.outputs.get("bundle")
+        return unbundle(self._read(name)) if name else {}
 
     def _finalize_spec(self, job_id: str, spec: TrainingSpec, units: list[Unit]) -> dict[str, Any]:
         ok = [u for u in units if u.status == "succeeded"]

@@ -37,7 +37,7 @@ class Registration:
     def _reserved(self, job_id: str) -> dict[str, int]:
         raise NotImplementedError
 
-    def _bundles(self, units: list[Unit]) -> Iterator[dict[str, dict[str, bytes]]]:
+    def _staged_files(self, unit: Unit) -> dict[str, dict[str, bytes]]:
         raise NotImplementedError
 
     def _register(
@@ -79,7 +79,7 @@ class Registration:
         )
 
     def _register_whole(self, job_id: str, spec: TrainingSpec, unit: Unit) -> Any:
-        files = next((b for b in self._bundles([unit]) if b), {}).get("_all")
+        files = self._staged_files(unit).get("_all")
         if files is None:
             raise ValueError(f"job {job_id}: no staged files for spec {spec.name}")
         first = json.loads(files["training.json"])

@@ -10,8 +10,9 @@ unit row's per-partition results well under the Table property limit (64 KiB).
 (50 partitions of ~300 characters of results each, errors cut to
 ``MAX_ERROR_CHARS``.)
 
-A unit stages all its partitions' files as one uncompressed zip (one upload; one read in
-the fan-in), instead of three or four blobs per partition.
+A partitioned unit writes its partitions' files straight into the reserved version
+(``shared.training.partition_files``); a whole model's unit stages its files as one
+uncompressed zip (one upload; one read in the fan-in).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def pack(partitions: Iterable[tuple[str, int]], row_budget: int) -> list[list[st
 
 
 def bundle(files: dict[str, dict[str, bytes]]) -> bytes:
-    """``{partition key: {filename: bytes}}`` as one zip (stored, not deflated: the model
+    """``{key: {filename: bytes}}`` as one zip (stored, not deflated: the model
     files are already compact and compressing them would cost more than it saves)."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
