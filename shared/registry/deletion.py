@@ -17,6 +17,7 @@ from azure.storage.blob import ContainerClient
 from shared.errors import Conflict, NotFound
 from shared.names import check_name
 from shared.registry.rows import META, row_key
+from shared.storage_deadline import map_in_threads
 from shared.tables import iso, utcnow
 
 
@@ -104,10 +105,16 @@ class RegistryDeletion:
             mode=UpdateMode.MERGE,
         )
 
-    def _delete_prefix(self, prefix: str) -> None:
-        for blob in self.container.list_blobs(name_starts_with=prefix):
+    def _delete_prefix(self, prefix: str) -> int:
+        """Delete every blob under ``prefix``, several at a time; how many there were."""
+        names = [b.name for b in self.container.list_blobs(name_starts_with=prefix)]
+
+        def delete(name: str) -> None:
             with contextlib.suppress(ResourceNotFoundError):
-                self.container.delete_blob(blob.name)
+                self.container.delete_blob(name)
+
+        map_in_threads(delete, names)
+        return len(names)
 
     def _delete_orphan(self, path: str) -> None:
         try:

@@ -166,7 +166,7 @@ class ModelRegistry(
             self.models.get_entity(name, row_key(version))
             return 0
         except ResourceNotFoundError:
-            return self._delete_blobs_under(f"{name}/{version}/{under}")
+            return self._delete_prefix(f"{name}/{version}/{under}")
 
     def _reserve_version(self, name: str) -> int:
         for attempt in range(200):

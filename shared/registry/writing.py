@@ -4,19 +4,15 @@ files the platform places streamed with a bounded number in flight."""
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 from collections.abc import Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from types import TracebackType
-from typing import Any
 
-from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob import ContainerClient
 
 from shared.registry.files import CONTAINER, PlacedFile, sha256_hex
 from shared.registry.schemas import StoredFile
-from shared.storage_deadline import map_in_threads
 
 # Files of one version uploading at once: parallel enough to hide Blob latency, few enough
 # that a version of many partitions is never held whole in memory.
@@ -103,14 +99,3 @@ class RegistryWriting:
             role=role,
             format=fmt,
         )
-
-    def _delete_blobs_under(self, prefix: str) -> int:
-        """Delete every blob whose name starts with ``prefix``; how many were deleted."""
-        names = [b.name for b in self.container.list_blobs(name_starts_with=prefix)]
-
-        def delete(name: str) -> Any:
-            with contextlib.suppress(ResourceNotFoundError):
-                self.container.delete_blob(name)
-
-        map_in_threads(delete, names)
-        return len(names)

@@ -117,6 +117,12 @@ class Unit(BaseModel):
     etag: str | None = None
 
 
+def reserved_versions_of(raw: dict[str, Any]) -> dict[str, int]:
+    """The version number the planner reserved for each partitioned spec of a job row."""
+    reserved = json.loads(raw.get("reserved_versions") or "{}")
+    return {spec: int(version) for spec, version in reserved.items()}
+
+
 def new_job_id() -> str:
     return f"{10**13 - int(time.time() * 1000):013d}{secrets.token_hex(4)}"
 

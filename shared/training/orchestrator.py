@@ -25,7 +25,15 @@ from shared.registry.store import ModelRegistry
 from shared.resources import Containers
 from shared.storage_deadline import map_in_threads
 from shared.tables import iso, utcnow
-from shared.training.jobs import ACTIVE, TERMINAL, UNIT_TERMINAL, Job, JobStore, Unit
+from shared.training.jobs import (
+    ACTIVE,
+    TERMINAL,
+    UNIT_TERMINAL,
+    Job,
+    JobStore,
+    Unit,
+    reserved_versions_of,
+)
 from shared.training.recovery import TrainingRecovery
 from shared.training.registration import Registration
 from shared.training.schemas import TrainingSpec
@@ -393,17 +401,15 @@ class Trainer(TrainingRecovery, UnitTraining, Registration):
         map_in_threads(delete, names)
 
     def _reserved(self, job_id: str) -> dict[str, int]:
-        """The version number reserved for each partitioned spec of the job."""
-        reserved = json.loads(self.jobs.raw(job_id).get("reserved_versions") or "{}")
-        return {name: int(version) for name, version in reserved.items()}
+        return reserved_versions_of(self.jobs.raw(job_id))
 
     def reserved_versions(self) -> set[tuple[str, int]]:
         """(model, version) reserved by jobs still running: the registry's orphan sweep
         keeps their files, which have no version row until the fan-in."""
         return {
-            (name, int(version))
+            (name, version)
             for job in self.jobs.active_raw()
-            for name, version in json.loads(job.get("reserved_versions") or "{}").items()
+            for name, version in reserved_versions_of(job).items()
         }
 
     def _read(self, path: str) -> bytes:

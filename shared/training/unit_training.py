@@ -18,7 +18,7 @@ from shared import metrics
 from shared.jobs.queue_job import claim
 from shared.registry.store import ModelRegistry
 from shared.tables import iso, utcnow
-from shared.training.jobs import UNIT_TERMINAL, JobStore, Unit
+from shared.training.jobs import UNIT_TERMINAL, JobStore, Unit, reserved_versions_of
 from shared.training.partition_files import partition_layout, unit_record
 from shared.training.plots import partition_plot_data, training_plots
 from shared.training.schemas import TrainingSpec
@@ -68,10 +68,10 @@ class UnitTraining:
             return  # another delivery owns it
         spec = self._snapshot_of(raw)[unit.spec]
         if unit.partitions:
-            version = json.loads(raw.get("reserved_versions") or "{}").get(spec.name)
+            version = reserved_versions_of(raw).get(spec.name)
             if version is None:  # planned before versions were reserved: cannot place files
                 raise ValueError(f"job {job_id} reserved no version for spec {spec.name}")
-            done = self._train_partitions(job_id, spec, unit, dequeue_count, int(version))
+            done = self._train_partitions(job_id, spec, unit, dequeue_count, version)
         else:
             done = self._train_whole(job_id, spec, unit, dequeue_count)
         if done:
