@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from threadpoolctl import threadpool_limits
 
 from shared.ml.algorithms import ANOMALY, CLASSIFICATION, REGRESSION
 from shared.ml.pipeline import DATETIME, kind_of_dtype, prepare_frame
+from shared.ml.threads import native_threads
 
 # Plot file names are ``{name}.png``; the HTTP edge serves only names of this form.
 FEATURE_IMPORTANCE = "feature_importance"
@@ -66,12 +66,12 @@ def plot_data(trained: Any, frame: pd.DataFrame) -> dict[str, dict[str, Any]]:
     elif trained.task == ANOMALY:
         # One OpenMP/BLAS thread, as in training: spinning barriers slow predictions
         # (and HistGradientBoosting's permutation importance) on a shared CPU.
-        with threadpool_limits(limits=1):
+        with native_threads(1):
             scores, flagged, threshold = _anomaly_scores(trained, frame)
         makers[ANOMALY_HISTOGRAM] = lambda: _histogram_data(scores, threshold)
         makers[ANOMALY_OVER_TIME] = lambda: _over_time_data(frame, scores, flagged, threshold)
     out = {}
-    with threadpool_limits(limits=1):
+    with native_threads(1):
         for name, make in makers.items():
             data = make()
             if data is not None:

@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from threadpoolctl import threadpool_limits
 
 from shared.ml import algorithms as algos
 from shared.ml.algorithms import ANOMALY, CLASSIFICATION, REGRESSION, TASKS
@@ -32,6 +31,7 @@ from shared.ml.pipeline import (
 )
 from shared.ml.profile import build_profile
 from shared.ml.serialize import dump_skops
+from shared.ml.threads import native_threads
 
 MIN_ROWS = 10
 # An integer target with at most this many distinct values is read as class labels.
@@ -302,7 +302,7 @@ def train_model(
 
     # One thread for OpenMP/BLAS by default: a Functions worker shares its cores, and
     # OpenMP's spinning barriers slow HistGradientBoosting tenfold on a contended CPU.
-    with threadpool_limits(limits=max(1, threads)):
+    with native_threads(threads):
         return _fit_and_package(
             rows,
             selected,
