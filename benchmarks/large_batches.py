@@ -92,6 +92,8 @@ def bodies(names: list[str], rows: list[list[float]]) -> dict[str, bytes]:
         "dataframe_split": encode(
             {"dataframe_split": {"columns": names, "data": rows}, "return_probabilities": True}
         ).encode(),
+        # A header row, then one line per row, floats as Python writes them (as pandas).
+        "csv": "\n".join([",".join(names)] + [",".join(map(repr, row)) for row in rows]).encode(),
         "oip": encode(
             {
                 "inputs": [
@@ -105,6 +107,9 @@ def bodies(names: list[str], rows: list[list[float]]) -> dict[str, bytes]:
             }
         ).encode(),
     }
+
+
+JSON = "application/json"
 
 
 def labels_of(form: str, answer: bytes) -> list[Any]:
@@ -161,8 +166,11 @@ def main(argv: list[str] | None = None) -> int:
         headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
         client = stack.enter_context(httpx.Client(base_url=host.url, timeout=HTTP_TIMEOUT_S))
 
-        def post(path: str, body: bytes, status: int = 200, on: Any = client) -> None:
-            r = on.post(path, content=body, headers=headers)
+        def post(
+            path: str, body: bytes, status: int = 200, on: Any = client, ctype: str = ""
+        ) -> None:
+            sent = {**headers, "Content-Type": ctype} if ctype else headers
+            r = on.post(path, content=body, headers=sent)
             if r.status_code != status:
                 raise RuntimeError(f"{path} answered {r.status_code}: {r.text[:300]}")
 
@@ -172,16 +180,20 @@ def main(argv: list[str] | None = None) -> int:
             "records": f"/predict/{model}",
             "columns": f"/predict/{model}",
             "dataframe_split": f"/predict/{model}",
+            "csv": f"/predict/{model}?return_probabilities=true",
             "oip": f"/v2/models/{model}/infer",
         }
         for form, path in paths.items():
-            first = client.post(path, content=encoded[form], headers=headers)
+            ctype = "text/csv" if form == "csv" else ""
+            first = client.post(
+                path, content=encoded[form], headers={**headers, "Content-Type": ctype or JSON}
+            )
             if first.status_code != 200:
                 notes.append(f"{form}: answered {first.status_code} {first.text[:160]}")
                 continue
             agree = np.mean(np.asarray(labels_of(form, first.content)) == expected)
             notes.append(f"{form}: labels agree with onnxruntime on {agree:.2%} of rows.")
-            calls[form] = lambda path=path, body=encoded[form]: post(path, body)
+            calls[form] = lambda path=path, body=encoded[form], ct=ctype: post(path, body, ctype=ct)
         if mlflow_version is not None:
             workdir = Path(tempfile.mkdtemp(prefix="bench-mlflow-"))
             stack.callback(shutil.rmtree, workdir, ignore_errors=True)
@@ -244,6 +256,7 @@ LABELS = {
     "records": "`POST /predict/{model}` records body",
     "columns": '`POST /predict/{model}` columnar body (`{"columns", "data"}`)',
     "dataframe_split": "`POST /predict/{model}` MLflow `dataframe_split` body",
+    "csv": "`POST /predict/{model}` CSV body (`text/csv`, options in the query string)",
     "oip": "`POST /v2/models/{model}/infer`, one [n, k] FP32 tensor",
     "mlflow": "`mlflow models serve` `/invocations`, `dataframe_split` body",
 }

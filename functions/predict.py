@@ -8,6 +8,7 @@ from shared.prediction.log import FeedbackAccepted, FeedbackBody
 from shared.prediction.schemas import (
     AbResults,
     PredictBody,
+    PredictOptions,
     PredictResponse,
     Traffic,
     TrafficBody,
@@ -22,16 +23,27 @@ routes = Routes(bp, tag="predict")
     auth="predict",
     rate_group="predict",
     body=PredictBody,
+    body_content_types=("application/json", "text/csv"),
+    query=PredictOptions,
     response=PredictResponse,
-    errors=(404, 409, 413),
+    errors=(404, 409, 413, 415),
     audited=False,
 )
 def predict(call: Call) -> func.HttpResponse:
-    """Predict for rows (records or columnar) with the champion, an alias, or a version."""
-    from shared.prediction.body import parse_predict_body
-
+    """Predict for rows (JSON records or columnar, or CSV) with the champion, an alias, or a
+    version. A CSV body (`text/csv`: a header row of feature names, then one row per
+    record) takes its options from the query string; a JSON body from either place."""
     name = check_name(call.param("model"), "model")  # before storage sees it
-    body = parse_predict_body(call.json_bytes(limit=call.settings.max_predict_body_bytes))
+    limit = call.settings.max_predict_body_bytes
+    if call.content_type == "text/csv":
+        from shared.prediction.csv_body import parse_predict_csv
+
+        raw = call.text_bytes("text/csv", limit=limit)
+        body = parse_predict_csv(raw, call.req.params, call.settings.max_predict_records)
+    else:
+        from shared.prediction.body import parse_predict_body
+
+        body = parse_predict_body(call.json_bytes(limit=limit), call.req.params)
     result, logged = call.services.prediction_service.predict(
         name,
         body,

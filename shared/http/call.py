@@ -64,13 +64,33 @@ class Call:
             raise PayloadTooLarge(f"The body is larger than {limit} bytes.")
         return body
 
+    @property
+    def content_type(self) -> str:
+        """The body's media type, lower case, without its parameters ("" when absent)."""
+        return (self.req.headers.get("content-type") or "").split(";")[0].strip().lower()
+
     def json_bytes(self, limit: int | None = None) -> bytes:
         """The raw JSON body, size and content type checked (for a route's own decoder)."""
         body = self._limited_body(limit)
-        ctype = (self.req.headers.get("content-type") or "").split(";")[0].strip().lower()
+        ctype = self.content_type
         if ctype and ctype != "application/json" and not ctype.endswith("+json"):
             raise UnsupportedMediaType("Send the body as application/json.")
         return body
+
+    def text_bytes(self, media_type: str, limit: int | None = None) -> bytes:
+        """The raw body of a text type (``text/csv``), size checked; UTF-8 is the only
+        charset read (415 for another)."""
+        charset = next(
+            (
+                p.split("=", 1)[1].strip().strip('"').lower()
+                for p in (self.req.headers.get("content-type") or "").split(";")[1:]
+                if p.strip().lower().startswith("charset=")
+            ),
+            "utf-8",
+        )
+        if self.content_type != media_type or charset not in ("utf-8", "utf8"):
+            raise UnsupportedMediaType(f"Send the body as {media_type} in UTF-8.")
+        return self._limited_body(limit)
 
     def json(self, model: type[M], *, allow_empty: bool = False, limit: int | None = None) -> M:
         body = self.json_bytes(limit)

@@ -78,6 +78,9 @@ def _query_params(model: type[BaseModel]) -> list[dict[str, Any]]:
     ]
 
 
+_TEXT_BODY = {"type": "string", "description": "CSV: a header row of column names, then rows."}
+
+
 def _ref(model: type[BaseModel]) -> dict[str, str]:
     return {"$ref": _REF.format(model=model.__name__)}
 
@@ -108,7 +111,12 @@ def _operation(op: Operation, path_params: list[dict[str, Any]]) -> dict[str, An
         schema = _ref(op.body) if op.body is not None else op.body_schema
         doc["requestBody"] = {
             "required": True,
-            "content": {ct: {"schema": schema} for ct in op.body_content_types},
+            # Beside a body model, a text type (a CSV body) is a string; the JSON and form
+            # types share the model. A body_schema already covers every type it lists.
+            "content": {
+                ct: {"schema": _TEXT_BODY if op.body and ct.startswith("text/") else schema}
+                for ct in op.body_content_types
+            },
         }
     ok: dict[str, Any] = {"description": "Success"}
     if op.response is not None:

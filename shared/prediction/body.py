@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -157,16 +158,37 @@ def loads(raw: bytes) -> Any:
         ) from None
 
 
-def parse_predict_body(raw: bytes) -> OnlineRequest:
-    """The request in the body, rows unchecked (they need the model's features)."""
+def options_from_query(query: Mapping[str, str] | None) -> dict[str, Any]:
+    """The options given in the query string (``?version=3&return_probabilities=true``):
+    how a CSV body, which has no room for them, names a version, alias or partition."""
+    given = {k: query[k] for k in _OPTIONS if k in query} if query else {}
+    try:
+        return PredictOptions.model_validate(given).model_dump(include=set(given))
+    except ValidationError as exc:
+        raise ValidationFailed.from_pydantic(exc, "The query string is not valid.") from None
+
+
+def parse_predict_body(raw: bytes, query: Mapping[str, str] | None = None) -> OnlineRequest:
+    """The request in the body, rows unchecked (they need the model's features). Options
+    may also come from the query string, but each from one place only."""
+    from_query = options_from_query(query)
     doc = loads(raw)
     if not isinstance(doc, dict):
         raise ValidationFailed(
             "The body must be a JSON object.",
             [{"loc": ["body"], "msg": "must be an object", "type": "model_type"}],
         )
+    twice = sorted(set(from_query) & set(doc))
+    if twice:
+        raise ValidationFailed(
+            f"Give {', '.join(repr(t) for t in twice)} in the body or in the query string,"
+            " not in both.",
+            [{"loc": ["query", t], "msg": "also in the body", "type": "conflict"} for t in twice],
+        )
     try:
-        options = PredictOptions.model_validate({k: doc[k] for k in _OPTIONS if k in doc})
+        options = PredictOptions.model_validate(
+            {**{k: doc[k] for k in _OPTIONS if k in doc}, **from_query}
+        )
     except ValidationError as exc:
         raise ValidationFailed.from_pydantic(exc, "The body is not valid.") from None
     given = [f for f in _FORMS if f in doc]

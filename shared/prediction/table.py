@@ -125,7 +125,7 @@ def table_columns(
     at = list(where)
     names = [f["name"] for f in features]
     kinds = [kind(f.get("dtype", "number")) for f in features]
-    position = _column_positions(columns, names, at)
+    position = column_positions(columns, names, at)
     rows = _rows_of(data, len(columns), at)
     if all(k == NUMBER for k in kinds):
         matrix = _float_matrix(rows)
@@ -149,7 +149,7 @@ def table_columns(
     return Columns(names, kinds, values, len(rows), [])
 
 
-def _column_positions(columns: Any, names: list[str], at: list[Any]) -> dict[str, int]:
+def column_positions(columns: Any, names: list[str], at: list[Any]) -> dict[str, int]:
     loc = [*at, "columns"]
     if not isinstance(columns, list) or not columns:
         raise ValidationFailed(
@@ -221,7 +221,7 @@ def column_map_columns(mapping: dict[str, Any], features: Sequence[dict[str, str
     every feature once, nothing else, arrays of one length; a 422 names the culprit."""
     names = [f["name"] for f in features]
     kinds = [kind(f.get("dtype", "number")) for f in features]
-    _column_positions(list(mapping), names, ["inputs"])  # unknown / missing names
+    column_positions(list(mapping), names, ["inputs"])  # unknown / missing names
     lengths = {n: len(v) if isinstance(v, list) else -1 for n, v in mapping.items()}
     n_rows = lengths[names[0]]
     bad = next((n for n in names if lengths[n] != n_rows or lengths[n] < 1), None)
