@@ -57,6 +57,37 @@ def train(client: httpx.Client, headers: dict, name: str, frame, **spec) -> int:
     return job["results"][0]["version"]
 
 
+# Rows of the predict-body tests (columnar, CSV): four normal features and a count.
+FEATURES = ["f0", "f1", "f2", "f3", "n_items"]
+
+
+def frame_of(seed: int, n: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(rng.normal(size=(n, 4)), columns=FEATURES[:4])
+    frame["n_items"] = rng.integers(0, 9, n)
+    frame["label"] = np.where(frame.f0 + 0.5 * frame.f1 * frame.f2 > 0, "yes", "no")
+    return frame
+
+
+def records_of(frame: pd.DataFrame) -> list[dict]:
+    return [{k: (None if v is None else v) for k, v in r.items()} for r in frame.to_dict("records")]
+
+
+def without_ids(body: dict) -> dict:
+    return {k: v for k, v in body.items() if k not in ("request_id", "prediction_id")}
+
+
+def trained_forest(host, prefix: str, frame) -> str:
+    """A 15-tree random forest on ``frame``'s ``label``, trained as an admin through the
+    platform (served by its ONNX export); its model name."""
+    client = httpx.Client(base_url=host.url, timeout=60)
+    headers = bearer(login(client, ADMIN, ADMIN_PASSWORD))
+    name = f"{prefix}-{secrets.token_hex(3)}"
+    params = {"n_estimators": 15}
+    train(client, headers, name, frame, target="label", algorithm="random_forest", params=params)
+    return name
+
+
 def upload(
     client: httpx.Client,
     headers: dict,

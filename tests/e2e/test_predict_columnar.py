@@ -5,45 +5,20 @@ bodies, and clean problem+json refusals that change nothing in storage."""
 from __future__ import annotations
 
 import json
-import secrets
 
-import httpx
-import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import ADMIN, ADMIN_PASSWORD, bearer, login
-from tests.e2e.conftest import train as train_spec
+from tests.e2e.conftest import FEATURES, frame_of, records_of, trained_forest, without_ids
 from tests.security.conftest import EXPECTED_WRITERS, assert_problem, snapshot
 
 pytestmark = pytest.mark.e2e
-FEATURES = ["f0", "f1", "f2", "f3", "n_items"]
-
-
-def frame_of(seed: int, n: int) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    frame = pd.DataFrame(rng.normal(size=(n, 4)), columns=FEATURES[:4])
-    frame["n_items"] = rng.integers(0, 9, n)
-    frame["label"] = np.where(frame.f0 + 0.5 * frame.f1 * frame.f2 > 0, "yes", "no")
-    return frame
 
 
 @pytest.fixture(scope="module")
 def classifier(host) -> str:
     """A random forest trained through the platform (served by its ONNX export)."""
-    client = httpx.Client(base_url=host.url, timeout=60)
-    headers = bearer(login(client, ADMIN, ADMIN_PASSWORD))
-    name = f"col-{secrets.token_hex(3)}"
-    train_spec(
-        client,
-        headers,
-        name,
-        frame_of(0, 400),
-        target="label",
-        algorithm="random_forest",
-        params={"n_estimators": 15},
-    )
-    return name
+    return trained_forest(host, "col", frame_of(0, 400))
 
 
 @pytest.fixture(scope="module")
@@ -51,14 +26,6 @@ def rows() -> pd.DataFrame:
     frame = frame_of(1, 60)[FEATURES].astype(object)
     frame.iloc[3, 1] = None  # a missing value travels as null in every form
     return frame
-
-
-def records_of(frame: pd.DataFrame) -> list[dict]:
-    return [{k: (None if v is None else v) for k, v in r.items()} for r in frame.to_dict("records")]
-
-
-def without_ids(body: dict) -> dict:
-    return {k: v for k, v in body.items() if k not in ("request_id", "prediction_id")}
 
 
 def test_columnar_bodies_answer_as_records_for_the_same_rows(

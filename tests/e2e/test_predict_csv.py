@@ -6,16 +6,12 @@ nothing in storage."""
 from __future__ import annotations
 
 import json
-import secrets
 
-import httpx
 import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import ADMIN, ADMIN_PASSWORD, bearer, login
-from tests.e2e.conftest import train as train_spec
-from tests.e2e.test_predict_columnar import FEATURES, frame_of, records_of, without_ids
+from tests.e2e.conftest import FEATURES, frame_of, records_of, trained_forest, without_ids
 from tests.security.conftest import EXPECTED_WRITERS, assert_problem, snapshot
 
 pytestmark = pytest.mark.e2e
@@ -24,19 +20,7 @@ CSV = {"Content-Type": "text/csv"}
 
 @pytest.fixture(scope="module")
 def numbers_model(host) -> str:
-    client = httpx.Client(base_url=host.url, timeout=60)
-    headers = bearer(login(client, ADMIN, ADMIN_PASSWORD))
-    name = f"csvn-{secrets.token_hex(3)}"
-    train_spec(
-        client,
-        headers,
-        name,
-        frame_of(0, 400),
-        target="label",
-        algorithm="random_forest",
-        params={"n_estimators": 15},
-    )
-    return name
+    return trained_forest(host, "csvn", frame_of(0, 400))
 
 
 def mixed_frame(seed: int, n: int) -> pd.DataFrame:
@@ -54,19 +38,7 @@ def mixed_frame(seed: int, n: int) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def mixed_model(host) -> str:
-    client = httpx.Client(base_url=host.url, timeout=60)
-    headers = bearer(login(client, ADMIN, ADMIN_PASSWORD))
-    name = f"csvm-{secrets.token_hex(3)}"
-    train_spec(
-        client,
-        headers,
-        name,
-        mixed_frame(0, 300),
-        target="label",
-        algorithm="random_forest",
-        params={"n_estimators": 15},
-    )
-    return name
+    return trained_forest(host, "csvm", mixed_frame(0, 300))
 
 
 def test_a_csv_body_answers_as_records_for_the_same_rows(
