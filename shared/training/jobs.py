@@ -11,6 +11,7 @@ import json
 import random
 import secrets
 import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal
 
@@ -310,6 +311,35 @@ class JobStore:
             done = fields.get("done_units", int(e.get("done_units") or 0))
             return done, int(e.get("total_units", -1))
         raise ServiceUnavailable("A fan-in counter stayed contended; the step will retry.")
+
+    def reserved_version(self, job_id: str, spec: str, reserve: Callable[[], int]) -> int:
+        """The version reserved for ``spec``'s partition files. A job planned before the
+        planner reserved versions (by the previous deployment, still running after a
+        deploy) has none: the first unit to ask reserves one (``reserve``) and records it
+        on the job row with an ETag-guarded merge, so every unit, the fan-in and the
+        cleanups use the same number. A number reserved by a unit that lost that race is
+        never used: a gap in the version numbers, as a failed upload leaves."""
+        for attempt in range(100):
+            e = self.raw(job_id)
+            reserved = reserved_versions_of(e)
+            if spec in reserved:
+                return reserved[spec]
+            version = reserve()
+            try:
+                self.jobs.update_entity(
+                    {
+                        "PartitionKey": PARTITION,
+                        "RowKey": job_id,
+                        "reserved_versions": json.dumps({**reserved, spec: version}),
+                    },
+                    mode=UpdateMode.MERGE,
+                    etag=e.metadata["etag"],
+                    match_condition=MatchConditions.IfNotModified,
+                )
+                return version
+            except ResourceModifiedError:
+                time.sleep(random.uniform(0, 0.005 * min(attempt + 1, 20)))  # noqa: S311
+        raise ServiceUnavailable("The job row stayed contended; the unit will retry.")
 
     def transition(self, job_id: str, allowed: tuple[str, ...], **fields: Any) -> dict | None:
         """Set fields (a new status) only while the job's status is one of ``allowed``.

@@ -68,9 +68,9 @@ class UnitTraining:
             return  # another delivery owns it
         spec = self._snapshot_of(raw)[unit.spec]
         if unit.partitions:
-            version = reserved_versions_of(raw).get(spec.name)
-            if version is None:  # planned before versions were reserved: cannot place files
-                raise ValueError(f"job {job_id} reserved no version for spec {spec.name}")
+            version = reserved_versions_of(raw).get(spec.name) or self.jobs.reserved_version(
+                job_id, spec.name, lambda: self.registry.reserve_version(spec.name)
+            )
             done = self._train_partitions(job_id, spec, unit, dequeue_count, version)
         else:
             done = self._train_whole(job_id, spec, unit, dequeue_count)

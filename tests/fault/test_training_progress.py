@@ -379,3 +379,75 @@ def test_the_orphan_sweep_keeps_the_files_of_a_running_jobs_reserved_version(
     assert runner.reserved_versions().isdisjoint({(name, 1)})
     pump(runner, private_queue)
     assert versions(name) == []
+
+
+def test_a_job_planned_without_a_reserved_version_still_trains_its_partitions(
+    admin, private_queue, trainer_on, monkeypatch
+) -> None:
+    """A job planned by the deployment before reserved versions (no such field on its row)
+    and still running after a deploy: its units failed every partition ("reserved no
+    version"). The first unit now reserves the version and records it on the job row."""
+    import json
+
+    name = put_spec(admin, rooms_frame(4, 40))
+    runner = trainer_on(lambda n, message: False)
+    runner.unit_rows = 80  # two units
+    transition = runner.jobs.transition
+
+    def as_planned_before(job_id: str, allowed: tuple[str, ...], **fields: Any) -> Any:
+        fields.pop("reserved_versions", None)  # the previous planner wrote no such field
+        return transition(job_id, allowed, **fields)
+
+    monkeypatch.setattr(runner.jobs, "transition", as_planned_before)
+    reserve = runner.registry.reserve_version
+    monkeypatch.setattr(runner.registry, "reserve_version", lambda n: 0)  # it reserved none
+    job, _ = runner.start([name], trigger="http", by=ADMIN)
+    pump(runner, private_queue, rounds=1, drain=False)  # the plan
+    assert "reserved_versions" not in runner.jobs.raw(job.job_id)
+    reserved: list[int] = []
+    monkeypatch.setattr(
+        runner.registry, "reserve_version", lambda n: reserved.append(reserve(n)) or reserved[-1]
+    )
+    pump(runner, private_queue)
+    done = status(admin, job.job_id)
+    assert done["status"] == "succeeded", done
+    assert reserved == [1]  # by the first unit; the second read it from the job row
+    assert json.loads(runner.jobs.raw(job.job_id)["reserved_versions"]) == {name: 1}
+    client, headers = admin
+    manifest = client.get(f"/models/{name}/versions/1/download", headers=headers).json()
+    assert sorted(manifest["partitions"]) == [f"room-{i:03d}" for i in range(4)]
+    assert (
+        client.get(f"/models/{name}/versions/1/verify", headers=headers).json()["status"] == "valid"
+    )
+
+
+def test_two_units_reserving_at_once_agree_on_one_version(admin, private_queue, trainer_on) -> None:
+    """The unit whose write to the job row loses the race uses the winner's number."""
+    import json
+
+    from azure.data.tables import UpdateMode
+
+    name = put_spec(admin, rooms_frame(2, 40))
+    runner = trainer_on(lambda n, message: False)
+    job, _ = runner.start([name], trigger="http", by=ADMIN)
+    jobs = runner.jobs
+    calls: list[int] = []
+
+    def reserve_while_another_unit_records_5() -> int:
+        calls.append(1)
+        if len(calls) == 1:  # the other unit writes the row between our read and write
+            jobs.jobs.update_entity(
+                {
+                    "PartitionKey": "jobs",
+                    "RowKey": job.job_id,
+                    "reserved_versions": json.dumps({name: 5}),
+                },
+                mode=UpdateMode.MERGE,
+            )
+        return 9
+
+    assert jobs.reserved_version(job.job_id, name, reserve_while_another_unit_records_5) == 5
+    assert calls == [1]
+    assert jobs.reserved_version(job.job_id, name, lambda: 11) == 5
+    assert json.loads(jobs.raw(job.job_id)["reserved_versions"]) == {name: 5}
+    pump(runner, private_queue, drain=False)
