@@ -25,7 +25,7 @@ import dataclasses
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Union
 
 from pydantic import ValidationError
 
@@ -113,7 +113,10 @@ class ColumnMapRows:
         return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=False)]
 
 
-Rows = RecordRows | TableRows | ColumnMapRows
+if TYPE_CHECKING:  # csv_body builds on this module
+    from shared.prediction.csv_body import CsvRows
+
+Rows = Union[RecordRows, TableRows, ColumnMapRows, "CsvRows"]  # a forward name: no "|"
 
 
 @dataclass(frozen=True)
