@@ -25,7 +25,7 @@ import dataclasses
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Union
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
@@ -113,10 +113,19 @@ class ColumnMapRows:
         return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=False)]
 
 
-if TYPE_CHECKING:  # csv_body builds on this module
-    from shared.prediction.csv_body import CsvRows
+class Rows(Protocol):
+    """What the engine asks of a request's rows, whatever their form (the three above,
+    and ``csv_body.CsvRows``)."""
 
-Rows = Union[RecordRows, TableRows, ColumnMapRows, "CsvRows"]  # a forward name: no "|"
+    @property
+    def n_rows(self) -> int: ...
+
+    @property
+    def n_values(self) -> int: ...
+
+    def columns(self, features: list[dict[str, str]]) -> Any: ...
+
+    def as_records(self) -> list[Any]: ...
 
 
 @dataclass(frozen=True)
