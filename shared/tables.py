@@ -73,6 +73,39 @@ def page(
     return items, encode_continuation(pager.continuation_token)
 
 
+def guarded_update(
+    table: TableClient,
+    read: Callable[[], Any],
+    change: Callable[[Any], dict[str, Any] | None],
+    *,
+    attempts: int = 100,
+    contended: str = "The row stayed contended; try again.",
+) -> Any:
+    """Read a row (``read``), compute from it the fields to merge (``change``), and merge
+    them only if nobody wrote the row in between (its ETag); after a concurrent write,
+    read again following a short random pause. ``change`` returning None writes nothing.
+
+    The row as read before the write, or None when ``change`` declined. Raises
+    ServiceUnavailable(``contended``) when the row stays contended for ``attempts``.
+    """
+    for attempt in range(attempts):
+        e = read()
+        fields = change(e)
+        if fields is None:
+            return None
+        try:
+            table.update_entity(
+                {"PartitionKey": e["PartitionKey"], "RowKey": e["RowKey"], **fields},
+                mode=UpdateMode.MERGE,
+                etag=e.metadata["etag"],
+                match_condition=MatchConditions.IfNotModified,
+            )
+            return e
+        except ResourceModifiedError:
+            time.sleep(random.uniform(0, 0.005 * min(attempt + 1, 20)))  # noqa: S311
+    raise ServiceUnavailable(contended)
+
+
 def increment(
     table: TableClient, pk: str, rk: str, counter: str, total: str, by: int = 1
 ) -> tuple[int, int]:
@@ -80,20 +113,14 @@ def increment(
 
     ``total`` is -1 while unset. Raises ServiceUnavailable when the row stays contended.
     """
-    for attempt in range(500):
-        e = table.get_entity(pk, rk)
-        value = int(e.get(counter) or 0) + by
-        try:
-            table.update_entity(
-                {"PartitionKey": pk, "RowKey": rk, counter: value},
-                mode=UpdateMode.MERGE,
-                etag=e.metadata["etag"],
-                match_condition=MatchConditions.IfNotModified,
-            )
-            return value, int(e.get(total, -1))
-        except ResourceModifiedError:
-            time.sleep(random.uniform(0, 0.005 * min(attempt + 1, 20)))  # noqa: S311
-    raise ServiceUnavailable("A fan-in counter stayed contended; the step will retry.")
+    e = guarded_update(
+        table,
+        lambda: table.get_entity(pk, rk),
+        lambda e: {counter: int(e.get(counter) or 0) + by},
+        attempts=500,
+        contended="A fan-in counter stayed contended; the step will retry.",
+    )
+    return int(e.get(counter) or 0) + by, int(e.get(total, -1))
 
 
 def transition(
@@ -102,21 +129,12 @@ def transition(
     """Merge ``fields`` only while the row's ``status`` is one of ``allowed`` (ETag-guarded
     against a concurrent change, e.g. a cancel racing the fan-in). The row as it was
     before, or None when its status does not allow it."""
-    for _ in range(100):
-        e = table.get_entity(pk, rk)
-        if e.get("status") not in allowed:
-            return None
-        try:
-            table.update_entity(
-                {"PartitionKey": pk, "RowKey": rk, **fields},
-                mode=UpdateMode.MERGE,
-                etag=e.metadata["etag"],
-                match_condition=MatchConditions.IfNotModified,
-            )
-            return e
-        except ResourceModifiedError:
-            time.sleep(random.uniform(0, 0.01))  # noqa: S311
-    raise ServiceUnavailable("The job row stayed contended; try again.")
+    return guarded_update(
+        table,
+        lambda: table.get_entity(pk, rk),
+        lambda e: fields if e.get("status") in allowed else None,
+        contended="The job row stayed contended; try again.",
+    )
 
 
 def merge(table: TableClient, entity: dict[str, Any], etag: str | None) -> str | None:

@@ -8,21 +8,19 @@ timestamp so listing the partition returns the newest jobs first.
 from __future__ import annotations
 
 import json
-import random
 import secrets
 import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal
 
-from azure.core import MatchConditions
-from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 from pydantic import BaseModel, Field
 
-from shared.errors import NotFound, ServiceUnavailable
+from shared.errors import NotFound
 from shared.jobs.queue_job import row_timestamp
-from shared.tables import increment, iso, merge, parse_iso, transition, utcnow
+from shared.tables import guarded_update, increment, iso, merge, parse_iso, transition, utcnow
 
 PARTITION = "jobs"
 TERMINAL = frozenset({"succeeded", "failed", "partially_failed", "cancelled"})
@@ -295,22 +293,19 @@ class JobStore:
     def add_progress(self, job_id: str, deltas: dict[str, int]) -> tuple[int, int]:
         """Add a finished unit's counts to the job row in one ETag-guarded write;
         returns (done_units, total_units) like :meth:`add_done`."""
-        for attempt in range(500):
-            e = self.raw(job_id)
-            fields = {k: int(e.get(k) or 0) + v for k, v in deltas.items()}
-            try:
-                self.jobs.update_entity(
-                    {"PartitionKey": PARTITION, "RowKey": job_id, **fields},
-                    mode=UpdateMode.MERGE,
-                    etag=e.metadata["etag"],
-                    match_condition=MatchConditions.IfNotModified,
-                )
-            except ResourceModifiedError:
-                time.sleep(random.uniform(0, 0.005 * min(attempt + 1, 20)))  # noqa: S311
-                continue
-            done = fields.get("done_units", int(e.get("done_units") or 0))
-            return done, int(e.get("total_units", -1))
-        raise ServiceUnavailable("A fan-in counter stayed contended; the step will retry.")
+
+        def added(e: dict[str, Any]) -> dict[str, int]:
+            return {k: int(e.get(k) or 0) + v for k, v in deltas.items()}
+
+        e = guarded_update(
+            self.jobs,
+            lambda: self.raw(job_id),
+            added,
+            attempts=500,
+            contended="A fan-in counter stayed contended; the step will retry.",
+        )
+        done = added(e).get("done_units", int(e.get("done_units") or 0))
+        return done, int(e.get("total_units", -1))
 
     def reserved_version(self, job_id: str, spec: str, reserve: Callable[[], int]) -> int:
         """The version reserved for ``spec``'s partition files. A job planned before the
@@ -319,27 +314,23 @@ class JobStore:
         on the job row with an ETag-guarded merge, so every unit, the fan-in and the
         cleanups use the same number. A number reserved by a unit that lost that race is
         never used: a gap in the version numbers, as a failed upload leaves."""
-        for attempt in range(100):
-            e = self.raw(job_id)
+        taken: list[int] = []
+
+        def record(e: dict[str, Any]) -> dict[str, Any] | None:
             reserved = reserved_versions_of(e)
             if spec in reserved:
-                return reserved[spec]
-            version = reserve()
-            try:
-                self.jobs.update_entity(
-                    {
-                        "PartitionKey": PARTITION,
-                        "RowKey": job_id,
-                        "reserved_versions": json.dumps({**reserved, spec: version}),
-                    },
-                    mode=UpdateMode.MERGE,
-                    etag=e.metadata["etag"],
-                    match_condition=MatchConditions.IfNotModified,
-                )
-                return version
-            except ResourceModifiedError:
-                time.sleep(random.uniform(0, 0.005 * min(attempt + 1, 20)))  # noqa: S311
-        raise ServiceUnavailable("The job row stayed contended; the unit will retry.")
+                return None  # recorded already (by another unit, maybe in between)
+            taken.append(reserve())
+            return {"reserved_versions": json.dumps({**reserved, spec: taken[-1]})}
+
+        if guarded_update(
+            self.jobs,
+            lambda: self.raw(job_id),
+            record,
+            contended="The job row stayed contended; the unit will retry.",
+        ):
+            return taken[-1]
+        return reserved_versions_of(self.raw(job_id))[spec]
 
     def transition(self, job_id: str, allowed: tuple[str, ...], **fields: Any) -> dict | None:
         """Set fields (a new status) only while the job's status is one of ``allowed``.
@@ -348,25 +339,16 @@ class JobStore:
         return transition(self.jobs, PARTITION, job_id, allowed, fields)
 
     def record_spec_result(self, job_id: str, spec: str, outcome: dict[str, Any]) -> None:
-        for _ in range(100):
-            e = self.raw(job_id)
-            results = json.loads(e.get("spec_results") or "{}")
-            results[spec] = outcome
-            try:
-                self.jobs.update_entity(
-                    {
-                        "PartitionKey": PARTITION,
-                        "RowKey": job_id,
-                        "spec_results": json.dumps(results),
-                    },
-                    mode=UpdateMode.MERGE,
-                    etag=e.metadata["etag"],
-                    match_condition=MatchConditions.IfNotModified,
+        guarded_update(
+            self.jobs,
+            lambda: self.raw(job_id),
+            lambda e: {
+                "spec_results": json.dumps(
+                    {**json.loads(e.get("spec_results") or "{}"), spec: outcome}
                 )
-                return
-            except ResourceModifiedError:
-                time.sleep(random.uniform(0, 0.01))  # noqa: S311
-        raise ServiceUnavailable("Could not record the training result; it will retry.")
+            },
+            contended="Could not record the training result; it will retry.",
+        )
 
     # --- units ---------------------------------------------------------------------------
     def add_units(self, job_id: str, units: list[dict[str, Any]]) -> None:
