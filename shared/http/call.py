@@ -80,14 +80,11 @@ class Call:
     def text_bytes(self, media_type: str, limit: int | None = None) -> bytes:
         """The raw body of a text type (``text/csv``), size checked; UTF-8 is the only
         charset read (415 for another)."""
-        charset = next(
-            (
-                p.split("=", 1)[1].strip().strip('"').lower()
-                for p in (self.req.headers.get("content-type") or "").split(";")[1:]
-                if p.strip().lower().startswith("charset=")
-            ),
-            "utf-8",
-        )
+        from email.message import Message  # the standard library's header parameters
+
+        header = Message()
+        header["content-type"] = self.req.headers.get("content-type") or ""
+        charset = header.get_content_charset("utf-8")
         if self.content_type != media_type or charset not in ("utf-8", "utf8"):
             raise UnsupportedMediaType(f"Send the body as {media_type} in UTF-8.")
         return self._limited_body(limit)

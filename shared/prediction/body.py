@@ -174,6 +174,8 @@ def options_from_query(query: Mapping[str, str] | None) -> dict[str, Any]:
     """The options given in the query string (``?version=3&return_probabilities=true``):
     how a CSV body, which has no room for them, names a version, alias or partition."""
     given = {k: query[k] for k in _OPTIONS if k in query} if query else {}
+    if not given:
+        return {}  # the usual JSON request: no validation on the hot path
     try:
         return PredictOptions.model_validate(given).model_dump(include=set(given))
     except ValidationError as exc:

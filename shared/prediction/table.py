@@ -14,6 +14,7 @@ numpy only, and imported by the prediction engine, never by ``function_app``.
 from __future__ import annotations
 
 import itertools
+import math
 import operator
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -61,10 +62,15 @@ def _fast_column(values: list[Any], k: str) -> Any:
 
 
 def _checked_column(
-    values: list[Any], k: str, loc: Callable[[int], list[Any]], errors: list[dict[str, Any]]
+    values: list[Any],
+    k: str,
+    loc: Callable[[int], list[Any]],
+    errors: list[dict[str, Any]],
+    check: dict[str, tuple[Callable[[Any], Any], str]] = _CHECK,
 ) -> list[Any]:
-    """The per-value pass (inputs.py's converters): appends an error per bad value."""
-    convert, expected = _CHECK[k]
+    """The per-value pass (inputs.py's converters, or ``check``'s): appends an error per
+    bad value."""
+    convert, expected = check[k]
     out = []
     for row, value in enumerate(values):
         converted = convert(value)
@@ -252,3 +258,66 @@ def column_map_columns(mapping: dict[str, Any], features: Sequence[dict[str, str
         matrix = np.column_stack(values)
         return Columns(names, kinds, list(matrix.T), n_rows, [], matrix)
     return Columns(names, kinds, values, n_rows, [])
+
+
+# --- a CSV body: text cells ---------------------------------------------------------------
+def _text_number(cell: str) -> float | None:
+    if not cell.strip():
+        return math.nan  # an empty cell is a missing value
+    try:
+        return float(cell)  # what numpy's string-to-float cast reads too
+    except ValueError:
+        return None
+
+
+_TEXT_BOOLS = {"true": 1.0, "1": 1.0, "false": 0.0, "0": 0.0, "": math.nan}
+_TEXT_CHECK: dict[str, tuple[Callable[[Any], Any], str]] = {
+    NUMBER: (_text_number, "a number"),
+    BOOL: (lambda cell: _TEXT_BOOLS.get(cell.strip().lower()), "true, false, 1 or 0"),
+    STRING: (lambda cell: cell, "text"),
+}
+
+
+def _text_numbers(column: list[str]) -> np.ndarray | None:
+    """A column of number cells in one numpy call, or None (an empty cell or text)."""
+    try:
+        return np.array(column, dtype=np.float64)
+    except ValueError:
+        return None
+
+
+def csv_columns(
+    header: list[str], cells: list[list[str]], features: Sequence[dict[str, str]]
+) -> Columns:
+    """A CSV body's header and text cells (rows as long as the header) -> Columns, by the
+    columnar table's rules; a number cell is what ``float`` reads (empty: missing), a
+    boolean ``true``/``false``/``1``/``0`` in any case (empty: missing), text as sent.
+    A 422 names the row and column of a bad cell (``loc: ["body", row, column]``)."""
+    names = [f["name"] for f in features]
+    kinds = [kind(f.get("dtype", "number")) for f in features]
+    position = column_positions(header, names, ["body", "header"])
+    if all(k == NUMBER for k in kinds):
+        try:  # the common case: every cell a number, one numpy call for the table
+            matrix = np.array(cells, dtype=np.float64)[:, [position[n] for n in names]]
+        except ValueError:
+            pass  # an empty cell or text: column by column below
+        else:
+            return Columns(names, kinds, list(matrix.T), len(cells), [], matrix)
+    values: list[Any] = []
+    errors: list[dict[str, Any]] = []
+    for name, k in zip(names, kinds, strict=True):
+        column = list(map(operator.itemgetter(position[name]), cells))
+        fast = column if k == STRING else _text_numbers(column) if k == NUMBER else None
+        if fast is None:
+            where = lambda r, n=name: ["body", r, n]  # noqa: E731 (the row, then the column)
+            fast = _checked_column(column, k, where, errors, _TEXT_CHECK)
+            if len(errors) >= MAX_ERRORS:
+                break
+        values.append(fast)
+    if errors:
+        errors.sort(key=lambda e: e["loc"][-2])  # first by row
+        raise _refuse(errors, "row")
+    if all(k == NUMBER for k in kinds):
+        matrix = np.column_stack(values)
+        return Columns(names, kinds, list(matrix.T), len(cells), [], matrix)
+    return Columns(names, kinds, values, len(cells), [])
