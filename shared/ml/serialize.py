@@ -11,6 +11,7 @@ import json
 import zipfile
 from typing import Any
 
+import orjson
 import skops.io as sio
 
 from shared.registry.formats import SKOPS_EXTRA_TRUSTED
@@ -27,13 +28,28 @@ class UntrustedModelError(ValueError):
 class _CompactJson:
     """skops writes its schema with ``json.dumps(state, indent=2)``: indentation switches
     the standard library to its pure-Python encoder, which was most of a 100-tree forest's
-    save time (0.13 s of 0.14 s, measured). Same JSON without the whitespace; every reader
-    of the format parses it the same."""
+    save time (0.13 s of 0.14 s, measured). The same JSON without the whitespace, encoded
+    by orjson: a 100-tree forest's schema is 0.7 MB, and orjson writes it in a fraction
+    of the time the standard library's C encoder takes (a 100-tree forest saved in 50 ms
+    instead of 62, medians of 30 interleaved saves).
+
+    The schema holds only strings, ints, booleans, None, lists and dicts: skops stores
+    every Python float as JSON text inside a string (``object_get_state``; a slice's bounds
+    are its only bare numbers), so orjson's one difference that could matter, NaN written
+    as null, has nothing to apply to. orjson
+    also writes non-ASCII as UTF-8 rather than ``\\u`` escapes, which every JSON reader
+    parses to the same text. What orjson refuses (non-string keys, integers over 64 bits)
+    goes through the standard library as before."""
 
     loads = staticmethod(json.loads)
 
     @staticmethod
     def dumps(obj: Any, indent: Any = None, **kwargs: Any) -> str:
+        if not kwargs:
+            try:
+                return orjson.dumps(obj).decode()
+            except TypeError:
+                pass
         return json.dumps(obj, separators=(",", ":"), **kwargs)
 
 
