@@ -130,7 +130,8 @@ def run_job(client: Any, headers: dict[str, str], dataset: str, spec: dict[str, 
         if r.status_code == 200:
             wall = time.perf_counter() - started
             job = r.json()
-            return {"wall": wall, "job": job, "reads": reads, "seen": seen}
+            job_id = location.rstrip("/").rsplit("/", 1)[-1]
+            return {"wall": wall, "job": job, "job_id": job_id, "reads": reads, "seen": seen}
         if r.status_code == 503:  # storage slow on a loaded machine: poll again, as ADF does
             time.sleep(1.0)
             continue
@@ -145,6 +146,46 @@ def run_job(client: Any, headers: dict[str, str], dataset: str, spec: dict[str, 
         if time.perf_counter() - started > 3600:
             raise RuntimeError("job did not finish within an hour")
         time.sleep(POLL_SECONDS)
+
+
+def unit_timeline(
+    connection_string: str, job_id: str, workers: int, show: bool = False
+) -> dict[str, float]:
+    """How the job's units kept the workers busy, from its rows in ``Jobs`` and
+    ``JobUnits``: the time from the job's creation to its first unit's start (queue pickup
+    and planning), the span from there to the last unit's end, the workers' utilisation
+    over it (unit-seconds / (workers x span)), the tail (how long the last unit ran on
+    after the one finishing before it: with two workers, one of them idle for that long),
+    and the time from the last unit's end to the job's end (the fan-in)."""
+    from azure.data.tables import TableClient
+
+    from shared.tables import parse_iso
+
+    job = TableClient.from_connection_string(connection_string, "Jobs").get_entity("jobs", job_id)
+    table = TableClient.from_connection_string(connection_string, "JobUnits")
+    spans = [
+        (parse_iso(e["started_at"]), parse_iso(e["finished_at"]))
+        for e in table.query_entities("PartitionKey eq @j", parameters={"j": job_id})
+        if e.get("started_at") and e.get("finished_at")
+    ]
+    if not spans:
+        return {}
+    first = min(start for start, _ in spans)
+    ends = sorted(end for _, end in spans)
+    span = (ends[-1] - first).total_seconds()
+    busy = sum((end - start).total_seconds() for start, end in spans)
+    if show:  # --units: each unit's start (s after the first) and duration
+        for start, end in sorted(spans):
+            offset, took = (start - first).total_seconds(), (end - start).total_seconds()
+            print(f"    unit at {offset:7.1f} s took {took:.1f} s")
+    return {
+        "units": len(spans),
+        "before": (first - parse_iso(job["created_at"])).total_seconds(),
+        "span": span,
+        "utilisation": busy / (workers * span) if span else 1.0,
+        "tail": (ends[-1] - ends[-2]).total_seconds() if len(ends) > 1 else 0.0,
+        "after": (parse_iso(job["finished_at"]) - ends[-1]).total_seconds(),
+    }
 
 
 # Larger datasets are dropped into Blob in parts, as Data Factory does (the HTTP upload
@@ -214,6 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--rf-rows", type=int, default=None, help="default 50,000 (quick 20,000)")
     parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--units", action="store_true", help="print every unit's start and time")
     args = parser.parse_args(argv)
     shapes = QUICK_SHAPES if args.quick else SHAPES
     if args.shapes:
@@ -231,6 +273,7 @@ def main(argv: list[str] | None = None) -> int:
 
     platform_s: dict[tuple[str, int], float] = {}
     status_reads: list[float] = []
+    timelines: dict[tuple[str, int], dict[str, float]] = {}
     rss: dict[int, float] = {}
     failures: list[str] = []
     azurite = start_azurite(in_memory=True)
@@ -284,7 +327,12 @@ def main(argv: list[str] | None = None) -> int:
                         status_reads += out["reads"]
                         if out["job"]["status"] != "succeeded":
                             failures.append(f"{name} {workers}w: {out['job']['status']}")
-                        print(f"  {out['wall']:.1f} s; first seen: {out['seen']}", flush=True)
+                        timeline = unit_timeline(
+                            azurite.connection_string, out["job_id"], workers, args.units
+                        )
+                        timelines[(name, workers)] = timeline
+                        shown = ", ".join(f"{k} {v:.2f}" for k, v in timeline.items())
+                        print(f"  {out['wall']:.1f} s; first seen: {out['seen']}; {shown}")
                     if workers == 1:
                         print("1 worker: random forest...", flush=True)
                         spec = {
@@ -335,6 +383,18 @@ def main(argv: list[str] | None = None) -> int:
         + ", ".join(f"{w} worker(s) {v:,.0f} MB" for w, v in rss.items())
         + ".",
         *(["", "Not succeeded: " + "; ".join(failures)] if failures else []),
+        "",
+        "Units (from Jobs and JobUnits): the time from POST to the first unit's start "
+        "(queue pickup and planning), how busy the workers were from there to the last "
+        "unit's end, how long the last unit ran alone, and the fan-in after it: "
+        + "; ".join(
+            f"{name.removeprefix('rooms-')} {w}w: {int(t['units'])} units, "
+            f"before {t['before']:.1f} s, utilisation {t['utilisation']:.2f}, "
+            f"tail {t['tail']:.1f} s, fan-in {t['after']:.1f} s"
+            for (name, w), t in timelines.items()
+            if t
+        )
+        + ".",
         "",
         f"Machine: nproc={affinity or os.cpu_count()}, load avg {os.getloadavg()[0]:.1f}, "
         f"Python {platform.python_version()}, {platform.system()} {platform.machine()}; "
