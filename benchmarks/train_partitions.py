@@ -116,6 +116,23 @@ class HostProcess:
         return ""
 
 
+def host_env(connection_string: str, workdir: Path, **extra: str) -> dict[str, str]:
+    """The environment of a benchmark's hosts: this Azurite, fresh secrets, the admin
+    ``ADMIN`` with a random password (``BOOTSTRAP_ADMIN_PASSWORD``), no local settings."""
+    return {
+        **{k: v for k, v in os.environ.items() if k != "PORT"},
+        "STORAGE_CONNECTION_STRING": connection_string,
+        "AzureWebJobsStorage": connection_string,
+        "JWT_SIGNING_KEY": secrets.token_urlsafe(48),
+        "BOOTSTRAP_ADMIN_USERNAME": ADMIN,
+        "BOOTSTRAP_ADMIN_PASSWORD": secrets.token_urlsafe(24),
+        "LOCAL_SETTINGS_PATH": str(workdir / "no-local-settings.json"),
+        "LOG_LEVEL": "WARNING",
+        "PYTHONUNBUFFERED": "1",
+        **extra,
+    }
+
+
 def start_host(name: str, workdir: Path, env: dict[str, str], host_json: Path) -> HostProcess:
     log_path = workdir / f"{name}.log"
     # A file, not a pipe: nobody reads the pipe during a long run, and a full pipe would
@@ -546,18 +563,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         host_json = workdir / "host.json"
         host_json.write_text(json.dumps(host_config, indent=2))
-        env = {
-            **{k: v for k, v in os.environ.items() if k != "PORT"},
-            "STORAGE_CONNECTION_STRING": azurite.connection_string,
-            "AzureWebJobsStorage": azurite.connection_string,
-            "JWT_SIGNING_KEY": secrets.token_urlsafe(48),
-            "BOOTSTRAP_ADMIN_USERNAME": ADMIN,
-            "BOOTSTRAP_ADMIN_PASSWORD": secrets.token_urlsafe(24),
-            "LOCAL_SETTINGS_PATH": str(workdir / "no-local-settings.json"),
-            "TRAINING_SCHEDULE": "0 0 2 1 * *",
-            "LOG_LEVEL": "WARNING",
-            "PYTHONUNBUFFERED": "1",
-        }
+        env = host_env(azurite.connection_string, workdir, TRAINING_SCHEDULE="0 0 2 1 * *")
         print(f"azurite ports {azurite.ports}; host logs in {workdir}", flush=True)
         for workers in args.workers:
             print(f"run: {workers} worker(s)...", flush=True)

@@ -47,8 +47,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from summary import record  # noqa: E402 - beside this script (sys.path[0])
 from train_partitions import (  # noqa: E402
     _STARTED,
-    ADMIN,
     HostProcess,
+    host_env,
     login,
     room_usage_csv,
     start_host,
@@ -292,17 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for workers in args.workers:
             azurite = start_azurite(in_memory=True)
-            env = {
-                **{k: v for k, v in os.environ.items() if k != "PORT"},
-                "STORAGE_CONNECTION_STRING": azurite.connection_string,
-                "AzureWebJobsStorage": azurite.connection_string,
-                "JWT_SIGNING_KEY": secrets.token_urlsafe(48),
-                "BOOTSTRAP_ADMIN_USERNAME": ADMIN,
-                "BOOTSTRAP_ADMIN_PASSWORD": secrets.token_urlsafe(24),
-                "LOCAL_SETTINGS_PATH": str(workdir / "no-local-settings.json"),
-                "LOG_LEVEL": "WARNING",
-                "PYTHONUNBUFFERED": "1",
-            }
+            env = host_env(azurite.connection_string, workdir)
             hosts = [start_host(f"w{workers}-{i}", workdir, env, host_json) for i in range(workers)]
             try:
                 wait_ready(hosts)
