@@ -36,10 +36,9 @@ class _CompactJson:
     The schema holds only strings, ints, booleans, None, lists and dicts: skops stores
     every Python float as JSON text inside a string (``object_get_state``; a slice's bounds
     are its only bare numbers), so orjson's one difference that could matter, NaN written
-    as null, has nothing to apply to. orjson
-    also writes non-ASCII as UTF-8 rather than ``\\u`` escapes, which every JSON reader
-    parses to the same text. What orjson refuses (non-string keys, integers over 64 bits)
-    goes through the standard library as before."""
+    as null, has nothing to apply to. orjson also writes non-ASCII as UTF-8 rather than
+    ``\\u`` escapes, which every JSON reader parses to the same text. What orjson refuses
+    (non-string keys, integers over 64 bits) goes through the standard library as before."""
 
     loads = staticmethod(json.loads)
 
