@@ -53,6 +53,7 @@ from train_partitions import (  # noqa: E402
     room_usage_csv,
     start_host,
     stop_hosts,
+    unit_timings,
     wait_ready,
 )
 
@@ -161,13 +162,9 @@ def unit_timeline(
 
     from shared.tables import parse_iso
 
-    job = TableClient.from_connection_string(connection_string, "Jobs").get_entity("jobs", job_id)
-    table = TableClient.from_connection_string(connection_string, "JobUnits")
-    spans = [
-        (parse_iso(e["started_at"]), parse_iso(e["finished_at"]))
-        for e in table.query_entities("PartitionKey eq @j", parameters={"j": job_id})
-        if e.get("started_at") and e.get("finished_at")
-    ]
+    with TableClient.from_connection_string(connection_string, "Jobs") as jobs:
+        job = jobs.get_entity("jobs", job_id)
+    spans = unit_timings(connection_string, job_id)
     if not spans:
         return {}
     first = min(start for start, _ in spans)

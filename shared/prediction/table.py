@@ -296,7 +296,8 @@ def csv_columns(
     names = [f["name"] for f in features]
     kinds = [kind(f.get("dtype", "number")) for f in features]
     position = column_positions(header, names, ["body", "header"])
-    if all(k == NUMBER for k in kinds):
+    numeric = all(k == NUMBER for k in kinds)
+    if numeric:
         try:  # the common case: every cell a number, one numpy call for the table
             matrix = np.array(cells, dtype=np.float64)[:, [position[n] for n in names]]
         except ValueError:
@@ -317,7 +318,7 @@ def csv_columns(
     if errors:
         errors.sort(key=lambda e: e["loc"][-2])  # first by row
         raise _refuse(errors, "row")
-    if all(k == NUMBER for k in kinds):
+    if numeric:
         matrix = np.column_stack(values)
         return Columns(names, kinds, list(matrix.T), len(cells), [], matrix)
     return Columns(names, kinds, values, len(cells), [])
