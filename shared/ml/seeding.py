@@ -81,11 +81,7 @@ def install() -> None:
         if not _usable:
             return
         _installed_at = len(sys.modules)
-        for name, module in list(sys.modules.items()):
-            if name.startswith("sklearn") and getattr(module, "check_random_state", None) is (
-                _original
-            ):
-                module.check_random_state = check_random_state
+        _replace(_original, check_random_state)
 
 
 def uninstall() -> None:
@@ -94,9 +90,12 @@ def uninstall() -> None:
     with _lock:
         if _original is None:
             return
-        for name, module in list(sys.modules.items()):
-            if name.startswith("sklearn") and getattr(module, "check_random_state", None) is (
-                check_random_state
-            ):
-                module.check_random_state = _original
+        _replace(check_random_state, _original)
         _installed_at = -1
+
+
+def _replace(old: Any, new: Any) -> None:
+    """Every loaded scikit-learn module's ``check_random_state`` that is ``old``: ``new``."""
+    for name, module in list(sys.modules.items()):
+        if name.startswith("sklearn") and getattr(module, "check_random_state", None) is old:
+            module.check_random_state = new
