@@ -99,3 +99,12 @@ def _replace(old: Any, new: Any) -> None:
     for name, module in list(sys.modules.items()):
         if name.startswith("sklearn") and getattr(module, "check_random_state", None) is old:
             module.check_random_state = new
+
+
+def installed() -> bool:
+    """Whether a loaded scikit-learn module uses :func:`check_random_state` now."""
+    return any(
+        name.startswith("sklearn")
+        and getattr(module, "check_random_state", None) is check_random_state
+        for name, module in list(sys.modules.items())
+    )

@@ -30,8 +30,8 @@ from shared.ml.pipeline import (
     prepare_frame,
 )
 from shared.ml.profile import build_profile
-from shared.ml.seeding import install as fast_seeding
 from shared.ml.serialize import dump_skops
+from shared.ml.speedups import install as sklearn_speedups
 from shared.ml.threads import native_threads
 
 MIN_ROWS = 10
@@ -347,7 +347,7 @@ def _fit_and_package(
     )
     if fit_jobs:
         estimator.set_params(n_jobs=fit_jobs)
-    fast_seeding()  # after the estimator's modules are loaded: the same trees, sooner
+    sklearn_speedups()  # after the estimator's modules are loaded: the same trees, sooner
     try:
         pipeline.fit(X_train, y_train)
     except (ValueError, TypeError) as exc:

@@ -13,11 +13,7 @@ import sklearn.ensemble._bagging
 import sklearn.tree._classes
 from sklearn.utils import validation
 
-from shared.ml import algorithms as algos
 from shared.ml import seeding
-from shared.ml import train as train_module
-from shared.ml.train import train_model
-from tests.unit.test_skops_dump import _CASES, _assert_same_archive, _frame, _plain_skops
 
 SKLEARN_OWN = validation.check_random_state
 
@@ -74,39 +70,6 @@ def test_install_replaces_the_reference_each_module_imported(stock: None) -> Non
         assert module.check_random_state is seeding.check_random_state
     seeding.uninstall()
     assert sklearn.tree._classes.check_random_state is SKLEARN_OWN
-
-
-def _train(algorithm: str, task: str) -> Any:
-    frame = _frame()
-    target = {"classification": "label", "regression": "valeur", "anomaly": None}[task]
-    estimator = algos.make_estimator(algorithm, task, seed=0)
-    params = {"n_estimators": 8} if "n_estimators" in estimator.get_params() else {}
-    return train_model(
-        frame,
-        target=target,
-        features=["température", "salle", "ouvert"],
-        task=task,
-        algorithm=algorithm,
-        params=params,
-        seed=11,
-    )
-
-
-@pytest.mark.parametrize(("algorithm", "task"), _CASES)
-def test_every_algorithm_fits_the_same_model_as_with_scikit_learns_seeding(
-    algorithm: str, task: str, stock: None, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    with monkeypatch.context() as patch:
-        patch.setattr(train_module, "fast_seeding", lambda: None)
-        theirs = _train(algorithm, task)
-    assert sklearn.ensemble._bagging.check_random_state is SKLEARN_OWN  # it really was stock
-    ours = _train(algorithm, task)
-    assert sklearn.ensemble._bagging.check_random_state is seeding.check_random_state
-    # Every fitted attribute (each tree's nodes, thresholds and values) is the same.
-    _assert_same_archive(_plain_skops(ours.estimator), _plain_skops(theirs.estimator))
-    X = ours.X_holdout
-    np.testing.assert_array_equal(ours.estimator.predict(X), theirs.estimator.predict(X))
-    assert ours.metrics == theirs.metrics
 
 
 def test_a_numpy_that_seeds_differently_keeps_scikit_learns_function(
