@@ -11,9 +11,11 @@ import json
 import zipfile
 from typing import Any
 
+import numpy as np
 import orjson
 import skops.io as sio
 
+from shared.ml.npy_bytes import npy_bytes, same_as_numpy
 from shared.registry.formats import SKOPS_EXTRA_TRUSTED
 
 
@@ -62,17 +64,50 @@ class _IndexedZipFile(zipfile.ZipFile):
         return self.NameToInfo.keys()
 
 
-def _compact_schema() -> None:
+def _array_state(obj: Any, save_context: Any) -> dict[str, Any]:
+    """skops' ``ndarray_get_state`` with the member's bytes from :func:`npy_bytes` (the
+    same bytes; skops' own function for anything it does not write)."""
+    data = npy_bytes(obj) if type(obj) is np.ndarray else None
+    if data is None:
+        return _skops_array_state(obj, save_context)
+    name = f"{save_context.memoize(obj)}.npy"
+    if name not in save_context.zip_file.namelist():
+        save_context.zip_file.writestr(name, data)
+    return {
+        "__class__": "ndarray",
+        "__module__": "numpy",
+        "__loader__": "NdArrayNode",
+        "type": "numpy",
+        "file": name,
+    }
+
+
+def _skops_array_state(obj: Any, save_context: Any) -> dict[str, Any]:
+    from skops.io._numpy import ndarray_get_state
+
+    return ndarray_get_state(obj, save_context)
+
+
+_fast_arrays: bool | None = None  # whether npy_bytes writes what numpy.save does here
+
+
+def _fast_skops() -> None:
+    global _fast_arrays
     from skops.io import _persist
+    from skops.io._utils import _get_state
 
     if getattr(_persist, "json", None) is json:  # skops' own module reference, once
         _persist.json = _CompactJson
     if getattr(_persist, "ZipFile", None) is zipfile.ZipFile:
         _persist.ZipFile = _IndexedZipFile
+    if _fast_arrays is None:
+        _fast_arrays = same_as_numpy()
+        if _fast_arrays:
+            _get_state.register(np.ndarray, _array_state)
 
 
 def dump_skops(pipeline: Any) -> bytes:
-    _compact_schema()
+    _fast_skops()
     return sio.dumps(pipeline)
 
 

@@ -1,5 +1,6 @@
 """dump_skops writes what skops itself writes (its schema compacted and encoded by orjson,
-its array-name check indexed), and the file loads back to the same predictions."""
+its array-name check indexed, its arrays' bytes written by shared.ml.npy_bytes), and the
+file loads back to the same predictions."""
 
 from __future__ import annotations
 
@@ -14,22 +15,28 @@ import pandas as pd
 import pytest
 import skops.io as sio
 from sklearn.ensemble import IsolationForest
+from skops.io._utils import _get_state
 
 from shared.ml import algorithms as algos
-from shared.ml.serialize import _CompactJson, dump_skops, load_skops
+from shared.ml.serialize import _array_state, _CompactJson, dump_skops, load_skops
 from shared.ml.train import train_model
 
 
 def _plain_skops(model: Any) -> bytes:
     """What skops writes without this module's changes."""
     from skops.io import _persist
+    from skops.io._numpy import ndarray_get_state
+    from skops.io._utils import _get_state
 
     patched = _persist.ZipFile, _persist.json
+    arrays = _get_state.dispatch(np.ndarray)
     _persist.ZipFile, _persist.json = zipfile.ZipFile, json
+    _get_state.register(np.ndarray, ndarray_get_state)
     try:
         return sio.dumps(model)
     finally:
         _persist.ZipFile, _persist.json = patched
+        _get_state.register(np.ndarray, arrays)
 
 
 def _members(data: bytes) -> dict[str, bytes]:
@@ -55,6 +62,7 @@ def test_a_forest_dumped_fast_is_the_archive_skops_writes() -> None:
     X = np.random.default_rng(3).normal(size=(400, 4))
     model = IsolationForest(n_estimators=25, random_state=0).fit(X)
     fast = dump_skops(model)
+    assert _get_state.dispatch(np.ndarray) is _array_state  # the fast path was taken
     assert len(_members(fast)) > 25  # every tree's arrays, once each
     _assert_same_archive(fast, _plain_skops(model))
     np.testing.assert_array_equal(load_skops(fast).score_samples(X), model.score_samples(X))
