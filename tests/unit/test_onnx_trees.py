@@ -155,8 +155,14 @@ def test_the_graph_is_valid_onnx() -> None:
     ],
 )
 def test_the_fast_attributes_are_the_protos_onnx_helper_builds(value) -> None:
-    from onnx import helper
+    from onnx import NodeProto, helper
 
-    from shared.ml.onnx_trees import _attribute
+    from shared.ml.onnx_trees import _set_attribute
 
-    assert _attribute("a", value) == helper.make_attribute("a", value)
+    node = NodeProto(op_type="TreeEnsembleRegressor")
+    _set_attribute(node, "first", [1] * 70)
+    _set_attribute(node, "a", value)
+    assert list(node.attribute) == [
+        helper.make_attribute("first", [1] * 70),
+        helper.make_attribute("a", value),
+    ]
