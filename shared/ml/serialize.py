@@ -101,7 +101,10 @@ def _fast_skops() -> None:
     if getattr(_persist, "ZipFile", None) is zipfile.ZipFile:
         _persist.ZipFile = _IndexedZipFile
     if _fast_arrays is None:
-        _fast_arrays = same_as_numpy()
+        try:
+            _fast_arrays = same_as_numpy()
+        except Exception:  # noqa: BLE001 - a numpy this does not fit: numpy.save as before
+            _fast_arrays = False
         if _fast_arrays:
             _get_state.register(np.ndarray, _array_state)
 

@@ -217,3 +217,19 @@ def test_get_params_and_clone_work_on_every_estimator(stock: None) -> None:
         assert base.clone(estimator).get_params(deep=False).keys() == (
             estimator.get_params(deep=False).keys()
         )
+
+
+def test_a_check_that_cannot_run_keeps_scikit_learns_functions(
+    stock: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken() -> bool:
+        raise AttributeError("a scikit-learn without _get_param_names")
+
+    monkeypatch.setattr(speedups, "_checked", None)
+    monkeypatch.setattr(speedups, "_same_answers", broken)
+    speedups.install()  # training goes on, as shipped
+    assert base.BaseEstimator.__dict__["_get_param_names"] is OWN_PARAM_NAMES
+    assert validation._nw_into_df_or_series is OWN_PROBE
+    seeding.uninstall()
+    monkeypatch.undo()
+    speedups.uninstall()
