@@ -94,17 +94,21 @@ def uninstall() -> None:
         _installed_at = -1
 
 
+def _modules_using(function: Any) -> list[Any]:
+    """The loaded scikit-learn modules whose ``check_random_state`` is ``function``."""
+    return [
+        module
+        for name, module in list(sys.modules.items())
+        if name.startswith("sklearn") and getattr(module, "check_random_state", None) is function
+    ]
+
+
 def _replace(old: Any, new: Any) -> None:
     """Every loaded scikit-learn module's ``check_random_state`` that is ``old``: ``new``."""
-    for name, module in list(sys.modules.items()):
-        if name.startswith("sklearn") and getattr(module, "check_random_state", None) is old:
-            module.check_random_state = new
+    for module in _modules_using(old):
+        module.check_random_state = new
 
 
 def installed() -> bool:
     """Whether a loaded scikit-learn module uses :func:`check_random_state` now."""
-    return any(
-        name.startswith("sklearn")
-        and getattr(module, "check_random_state", None) is check_random_state
-        for name, module in list(sys.modules.items())
-    )
+    return bool(_modules_using(check_random_state))

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import orjson
 import skops.io as sio
+from skops.io._numpy import ndarray_get_state
 
 from shared.ml.npy_bytes import npy_bytes, same_as_numpy
 from shared.registry.formats import SKOPS_EXTRA_TRUSTED
@@ -69,7 +70,7 @@ def _array_state(obj: Any, save_context: Any) -> dict[str, Any]:
     same bytes; skops' own function for anything it does not write)."""
     data = npy_bytes(obj) if type(obj) is np.ndarray else None
     if data is None:
-        return _skops_array_state(obj, save_context)
+        return ndarray_get_state(obj, save_context)
     name = f"{save_context.memoize(obj)}.npy"
     if name not in save_context.zip_file.namelist():
         save_context.zip_file.writestr(name, data)
@@ -80,12 +81,6 @@ def _array_state(obj: Any, save_context: Any) -> dict[str, Any]:
         "type": "numpy",
         "file": name,
     }
-
-
-def _skops_array_state(obj: Any, save_context: Any) -> dict[str, Any]:
-    from skops.io._numpy import ndarray_get_state
-
-    return ndarray_get_state(obj, save_context)
 
 
 _fast_arrays: bool | None = None  # whether npy_bytes writes what numpy.save does here
