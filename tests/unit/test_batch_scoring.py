@@ -329,8 +329,109 @@ def test_blocked_tree_ensembles_agree_with_the_original(kind: str, monkeypatch) 
     got = load_onnx(blocked).run(None, feed)
     assert batch_onnx.agree(expected, got)
     session = batch_onnx.BatchSession.from_bytes(onnx_bytes)
+    assert session.wait_for_rewrite(timeout=60)
     session.run(None, feed)
     assert session.blocked
+
+
+def test_a_forest_exported_as_several_ensembles_is_blocked_as_a_whole(monkeypatch) -> None:
+    """The exporter already splits a large forest into ensembles of NODES_PER_ENSEMBLE
+    nodes; each is below MIN_NODES, the forest is not, and each is still several blocks."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    from shared.ml import onnx_tree_groups
+    from shared.ml.onnx_export import export_onnx
+    from shared.ml.pipeline import build_pipeline
+    from shared.prediction.batch import onnx_blocks as batch_onnx
+    from shared.registry.formats import load_onnx
+
+    monkeypatch.setattr(onnx_tree_groups, "NODES_PER_ENSEMBLE", 1_000)
+    monkeypatch.setattr(batch_onnx, "MIN_NODES", 2_000)
+    monkeypatch.setattr(batch_onnx, "MIN_BYTES", 0)
+    monkeypatch.setattr(batch_onnx, "BLOCK_NODES", 300)
+    rng = np.random.default_rng(3)
+    features = [{"name": f"f{i}", "dtype": "number"} for i in range(4)]
+    X = pd.DataFrame(rng.normal(size=(2_000, 4)), columns=[f["name"] for f in features])
+    y = np.where(X.f0 + X.f1 * X.f2 + rng.normal(0, 0.5, len(X)) > 0, "a", "b")
+    forest = RandomForestClassifier(n_estimators=30, max_depth=6, random_state=0)
+    pipeline = build_pipeline(features, forest, scale=False, dense=True).fit(X, y)
+    sizes = [t.tree_.node_count for t in pipeline.named_steps["model"].estimators_]
+    assert max(sizes) < 300 < sum(sizes)  # several trees a block, several blocks a node
+    onnx_bytes, _ = export_onnx(
+        pipeline, X.head(20), "classification", features=features, classes=["a", "b"]
+    )
+    ensembles = [n for n in _onnx_nodes(onnx_bytes) if n.op_type.startswith("TreeEnsemble")]
+    assert len(ensembles) > 1
+    assert all(len(_attr(n, "nodes_treeids")) < batch_onnx.MIN_NODES for n in ensembles)
+    blocked = batch_onnx.block_trees(onnx_bytes)
+    assert blocked is not None
+    ensembles_after = [n for n in _onnx_nodes(blocked) if n.op_type.startswith("TreeEnsemble")]
+    assert len(ensembles_after) > len(ensembles)
+    assert all(len(_attr(n, "nodes_treeids")) <= 300 for n in ensembles_after)
+    feed = {f["name"]: rng.normal(size=(3_000, 1)).astype(np.float32) for f in features}
+    assert batch_onnx.agree(
+        load_onnx(onnx_bytes).run(None, feed), load_onnx(blocked).run(None, feed)
+    )
+    session = batch_onnx.BatchSession.from_bytes(onnx_bytes)
+    assert session.wait_for_rewrite(timeout=60)
+    session.run(None, feed)
+    assert session.blocked
+
+
+def test_the_original_graph_serves_while_the_blocked_one_is_built(monkeypatch) -> None:
+    """The rewrite runs on its own thread: scoring starts at once on the original graph,
+    and the blocked graph takes over from the first run after it is ready and checked."""
+    import threading
+
+    from shared.prediction.batch import onnx_blocks as batch_onnx
+
+    class Fixed:
+        def __init__(self, value: float) -> None:
+            self.value = value
+
+        def run(self, names: Any, feed: dict) -> list:
+            n = len(next(iter(feed.values())))
+            return [np.zeros(n, dtype=np.int64), np.full((n, 2), self.value, dtype=np.float32)]
+
+    release, started = threading.Event(), threading.Event()
+
+    def slow_rewrite(onnx_bytes: bytes) -> bytes:
+        started.set()
+        assert release.wait(timeout=30)
+        return b"blocked"
+
+    loads: list[bytes] = []
+
+    def load(data: bytes, threads: int = 1) -> Fixed:
+        loads.append(data)
+        return Fixed(0.25 if data == b"blocked" else 0.25 + 1e-7)
+
+    monkeypatch.setattr(batch_onnx, "MIN_BYTES", 0)
+    monkeypatch.setattr(batch_onnx, "block_trees", slow_rewrite)
+    monkeypatch.setattr("shared.registry.formats.load_onnx", load)
+    session = batch_onnx.BatchSession.from_bytes(b"original")
+    assert started.wait(timeout=30)
+    feed = {"x": np.zeros((10, 1), np.float32)}
+    out = session.run(None, feed)  # not waiting for the rewrite
+    assert not session.blocked and out[1][0, 0] == np.float32(0.25 + 1e-7)
+    assert not session.wait_for_rewrite(timeout=0.05)
+    release.set()
+    assert session.wait_for_rewrite(timeout=30)
+    out = session.run(None, feed)
+    assert session.blocked and out[1][0, 0] == np.float32(0.25)
+    assert loads == [b"original", b"blocked"] or loads == [b"blocked", b"original"]
+
+
+def _onnx_nodes(onnx_bytes: bytes) -> list[Any]:
+    import onnx
+
+    return list(onnx.load_from_string(onnx_bytes).graph.node)
+
+
+def _attr(node: Any, name: str) -> Any:
+    import onnx
+
+    return next(onnx.helper.get_attribute_value(a) for a in node.attribute if a.name == name)
 
 
 def test_a_blocked_graph_that_disagrees_is_not_used() -> None:

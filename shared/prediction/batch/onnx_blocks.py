@@ -9,9 +9,10 @@ cache speed. Only the unambiguous shapes are rewritten (no post-transform, no ba
 values on classifiers: random forests, extra trees, isolation forests' regressors);
 anything else is left as it is.
 
-The rewrite never serves on trust: :class:`BatchSession` runs both graphs on the first
-rows it is given and keeps the blocked one only when every output agrees; otherwise it
-serves the original session for the rest of the process. ``onnx`` is imported lazily
+The rewrite never serves on trust: :class:`BatchSession` builds it on a thread of its own
+while the original graph serves, then runs both graphs on the next rows it is given and
+keeps the blocked one only when every output agrees; otherwise it serves the original
+session for the rest of the process. ``onnx`` is imported lazily
 (worker side only).
 """
 
@@ -34,7 +35,7 @@ log = get_logger("batch")
 # within a 1-2 MB L2. Measured on a 100-tree forest (~4k nodes a tree): 1-2 trees a block
 # is fastest; larger blocks fall back towards the unblocked speed.
 BLOCK_NODES = 8_192
-# Ensembles smaller than this fit in cache already: not worth a rewrite.
+# Models whose ensembles hold fewer tree nodes in all fit in cache already: not worth a rewrite.
 MIN_NODES = 4 * BLOCK_NODES
 # Below this many serialized bytes a model cannot hold MIN_NODES nodes: skip parsing it.
 MIN_BYTES = 512 * 1024
@@ -104,6 +105,18 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def _is_tree_ensemble(node: Any) -> bool:
+    return node.op_type in _TREE_OPS and node.domain == "ai.onnx.ml"
+
+
+def _node_count(node: Any) -> int:
+    """Tree nodes in an ensemble node, read without converting its attributes."""
+    for attribute in node.attribute:
+        if attribute.name == "nodes_treeids":
+            return len(attribute.ints)
+    return 0
+
+
 class _Rewriter:
     """Rewrites one graph in place; ``changed`` says whether any node was split."""
 
@@ -126,10 +139,15 @@ class _Rewriter:
         )
 
     def rewrite(self) -> None:
+        ensembles = [n for n in self.graph.node if _is_tree_ensemble(n)]
+        # The exporter already splits a large forest into ensembles of about 1 MB
+        # (shared.ml.onnx_tree_groups): the forest as a whole decides, not each ensemble.
+        if sum(_node_count(n) for n in ensembles) < MIN_NODES:
+            return
         nodes = []
         for node in self.graph.node:
             replacement = None
-            if node.op_type in _TREE_OPS and node.domain == "ai.onnx.ml":
+            if _is_tree_ensemble(node):
                 replacement = self._split(node)
             if replacement is None:
                 nodes.append(node)
@@ -144,8 +162,6 @@ class _Rewriter:
         if _text(attrs.get("post_transform", "NONE")) != "NONE":
             return None
         trees = np.asarray(attrs["nodes_treeids"], dtype=np.int64)
-        if len(trees) < MIN_NODES:
-            return None
         classifier = node.op_type == "TreeEnsembleClassifier"
         prefix = "class_" if classifier else "target_"
         if classifier:
@@ -337,13 +353,21 @@ def agree(expected: Sequence[Any], got: Sequence[Any]) -> bool:
 
 
 class BatchSession:
-    """An onnxruntime session for batch work: the blocked graph once it proved equal."""
+    """An onnxruntime session for batch work: the original graph at once, the blocked one
+    once it is built (on a thread of its own) and has given the same answers on real rows.
 
-    def __init__(self, session: Any, blocked: Any | None, label: str = "") -> None:
+    Building the blocked graph costs about a second for a 100-tree forest (importing
+    ``onnx``, rewriting, a second session): on its own thread that second overlaps the
+    first batches, which the original graph scores meanwhile, instead of delaying them.
+    """
+
+    def __init__(self, session: Any, blocked: Any | None = None, label: str = "") -> None:
         self.session = session
-        self._blocked = blocked
-        self._verified = blocked is None
+        # What run() serves, and a blocked session waiting for its check on real rows.
+        self._serving = session
+        self._candidate = blocked
         self._lock = threading.Lock()
+        self._building: threading.Thread | None = None
         self.label = label
 
     @classmethod
@@ -351,27 +375,42 @@ class BatchSession:
         cls, onnx_bytes: bytes, session: Any | None = None, threads: int = 1, label: str = ""
     ) -> BatchSession:
         """``session``: an already loaded session of the same bytes (the loader's cache)."""
-        from concurrent.futures import ThreadPoolExecutor
-
         from shared.registry.formats import load_onnx
 
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="onnx-load") as pool:
-            # onnxruntime builds the original session while the rewrite runs (it drops the GIL).
-            pending = pool.submit(load_onnx, onnx_bytes, threads) if session is None else None
-            blocked_bytes = block_trees(onnx_bytes) if len(onnx_bytes) >= MIN_BYTES else None
-            original = pending.result() if pending is not None else session
-        blocked = None
-        if blocked_bytes is not None:
-            try:
-                blocked = load_onnx(blocked_bytes, threads)
-            except Exception:  # noqa: BLE001 - onnxruntime refused the rewrite: keep the original
-                log.warning("onnxruntime refused the blocked graph", extra={"model": label})
-        return cls(original, blocked, label)
+        if session is None:
+            session = load_onnx(onnx_bytes, threads)
+        batch = cls(session, None, label)
+        if len(onnx_bytes) >= MIN_BYTES:
+            batch._building = threading.Thread(
+                target=batch._build, args=(onnx_bytes, threads), name="onnx-blocks", daemon=True
+            )
+            batch._building.start()
+        return batch
+
+    def _build(self, onnx_bytes: bytes, threads: int) -> None:
+        from shared.registry.formats import load_onnx
+
+        blocked_bytes = block_trees(onnx_bytes)
+        if blocked_bytes is None:
+            return
+        try:
+            blocked = load_onnx(blocked_bytes, threads)
+        except Exception:  # noqa: BLE001 - onnxruntime refused the rewrite: keep the original
+            log.warning("onnxruntime refused the blocked graph", extra={"model": self.label})
+            return
+        self._candidate = blocked
+
+    def wait_for_rewrite(self, timeout: float | None = None) -> bool:
+        """Whether the blocked graph's build has ended (tests and the benchmark)."""
+        if self._building is not None:
+            self._building.join(timeout)
+            return not self._building.is_alive()
+        return True
 
     @property
     def blocked(self) -> bool:
         """Whether the blocked graph serves (after verification)."""
-        return self._blocked is not None and self._verified
+        return self._serving is not self.session
 
     def get_inputs(self) -> Any:
         return self.session.get_inputs()
@@ -383,32 +422,29 @@ class BatchSession:
         return self.session.get_modelmeta()
 
     def run(self, output_names: Any, feed: dict[str, np.ndarray]) -> list[Any]:
-        if self._blocked is None:
-            return self.session.run(output_names, feed)
-        if not self._verified:
-            self._verify(feed)
-            if self._blocked is None:
-                return self.session.run(output_names, feed)
-        return self._blocked.run(output_names, feed)
+        candidate = self._candidate
+        if candidate is not None:
+            self._verify(candidate, feed)
+        return self._serving.run(output_names, feed)
 
-    def _verify(self, feed: dict[str, np.ndarray]) -> None:
+    def _verify(self, candidate: Any, feed: dict[str, np.ndarray]) -> None:
         with self._lock:
-            if self._verified or self._blocked is None:
-                return
+            if self._candidate is not candidate:
+                return  # another thread checked it
             sample = {k: v[:VERIFY_ROWS] for k, v in feed.items()}
             expected = self.session.run(None, sample)
             try:
-                got = self._blocked.run(None, sample)
-                same = agree(expected, got)
+                same = agree(expected, candidate.run(None, sample))
             except Exception:  # noqa: BLE001 - a graph that fails to run is not used
                 same = False
-            if not same:
+            if same:
+                self._serving = candidate
+            else:
                 log.warning(
                     "blocked trees disagree with the original; using the original graph",
                     extra={"model": self.label},
                 )
-                self._blocked = None
-            self._verified = True
+            self._candidate = None
 
 
 def batch_servable(
