@@ -18,8 +18,7 @@ exports it with the platform's ``shared.ml.onnx_export.export_onnx``. Then, for 
 * ``sklearn predict_proba, 50k chunks``: the same in 50,000-row slices;
 * ``platform batch engine``: ``shared.prediction.batch.score_parquet`` on the Parquet file,
   writing the scored Parquet (id + prediction + probability + model_version); the clock
-  includes loading the ONNX model (its tree-blocked rewrite is built on a thread of its
-  own while the original graph scores, then checked on real rows and swapped in).
+  includes loading the ONNX model (and its tree-blocked rewrite, checked on real rows).
 
 At the largest size it also times the engine on the *original* ONNX graph (no tree
 blocking, to show what that rewrite buys) and, unless ``--no-e2e``, one end-to-end run:
@@ -356,8 +355,7 @@ def report(measured: dict[tuple[int, str], dict[str, Any]], sizes: list[int], co
         f" {', '.join(f'{p:.0f}' for p in peaks)} MB (spread {spread:.0%}; independent of row"
         f" count: {'yes' if spread <= 0.15 else 'no'}).",
         f"The platform time includes loading the model ({load:.2f} s at {largest:,} rows,"
-        f" tree-blocked graph {'serving' if blocked else 'NOT serving'} by the end, after its"
-        " check on real rows).",
+        f" tree-blocked graph {'kept' if blocked else 'NOT kept'} after its check on real rows).",
         "",
         f"Machine: nproc={os.cpu_count()}, Python {platform.python_version()},"
         f" {platform.system()} {platform.machine()}; load average at the end"

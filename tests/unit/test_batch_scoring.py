@@ -329,7 +329,6 @@ def test_blocked_tree_ensembles_agree_with_the_original(kind: str, monkeypatch) 
     got = load_onnx(blocked).run(None, feed)
     assert batch_onnx.agree(expected, got)
     session = batch_onnx.BatchSession.from_bytes(onnx_bytes)
-    assert session.wait_for_rewrite(timeout=60)
     session.run(None, feed)
     assert session.blocked
 
@@ -373,53 +372,8 @@ def test_a_forest_exported_as_several_ensembles_is_blocked_as_a_whole(monkeypatc
         load_onnx(onnx_bytes).run(None, feed), load_onnx(blocked).run(None, feed)
     )
     session = batch_onnx.BatchSession.from_bytes(onnx_bytes)
-    assert session.wait_for_rewrite(timeout=60)
     session.run(None, feed)
     assert session.blocked
-
-
-def test_the_original_graph_serves_while_the_blocked_one_is_built(monkeypatch) -> None:
-    """The rewrite runs on its own thread: scoring starts at once on the original graph,
-    and the blocked graph takes over from the first run after it is ready and checked."""
-    import threading
-
-    from shared.prediction.batch import onnx_blocks as batch_onnx
-
-    class Fixed:
-        def __init__(self, value: float) -> None:
-            self.value = value
-
-        def run(self, names: Any, feed: dict) -> list:
-            n = len(next(iter(feed.values())))
-            return [np.zeros(n, dtype=np.int64), np.full((n, 2), self.value, dtype=np.float32)]
-
-    release, started = threading.Event(), threading.Event()
-
-    def slow_rewrite(onnx_bytes: bytes) -> bytes:
-        started.set()
-        assert release.wait(timeout=30)
-        return b"blocked"
-
-    loads: list[bytes] = []
-
-    def load(data: bytes, threads: int = 1) -> Fixed:
-        loads.append(data)
-        return Fixed(0.25 if data == b"blocked" else 0.25 + 1e-7)
-
-    monkeypatch.setattr(batch_onnx, "MIN_BYTES", 0)
-    monkeypatch.setattr(batch_onnx, "block_trees", slow_rewrite)
-    monkeypatch.setattr("shared.registry.formats.load_onnx", load)
-    session = batch_onnx.BatchSession.from_bytes(b"original")
-    assert started.wait(timeout=30)
-    feed = {"x": np.zeros((10, 1), np.float32)}
-    out = session.run(None, feed)  # not waiting for the rewrite
-    assert not session.blocked and out[1][0, 0] == np.float32(0.25 + 1e-7)
-    assert not session.wait_for_rewrite(timeout=0.05)
-    release.set()
-    assert session.wait_for_rewrite(timeout=30)
-    out = session.run(None, feed)
-    assert session.blocked and out[1][0, 0] == np.float32(0.25)
-    assert loads == [b"original", b"blocked"] or loads == [b"blocked", b"original"]
 
 
 def _onnx_nodes(onnx_bytes: bytes) -> list[Any]:

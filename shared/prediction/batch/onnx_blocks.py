@@ -9,10 +9,9 @@ cache speed. Only the unambiguous shapes are rewritten (no post-transform, no ba
 values on classifiers: random forests, extra trees, isolation forests' regressors);
 anything else is left as it is.
 
-The rewrite never serves on trust: :class:`BatchSession` builds it on a thread of its own
-while the original graph serves, then runs both graphs on the next rows it is given and
-keeps the blocked one only when every output agrees; otherwise it serves the original
-session for the rest of the process. ``onnx`` is imported lazily
+The rewrite never serves on trust: :class:`BatchSession` runs both graphs on the first
+rows it is given and keeps the blocked one only when every output agrees; otherwise it
+serves the original session for the rest of the process. ``onnx`` is imported lazily
 (worker side only).
 """
 
@@ -353,13 +352,8 @@ def agree(expected: Sequence[Any], got: Sequence[Any]) -> bool:
 
 
 class BatchSession:
-    """An onnxruntime session for batch work: the original graph at once, the blocked one
-    once it is built (on a thread of its own) and has given the same answers on real rows.
-
-    Building the blocked graph costs about a second for a 100-tree forest (importing
-    ``onnx``, rewriting, a second session): on its own thread that second overlaps the
-    first batches, which the original graph scores meanwhile, instead of delaying them.
-    """
+    """An onnxruntime session for batch work: the blocked graph once it has given the
+    same answers as the original on real rows, the original until then (or for good)."""
 
     def __init__(self, session: Any, blocked: Any | None = None, label: str = "") -> None:
         self.session = session
@@ -367,45 +361,34 @@ class BatchSession:
         self._serving = session
         self._candidate = blocked
         self._lock = threading.Lock()
-        self._building: threading.Thread | None = None
         self.label = label
 
     @classmethod
     def from_bytes(
         cls, onnx_bytes: bytes, session: Any | None = None, threads: int = 1, label: str = ""
     ) -> BatchSession:
-        """``session``: an already loaded session of the same bytes (the loader's cache)."""
+        """``session``: an already loaded session of the same bytes (the loader's cache).
+
+        The rewrite runs before scoring starts, not beside it: it holds the GIL for most of
+        its second (importing ``onnx``, protobuf copies), so on a thread of its own it
+        slowed the first batches by as much as it saved (measured with
+        benchmarks/batch_scoring.py)."""
+        from concurrent.futures import ThreadPoolExecutor
+
         from shared.registry.formats import load_onnx
 
-        if session is None:
-            session = load_onnx(onnx_bytes, threads)
-        batch = cls(session, None, label)
-        if len(onnx_bytes) >= MIN_BYTES:
-            batch._building = threading.Thread(
-                target=batch._build, args=(onnx_bytes, threads), name="onnx-blocks", daemon=True
-            )
-            batch._building.start()
-        return batch
-
-    def _build(self, onnx_bytes: bytes, threads: int) -> None:
-        from shared.registry.formats import load_onnx
-
-        blocked_bytes = block_trees(onnx_bytes)
-        if blocked_bytes is None:
-            return
-        try:
-            blocked = load_onnx(blocked_bytes, threads)
-        except Exception:  # noqa: BLE001 - onnxruntime refused the rewrite: keep the original
-            log.warning("onnxruntime refused the blocked graph", extra={"model": self.label})
-            return
-        self._candidate = blocked
-
-    def wait_for_rewrite(self, timeout: float | None = None) -> bool:
-        """Whether the blocked graph's build has ended (tests and the benchmark)."""
-        if self._building is not None:
-            self._building.join(timeout)
-            return not self._building.is_alive()
-        return True
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="onnx-load") as pool:
+            # onnxruntime builds the original session while the rewrite runs.
+            pending = pool.submit(load_onnx, onnx_bytes, threads) if session is None else None
+            blocked_bytes = block_trees(onnx_bytes) if len(onnx_bytes) >= MIN_BYTES else None
+            original = pending.result() if pending is not None else session
+        blocked = None
+        if blocked_bytes is not None:
+            try:
+                blocked = load_onnx(blocked_bytes, threads)
+            except Exception:  # noqa: BLE001 - onnxruntime refused the rewrite: keep the original
+                log.warning("onnxruntime refused the blocked graph", extra={"model": label})
+        return cls(original, blocked, label)
 
     @property
     def blocked(self) -> bool:
