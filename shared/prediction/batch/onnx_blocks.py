@@ -370,7 +370,7 @@ class BatchSession:
         """``session``: an already loaded session of the same bytes (the loader's cache).
 
         The rewrite runs before scoring starts, not beside it: it holds the GIL for most of
-        its second (importing ``onnx``, protobuf copies), so on a thread of its own it
+        its half second (protobuf copies and conversions), so on a thread of its own it
         slowed the first batches by as much as it saved (measured with
         benchmarks/batch_scoring.py)."""
         from concurrent.futures import ThreadPoolExecutor
