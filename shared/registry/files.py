@@ -6,6 +6,7 @@ Blob paths are recorded as ``models/{name}/{version}/{relative path}``.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,8 @@ from shared.registry.schemas import (
 from shared.resources import Containers
 
 CONTAINER = Containers.MODELS  # blob paths are recorded as "<container>/<name>"
+# A training unit's pack of partition files, in its version folder (``packs/u000003.bin``).
+PACK_NAME = re.compile(r"packs/u[0-9]{6}\.bin")
 
 
 def sha256_hex(data: bytes) -> str:
@@ -40,17 +43,42 @@ class PlacedFile:
     format: str | None = None
 
 
+def recorded_file(stored: StoredFile, version_prefix: str) -> dict[str, Any]:
+    """A partition file as a manifest (or a unit's record) lists it: its hash, size and
+    format, and the pack holding it (relative to the version folder) when it is in one."""
+    entry: dict[str, Any] = {
+        "sha256": stored.sha256,
+        "size_bytes": stored.size_bytes,
+        "format": stored.format,
+    }
+    if stored.pack is not None:
+        entry["pack"] = stored.pack.removeprefix(version_prefix)
+        entry["offset"] = stored.offset
+    return entry
+
+
+def stored_partition_file(version_prefix: str, relative: str, f: dict[str, Any]) -> StoredFile:
+    """The file a manifest entry (:func:`recorded_file`) describes. A pack must lie in the
+    version's own ``packs/`` folder: nothing else holds packed files."""
+    pack = f.get("pack")
+    if pack is not None and not PACK_NAME.fullmatch(str(pack)):
+        raise ValueError(f"unexpected pack {str(pack)[:80]!r} for {relative!r}")
+    return StoredFile(
+        path=version_prefix + relative,
+        sha256=f["sha256"],
+        size_bytes=int(f["size_bytes"]),
+        role="partition",
+        format=f.get("format"),
+        pack=version_prefix + pack if pack is not None else None,
+        offset=int(f.get("offset") or 0) if pack is not None else None,
+    )
+
+
 def partition_files(info: VersionInfo, manifest: dict[str, Any]) -> list[StoredFile]:
     """The files a partitioned version's manifest lists, with their recorded hashes."""
     prefix = f"{CONTAINER}/{info.name}/{info.version}/"
     return [
-        StoredFile(
-            path=prefix + relative,
-            sha256=f["sha256"],
-            size_bytes=f["size_bytes"],
-            role="partition",
-            format=f.get("format"),
-        )
+        stored_partition_file(prefix, relative, f)
         for relative, f in sorted(manifest.get("files", {}).items())
     ]
 
@@ -64,11 +92,7 @@ def find_file(
     if found is None and manifest is not None:
         recorded = manifest.get("files", {}).get(relative)
         if recorded:
-            found = StoredFile(
-                path=path,
-                sha256=recorded["sha256"],
-                size_bytes=recorded["size_bytes"],
-                role="partition",
-                format=recorded.get("format"),
+            found = stored_partition_file(
+                f"{CONTAINER}/{info.name}/{info.version}/", relative, recorded
             )
     return found

@@ -37,6 +37,7 @@ from shared.names import check_alias, check_name
 from shared.registry.browsing import RegistryBrowsing
 from shared.registry.deletion import RegistryDeletion
 from shared.registry.files import (
+    PACK_NAME,
     NewFile,
     PlacedFile,
 )
@@ -53,7 +54,7 @@ from shared.registry.schemas import (
     VersionMetadata,
 )
 from shared.registry.signing import ModelSigner, signed_content
-from shared.registry.writing import RegistryWriting, VersionUploads
+from shared.registry.writing import PackUploads, RegistryWriting, VersionUploads
 from shared.tables import iso, parse_iso, utcnow
 
 ARTIFACT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,127}$")
@@ -155,8 +156,15 @@ class ModelRegistry(
         check_name(name, "model")
         return self._reserve_version(name)
 
-    def version_uploads(self, name: str, version: int) -> VersionUploads:
-        """Upload files into a reserved version's folder as they are produced."""
+    def version_uploads(
+        self, name: str, version: int, pack: str | None = None
+    ) -> VersionUploads | PackUploads:
+        """Upload files into a reserved version's folder as they are produced: each to its
+        own blob, or all into the one blob ``pack`` (``packs/u000003.bin``)."""
+        if pack is not None:
+            if not PACK_NAME.fullmatch(pack):
+                raise ValueError(f"not a pack name: {pack!r}")
+            return PackUploads(self.container, f"{name}/{version}/", pack)
         return self._version_uploads(f"{name}/{version}/")
 
     def discard_reserved(self, name: str, version: int, under: str = "") -> int:
@@ -347,11 +355,9 @@ class ModelRegistry(
         return champion if champion is not None else int(meta["latest_version"])
 
     def read_file(self, stored: StoredFile) -> bytes:
-        blob_name = stored.path.split("/", 1)[1]
-        try:
-            return self.container.download_blob(blob_name).readall()
-        except ResourceNotFoundError:
-            return b""
+        """The file's bytes; empty when its blob is gone (the hash check then refuses it)."""
+        data = self._download(stored)
+        return b"" if data is None else data
 
     # --- aliases ---------------------------------------------------------------------------
     def get_alias(self, name: str, alias: str) -> AliasInfo:

@@ -13,7 +13,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from shared.registry.files import CONTAINER, PlacedFile
+from shared.registry.files import (
+    CONTAINER,
+    PlacedFile,
+    recorded_file,
+    stored_partition_file,
+)
 from shared.registry.schemas import StoredFile
 from shared.training.plots import PLOT_DATA, plot_path
 from shared.training.staging import staged_plots
@@ -50,17 +55,25 @@ def partition_layout(key: str, files: dict[str, bytes]) -> tuple[dict[str, Any],
     return entry, placed
 
 
+def version_folder(model: str, version: int) -> str:
+    """The prefix of a version's recorded paths: ``models/{model}/{version}/``."""
+    return f"{CONTAINER}/{model}/{version}/"
+
+
+def unit_pack(unit_id: str) -> str:
+    """The pack a unit writes its partitions' files into, from its id (``{spec}~{index}``)."""
+    return f"packs/u{int(unit_id.rsplit('~', 1)[1]):06d}.bin"
+
+
 def unit_record(
     training: dict[str, Any] | None,
     entries: dict[str, dict[str, Any]],
     stored: dict[str, StoredFile],
+    version_prefix: str,
 ) -> bytes:
     """What a unit stages for the fan-in: the first partition's training summary (the
     version's params, features and task), each partition's entry, every file's hash."""
-    files = {
-        relative: {"sha256": f.sha256, "size_bytes": f.size_bytes, "format": f.format}
-        for relative, f in stored.items()
-    }
+    files = {relative: recorded_file(f, version_prefix) for relative, f in stored.items()}
     return json.dumps({"training": training, "partitions": entries, "files": files}).encode()
 
 
@@ -79,13 +92,7 @@ def read_unit_record(
         key = owners.get(relative)
         if key is None or not relative.startswith(f"partitions/{key}/") or ".." in relative:
             raise ValueError(f"unexpected file {relative!r} in a staged unit record")
-        stored[relative] = StoredFile(
-            path=f"{CONTAINER}/{model}/{version}/{relative}",
-            sha256=f["sha256"],
-            size_bytes=int(f["size_bytes"]),
-            role="partition",
-            format=f.get("format"),
-        )
+        stored[relative] = stored_partition_file(version_folder(model, version), relative, f)
     return record.get("training"), entries, stored
 
 

@@ -14,13 +14,13 @@ from collections.abc import Iterator
 from typing import Any
 
 from shared.errors import NotFound
-from shared.registry.files import NewFile, PlacedFile, find_file
+from shared.registry.files import NewFile, PlacedFile, find_file, recorded_file
 from shared.registry.review import LOWER_IS_BETTER
 from shared.registry.schemas import Lineage, Promotion, StoredFile, VersionMetadata
 from shared.registry.store import ModelRegistry
 from shared.storage_deadline import map_in_threads
 from shared.training.jobs import Unit
-from shared.training.partition_files import read_unit_record
+from shared.training.partition_files import read_unit_record, unit_pack, version_folder
 from shared.training.schemas import TrainingSpec
 from shared.training.staging import staged_plots
 
@@ -141,11 +141,12 @@ class Registration:
             stored.update(files)
         # A unit that died part-way may have written some of a failed partition's files:
         # they are removed (a carried-over sub-model then takes their place).
+        # So is the pack of a unit that failed whole, if an earlier delivery committed it.
+        ok_ids = {u.unit_id for u in ok}
         map_in_threads(
-            lambda key: self.registry.discard_reserved(
-                spec.name, version, under=f"partitions/{key}/"
-            ),
-            [p["key"] for p in failed],
+            lambda under: self.registry.discard_reserved(spec.name, version, under=under),
+            [f"partitions/{p['key']}/" for p in failed]
+            + [unit_pack(u.unit_id) for u in units if u.unit_id not in ok_ids and u.partitions],
         )
 
         def manifest(stored: dict[str, StoredFile]) -> NewFile:
@@ -166,7 +167,7 @@ class Registration:
                 "partitions": partitions,
                 # Hashes of the partition files: the registry row records only the manifest's.
                 "files": {
-                    relative: {"sha256": f.sha256, "size_bytes": f.size_bytes, "format": f.format}
+                    relative: recorded_file(f, version_folder(spec.name, version))
                     for relative, f in sorted(stored.items())
                 },
             }

@@ -19,7 +19,12 @@ from shared.jobs.queue_job import claim
 from shared.registry.store import ModelRegistry
 from shared.tables import iso, utcnow
 from shared.training.jobs import UNIT_TERMINAL, JobStore, Unit, reserved_versions_of
-from shared.training.partition_files import partition_layout, unit_record
+from shared.training.partition_files import (
+    partition_layout,
+    unit_pack,
+    unit_record,
+    version_folder,
+)
 from shared.training.plots import partition_plot_data, training_plots
 from shared.training.schemas import TrainingSpec
 from shared.training.staging import (
@@ -160,13 +165,14 @@ class UnitTraining:
         entries: dict[str, dict[str, Any]] = {}
         training: dict[str, Any] | None = None
         checked = time.monotonic()
-        with self.registry.version_uploads(spec.name, version) as uploads:
+        pack = unit_pack(unit.unit_id)
+        with self.registry.version_uploads(spec.name, version, pack) as uploads:
             for entry in unit.partitions:
                 if time.monotonic() - checked > CANCEL_CHECK_SECONDS:
                     checked = time.monotonic()
                     if self._cancelled(job_id):
                         uploads.finish()
-                        return self._stop_cancelled(unit, spec, version, entries)
+                        return self._stop_cancelled(unit, spec, version)
                 rows = by_key.pop(entry["key"], None)
                 if rows is None:
                     results.append({**entry, "status": "failed", "error": "no rows to train on"})
@@ -194,10 +200,10 @@ class UnitTraining:
                 )
             stored = uploads.finish()
         if self._cancelled(job_id):
-            return self._stop_cancelled(unit, spec, version, entries)
+            return self._stop_cancelled(unit, spec, version)
         outputs = {}
         if entries:
-            record = unit_record(training, entries, stored)
+            record = unit_record(training, entries, stored, version_folder(spec.name, version))
             outputs = self._stage_outputs(job_id, spec, unit, record=record)
         failed = [r for r in results if r["status"] == "failed"]
         self.jobs.set_unit(
@@ -214,18 +220,13 @@ class UnitTraining:
         return self.jobs.raw(job_id)["status"] == "cancelled"
 
     def _stop_cancelled(
-        self,
-        unit: Unit,
-        spec: TrainingSpec | None = None,
-        version: int | None = None,
-        written: dict[str, Any] | None = None,
+        self, unit: Unit, spec: TrainingSpec | None = None, version: int | None = None
     ) -> bool:
         """End a unit of a cancelled job without training (further): nothing staged, and
-        the partitions it wrote into the reserved version removed (the cancel removed the
-        version's folder when it happened; these may have landed after)."""
+        the pack of partitions it wrote into the reserved version removed (the cancel
+        removed the version's folder when it happened; the pack may have landed after)."""
         if spec is not None and version is not None:
-            for key in written or {}:
-                self.registry.discard_reserved(spec.name, version, under=f"partitions/{key}/")
+            self.registry.discard_reserved(spec.name, version, under=unit_pack(unit.unit_id))
         parts = [{**p, "status": "cancelled"} for p in unit.partitions]
         self.jobs.set_unit(
             unit, etag_guard=False, status="cancelled", partitions=parts, error="job cancelled"

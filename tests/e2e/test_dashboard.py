@@ -249,11 +249,14 @@ def test_a_rooms_plots_are_drawn_from_its_stored_numbers(client: httpx.Client, t
     assert r.status_code == 404  # only the plots the numbers hold
 
     other = manifest["partitions"]["room-03"]
-    blob = stored.path.split("/", 1)[1].replace(key, other["key"])
+    # The room's numbers lie in its training unit's pack: one byte of them changed there.
+    theirs = find_file(info, other["plot_data"], manifest)
+    assert theirs.pack is not None and theirs.pack.startswith(f"models/{trained.rooms}/")
+    blob = theirs.pack.split("/", 1)[1]
     original = registry.container.download_blob(blob).readall()
-    tampered = json.loads(original)
-    tampered["anomaly_score_histogram"]["counts"][0] += 1
-    registry.container.upload_blob(blob, json.dumps(tampered).encode(), overwrite=True)
+    at = theirs.offset + theirs.size_bytes // 2
+    tampered = original[:at] + bytes([original[at] ^ 1]) + original[at + 1 :]
+    registry.container.upload_blob(blob, tampered, overwrite=True)
     try:
         r = client.get(
             f"/models/{trained.rooms}/versions/{trained.rooms_version}/plots/{other['key']}"

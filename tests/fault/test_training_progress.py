@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+from azure.storage.blob import BlobClient
 
 from tests.conftest import ADMIN, ADMIN_PASSWORD, bearer, login
 from tests.fault.conftest import pump
@@ -281,8 +282,16 @@ def test_units_write_into_the_reserved_version_and_the_fan_in_moves_no_model_byt
         phase[0] = "fan_in"
         return register(self, *args)
 
+    stage_block = BlobClient.stage_block
+
+    def staging_block(blob: BlobClient, block_id: str, data: bytes, **kwargs: Any) -> Any:
+        if blob.blob_name.startswith(f"{name}/"):
+            moved[phase[0]] += len(data)
+        return stage_block(blob, block_id, data, **kwargs)
+
     monkeypatch.setattr(runner, "_read", reading)
     monkeypatch.setattr(runner.registry, "_upload", uploading)
+    monkeypatch.setattr(BlobClient, "stage_block", staging_block)
     monkeypatch.setattr(orchestrator.Trainer, "_register", registering)
     job, _ = runner.start([name], trigger="http", by=ADMIN)
     pump(runner, private_queue)
@@ -296,6 +305,12 @@ def test_units_write_into_the_reserved_version_and_the_fan_in_moves_no_model_byt
     )
     partition_bytes = sum(f["size_bytes"] for f in manifest["files"].values())
     assert moved["unit"] == partition_bytes  # every partition file, written once, by units
+    # ... each unit into one pack of its own: 40 blobs, not 480 (4 files per room).
+    packs = {f["pack"] for f in manifest["files"].values()}
+    assert packs == {f"packs/u{i:06d}.bin" for i in range(40)}
+    assert sorted(
+        b.name for b in runner.registry.container.list_blobs(name_starts_with=f"{name}/1/")
+    ) == sorted([f"{name}/1/model.json", *(f"{name}/1/{p}" for p in packs)])
     # The fan-in wrote the manifest alone and read records, not models.
     manifest_blob = runner.registry.container.download_blob(f"{name}/1/model.json").readall()
     assert moved["fan_in"] == len(manifest_blob), moved
@@ -313,23 +328,22 @@ def test_files_of_a_unit_that_died_part_way_are_not_left_in_the_version(
     import json
 
     from shared.training import orchestrator
-    from shared.training.staging import partition_key
 
     name = put_spec(admin, rooms_frame(4, 40))
     runner = trainer_on(lambda n, message: False)
     runner.unit_rows = 80  # two rooms per unit
-    original = orchestrator.Trainer._fit
+    original = orchestrator.Trainer._stage_outputs
 
-    def dying(self, spec, frame):
-        if frame["room"].iloc[0] == "room-001":  # room-000's files are written by now
+    def dying(self, job_id, spec, unit, *args, **kwargs):
+        if unit.unit_id.endswith("~000000"):  # its pack is committed by now
             raise WorkerDied
-        return original(self, spec, frame)
+        return original(self, job_id, spec, unit, *args, **kwargs)
 
-    monkeypatch.setattr(orchestrator.Trainer, "_fit", dying)
+    monkeypatch.setattr(orchestrator.Trainer, "_stage_outputs", dying)
     job, _ = runner.start([name], trigger="http", by=ADMIN)
     pump(runner, private_queue, rounds=1, drain=False)  # the plan
     container = runner.registry.container
-    first = f"{name}/1/partitions/{partition_key('room-000')}/"
+    first = f"{name}/1/packs/u000000.bin"  # room-000 and room-001's files
     for message in private_queue.receive_messages(max_messages=16, visibility_timeout=60):
         body = json.loads(message.content)
         try:
