@@ -17,8 +17,10 @@ from shared.registry.schemas import (
 from shared.resources import Containers
 
 CONTAINER = Containers.MODELS  # blob paths are recorded as "<container>/<name>"
-# A training unit's pack of partition files, in its version folder (``packs/u000003.bin``).
-PACK_NAME = re.compile(r"packs/u[0-9]{6}\.bin")
+# A training unit's pack of partition files, in its version folder: ``packs/u000003``,
+# written as segments ``packs/u000003-000000.bin``, ``-000001.bin`` ...
+PACK = re.compile(r"packs/u[0-9]{6}")
+PACK_SEGMENT = re.compile(r"packs/u[0-9]{6}-[0-9]{6}\.bin")
 
 
 def sha256_hex(data: bytes) -> str:
@@ -61,7 +63,7 @@ def stored_partition_file(version_prefix: str, relative: str, f: dict[str, Any])
     """The file a manifest entry (:func:`recorded_file`) describes. A pack must lie in the
     version's own ``packs/`` folder: nothing else holds packed files."""
     pack = f.get("pack")
-    if pack is not None and not PACK_NAME.fullmatch(str(pack)):
+    if pack is not None and not PACK_SEGMENT.fullmatch(str(pack)):
         raise ValueError(f"unexpected pack {str(pack)[:80]!r} for {relative!r}")
     return StoredFile(
         path=version_prefix + relative,

@@ -29,8 +29,9 @@ class StoredFile(BaseModel):
     role: Literal["model", "artifact", "serving", "partition"] = "artifact"
     format: str | None = None
     # Where the bytes are when they are not the blob ``path`` names: a partition file a
-    # training unit wrote into its unit's pack (``.../packs/u000003.bin``), from
-    # ``offset``. Never shown: the file's identity stays ``path``.
+    # training unit wrote into a segment of its unit's pack
+    # (``.../packs/u000003-000000.bin``), from ``offset``. Never shown: the file's
+    # identity stays ``path``.
     pack: str | None = Field(default=None, exclude=True)
     offset: int | None = Field(default=None, exclude=True, ge=0)
 

@@ -37,7 +37,7 @@ from shared.names import check_alias, check_name
 from shared.registry.browsing import RegistryBrowsing
 from shared.registry.deletion import RegistryDeletion
 from shared.registry.files import (
-    PACK_NAME,
+    PACK,
     NewFile,
     PlacedFile,
 )
@@ -160,9 +160,9 @@ class ModelRegistry(
         self, name: str, version: int, pack: str | None = None
     ) -> VersionUploads | PackUploads:
         """Upload files into a reserved version's folder as they are produced: each to its
-        own blob, or all into the one blob ``pack`` (``packs/u000003.bin``)."""
+        own blob, or all into the segments of the pack ``pack`` (``packs/u000003``)."""
         if pack is not None:
-            if not PACK_NAME.fullmatch(pack):
+            if not PACK.fullmatch(pack):
                 raise ValueError(f"not a pack name: {pack!r}")
             return PackUploads(self.container, f"{name}/{version}/", pack)
         return self._version_uploads(f"{name}/{version}/")

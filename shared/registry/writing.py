@@ -5,13 +5,13 @@ files the platform places streamed with a bounded number in flight."""
 from __future__ import annotations
 
 import contextvars
-import secrets
 from collections.abc import Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from functools import partial
 from types import TracebackType
+from typing import Self
 
-from azure.storage.blob import BlobBlock, ContainerClient
+from azure.storage.blob import ContainerClient
 
 from shared.registry.files import CONTAINER, PlacedFile, sha256_hex
 from shared.registry.schemas import StoredFile
@@ -19,13 +19,31 @@ from shared.registry.schemas import StoredFile
 # Files of one version uploading at once: parallel enough to hide Blob latency, few enough
 # that a version of many partitions is never held whole in memory.
 UPLOADS_IN_FLIGHT = 16
-# A pack goes up in blocks of this size, at most this many at once: the memory a unit's
-# uploads hold is bounded by their product whatever the number of partitions.
-PACK_BLOCK_BYTES = 8 * 1024**2
-PACK_BLOCKS_IN_FLIGHT = 3
+# A pack goes up in segments of about this size, at most this many at once: the memory a
+# unit's uploads hold is bounded by their product (plus one file larger than a segment)
+# whatever the number of partitions.
+PACK_SEGMENT_BYTES = 8 * 1024**2
+PACK_SEGMENTS_IN_FLIGHT = 3
 
 
-class VersionUploads:
+class _PooledUploads:
+    """A context whose exit waits for (or cancels) the uploads its pool still holds."""
+
+    _pool: ThreadPoolExecutor
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+class VersionUploads(_PooledUploads):
     """Files uploaded into one version's folder while they are produced.
 
     A training unit hands each partition's files over as soon as they exist, so the
@@ -68,95 +86,75 @@ class VersionUploads:
         for future in done:
             self._stored[self._pending.pop(future)] = future.result()
 
-    def __enter__(self) -> VersionUploads:
-        return self
 
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+class PackUploads(_PooledUploads):
+    """Files of one training unit written one after another into a few blobs of its
+    version, the unit's pack: segments ``packs/u000003-000000.bin``, ``-000001`` ... of
+    about ``PACK_SEGMENT_BYTES`` each, every file whole in one segment. Each file's record
+    says where it is (``pack``: its segment, ``offset``).
 
+    Why: a partition has four files (skops, ONNX, profile, plot numbers), and a blob each
+    cost more than the files' bytes. Per 1,000-row room (2.7 MB of files), uploading them
+    took 13.3 ms of the unit process's CPU and 28.3 ms of Azurite's with a blob per file,
+    8.1 and 21.7 in 8 MiB segments (medians of 5 interleaved rounds of 30 rooms; a single
+    blob of 8 MiB blocks took 13.4 and 20.7: the Content-MD5 each block needs, else
+    Azurite computes a CRC64 of it in JavaScript, and the copies ate the saving). In a
+    unit, the requests' SDK overhead ran on upload threads beside the fit and slowed it.
 
-class PackUploads:
-    """Files of one training unit written into one blob of its version, ``packs/u….bin``,
-    one after another; each file's record says where it is (``pack``, ``offset``).
-
-    Why a pack: a partition has four files (skops, ONNX, profile, plot numbers), and a
-    blob each cost a training unit more than the files' bytes: per 1,000-row room (2.7 MB
-    of files), training alone took 110 ms, training with a blob per file 167 ms, with a
-    pack 131 ms (medians of 6 interleaved rounds of 20 rooms in one process against
-    Azurite). The request overhead of the storage SDK ran on the upload threads beside
-    the fit, and Azurite answered 4 requests per room instead of one per 8 MiB.
-
-    The pack is staged block by block while the unit trains and committed by
-    :meth:`finish`; until then nothing of it is readable, so a unit that dies leaves only
-    uncommitted blocks (Blob Storage drops them after a week; the orphan sweep sooner from
-    a version never registered). Block ids carry a random per-attempt prefix: a
-    redelivered unit commits only its own blocks. Hashes are computed on the pool's
-    threads (hashlib releases the GIL)."""
+    Segments are plain blobs, readable once written: a unit that dies leaves whole
+    segments, which the unit's retry overwrites (after removing its earlier ones) and the
+    fan-in or a cancel removes with the unit's pack (``discard_reserved``). Hashes are
+    computed on the pool's threads (hashlib releases the GIL).
+    """
 
     def __init__(self, container: ContainerClient, prefix: str, pack: str) -> None:
-        self._blob = container.get_blob_client(prefix + pack)
+        self._container = container
+        self._blob_prefix = prefix + pack
         self._prefix = f"{CONTAINER}/{prefix}"
         self._pack = self._prefix + pack
-        self._attempt = secrets.token_hex(8)
         self._pool = ThreadPoolExecutor(
-            max_workers=PACK_BLOCKS_IN_FLIGHT + 1, thread_name_prefix="pack"
+            max_workers=PACK_SEGMENTS_IN_FLIGHT + 1, thread_name_prefix="pack"
         )
-        self._staging: list[Future[None]] = []
-        self._blocks: list[BlobBlock] = []
+        self._writing: list[Future[object]] = []
+        self._segments = 0
         self._chunks: list[bytes] = []
         self._buffered = 0
-        self._offset = 0
-        # Per file: (placed, offset, size, its hash being computed); never its bytes, so
-        # a unit of many partitions holds at most the blocks in flight.
-        self._files: list[tuple[PlacedFile, int, int, Future[str]]] = []
+        # Per file: (placed, segment, offset, size, its hash being computed); never its
+        # bytes, so a unit of many partitions holds at most the segments in flight.
+        self._files: list[tuple[PlacedFile, str, int, int, Future[str]]] = []
 
     def add(self, item: PlacedFile) -> None:
         digest = self._pool.submit(sha256_hex, item.data)
         placed = PlacedFile(item.relative_path, b"", item.role, item.format)
-        self._files.append((placed, self._offset, len(item.data), digest))
-        self._offset += len(item.data)
+        segment = f"{self._pack}-{self._segments:06d}.bin"
+        self._files.append((placed, segment, self._buffered, len(item.data), digest))
         self._chunks.append(item.data)
         self._buffered += len(item.data)
-        if self._buffered >= PACK_BLOCK_BYTES:
-            data = b"".join(self._chunks) if len(self._chunks) > 1 else self._chunks[0]
-            view, whole = memoryview(data), len(data) - len(data) % PACK_BLOCK_BYTES
-            for start in range(0, whole, PACK_BLOCK_BYTES):
-                self._stage(bytes(view[start : start + PACK_BLOCK_BYTES]))
-            rest = bytes(view[whole:])
-            self._chunks, self._buffered = ([rest] if rest else []), len(rest)
+        if self._buffered >= PACK_SEGMENT_BYTES:
+            self._write()
 
-    def _stage(self, data: bytes) -> None:
-        while len(self._staging) >= PACK_BLOCKS_IN_FLIGHT:
-            done, _ = wait(self._staging, return_when=FIRST_COMPLETED)
+    def _write(self) -> None:
+        while len(self._writing) >= PACK_SEGMENTS_IN_FLIGHT:
+            done, _ = wait(self._writing, return_when=FIRST_COMPLETED)
             for future in done:
                 future.result()
-            self._staging = [f for f in self._staging if f not in done]
-        block_id = f"{self._attempt}-{len(self._blocks):06d}"
+            self._writing = [f for f in self._writing if f not in done]
+        name = f"{self._blob_prefix}-{self._segments:06d}.bin"
+        data = b"".join(self._chunks)
+        self._chunks, self._buffered = [], 0
+        self._segments += 1
         context = contextvars.copy_context()
-        # validate_content: Content-MD5 on each block, checked by the service. Without it
-        # Azurite computes a CRC64 of every block in JavaScript instead, which doubled
-        # its CPU per room (51 ms against 26, measured) and slowed two workers beside it.
-        job = partial(self._blob.stage_block, block_id, data, validate_content=True)
-        self._staging.append(self._pool.submit(context.run, job))
-        self._blocks.append(BlobBlock(block_id=block_id))
+        job = partial(self._container.upload_blob, name, data, overwrite=True)
+        self._writing.append(self._pool.submit(context.run, job))
 
     def finish(self) -> dict[str, StoredFile]:
-        """Commit the pack; the stored files by relative path, in the order added. The
-        first failed block raises here. Nothing added: no pack is written."""
-        if not self._files:
-            return {}
-        if self._buffered:
-            self._stage(b"".join(self._chunks))
-            self._chunks, self._buffered = [], 0
-        for future in self._staging:
+        """Wait for every segment; the stored files by relative path, in the order added.
+        The first failed write raises here."""
+        if self._chunks:
+            self._write()
+        for future in self._writing:
             future.result()
-        self._staging = []
-        self._blob.commit_block_list(self._blocks)
+        self._writing = []
         return {
             item.relative_path: StoredFile(
                 path=self._prefix + item.relative_path,
@@ -164,22 +162,11 @@ class PackUploads:
                 size_bytes=size,
                 role=item.role,
                 format=item.format,
-                pack=self._pack,
+                pack=segment,
                 offset=offset,
             )
-            for item, offset, size, digest in self._files
+            for item, segment, offset, size, digest in self._files
         }
-
-    def __enter__(self) -> PackUploads:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 class RegistryWriting:

@@ -61,8 +61,9 @@ def version_folder(model: str, version: int) -> str:
 
 
 def unit_pack(unit_id: str) -> str:
-    """The pack a unit writes its partitions' files into, from its id (``{spec}~{index}``)."""
-    return f"packs/u{int(unit_id.rsplit('~', 1)[1]):06d}.bin"
+    """The pack a unit writes its partitions' files into, from its id (``{spec}~{index}``):
+    ``packs/u000003``, whose segments are ``packs/u000003-000000.bin`` ..."""
+    return f"packs/u{int(unit_id.rsplit('~', 1)[1]):06d}"
 
 
 def unit_record(

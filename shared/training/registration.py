@@ -141,12 +141,16 @@ class Registration:
             stored.update(files)
         # A unit that died part-way may have written some of a failed partition's files:
         # they are removed (a carried-over sub-model then takes their place).
-        # So is the pack of a unit that failed whole, if an earlier delivery committed it.
+        # So is the pack of a unit that failed whole (an earlier delivery may have written it).
         ok_ids = {u.unit_id for u in ok}
         map_in_threads(
             lambda under: self.registry.discard_reserved(spec.name, version, under=under),
             [f"partitions/{p['key']}/" for p in failed]
-            + [unit_pack(u.unit_id) for u in units if u.unit_id not in ok_ids and u.partitions],
+            + [
+                f"{unit_pack(u.unit_id)}-"
+                for u in units
+                if u.unit_id not in ok_ids and u.partitions
+            ],
         )
 
         def manifest(stored: dict[str, StoredFile]) -> NewFile:

@@ -166,6 +166,8 @@ class UnitTraining:
         training: dict[str, Any] | None = None
         checked = time.monotonic()
         pack = unit_pack(unit.unit_id)
+        if dequeue_count > 1:  # an earlier delivery's segments: this one writes its own
+            self.registry.discard_reserved(spec.name, version, under=f"{pack}-")
         with self.registry.version_uploads(spec.name, version, pack) as uploads:
             for entry in unit.partitions:
                 if time.monotonic() - checked > CANCEL_CHECK_SECONDS:
@@ -226,7 +228,7 @@ class UnitTraining:
         the pack of partitions it wrote into the reserved version removed (the cancel
         removed the version's folder when it happened; the pack may have landed after)."""
         if spec is not None and version is not None:
-            self.registry.discard_reserved(spec.name, version, under=unit_pack(unit.unit_id))
+            self.registry.discard_reserved(spec.name, version, under=f"{unit_pack(unit.unit_id)}-")
         parts = [{**p, "status": "cancelled"} for p in unit.partitions]
         self.jobs.set_unit(
             unit, etag_guard=False, status="cancelled", partitions=parts, error="job cancelled"

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from azure.storage.blob import BlobClient
+from azure.storage.blob import ContainerClient
 
 from tests.conftest import ADMIN, ADMIN_PASSWORD, bearer, login
 from tests.fault.conftest import pump
@@ -282,16 +282,16 @@ def test_units_write_into_the_reserved_version_and_the_fan_in_moves_no_model_byt
         phase[0] = "fan_in"
         return register(self, *args)
 
-    stage_block = BlobClient.stage_block
+    container_upload = ContainerClient.upload_blob
 
-    def staging_block(blob: BlobClient, block_id: str, data: bytes, **kwargs: Any) -> Any:
-        if blob.blob_name.startswith(f"{name}/"):
+    def uploading_segment(container: ContainerClient, blob: str, data: Any, **kwargs: Any) -> Any:
+        if blob.startswith(f"{name}/1/packs/"):  # the units' packs (the rest: _upload)
             moved[phase[0]] += len(data)
-        return stage_block(blob, block_id, data, **kwargs)
+        return container_upload(container, blob, data, **kwargs)
 
     monkeypatch.setattr(runner, "_read", reading)
     monkeypatch.setattr(runner.registry, "_upload", uploading)
-    monkeypatch.setattr(BlobClient, "stage_block", staging_block)
+    monkeypatch.setattr(ContainerClient, "upload_blob", uploading_segment)
     monkeypatch.setattr(orchestrator.Trainer, "_register", registering)
     job, _ = runner.start([name], trigger="http", by=ADMIN)
     pump(runner, private_queue)
@@ -305,12 +305,13 @@ def test_units_write_into_the_reserved_version_and_the_fan_in_moves_no_model_byt
     )
     partition_bytes = sum(f["size_bytes"] for f in manifest["files"].values())
     assert moved["unit"] == partition_bytes  # every partition file, written once, by units
-    # ... each unit into one pack of its own: 40 blobs, not 480 (4 files per room).
+    # ... each unit into one pack of its own: 40 blobs (one segment each), not 480.
     packs = {f["pack"] for f in manifest["files"].values()}
-    assert packs == {f"packs/u{i:06d}.bin" for i in range(40)}
-    assert sorted(
-        b.name for b in runner.registry.container.list_blobs(name_starts_with=f"{name}/1/")
-    ) == sorted([f"{name}/1/model.json", *(f"{name}/1/{p}" for p in packs)])
+    assert packs == {f"packs/u{i:06d}-000000.bin" for i in range(40)}
+    written = runner.registry.container.list_blobs(name_starts_with=f"{name}/1/")
+    assert sorted(b.name for b in written) == sorted(
+        [f"{name}/1/model.json", *(f"{name}/1/{p}" for p in packs)]
+    )
     # The fan-in wrote the manifest alone and read records, not models.
     manifest_blob = runner.registry.container.download_blob(f"{name}/1/model.json").readall()
     assert moved["fan_in"] == len(manifest_blob), moved
@@ -335,7 +336,7 @@ def test_files_of_a_unit_that_died_part_way_are_not_left_in_the_version(
     original = orchestrator.Trainer._stage_outputs
 
     def dying(self, job_id, spec, unit, *args, **kwargs):
-        if unit.unit_id.endswith("~000000"):  # its pack is committed by now
+        if unit.unit_id.endswith("~000000"):  # its pack is written by now
             raise WorkerDied
         return original(self, job_id, spec, unit, *args, **kwargs)
 
@@ -343,7 +344,7 @@ def test_files_of_a_unit_that_died_part_way_are_not_left_in_the_version(
     job, _ = runner.start([name], trigger="http", by=ADMIN)
     pump(runner, private_queue, rounds=1, drain=False)  # the plan
     container = runner.registry.container
-    first = f"{name}/1/packs/u000000.bin"  # room-000 and room-001's files
+    first = f"{name}/1/packs/u000000-"  # room-000 and room-001's files
     for message in private_queue.receive_messages(max_messages=16, visibility_timeout=60):
         body = json.loads(message.content)
         try:
@@ -465,3 +466,33 @@ def test_two_units_reserving_at_once_agree_on_one_version(admin, private_queue, 
     assert jobs.reserved_version(job.job_id, name, lambda: 11) == 5
     assert json.loads(jobs.raw(job.job_id)["reserved_versions"]) == {name: 5}
     pump(runner, private_queue, drain=False)
+
+
+def test_a_redelivered_unit_removes_its_earlier_segments_first(
+    admin, private_queue, trainer_on
+) -> None:
+    """A delivery that died may have written more segments than the retry will (a
+    partition that failed for good this time): the retry removes them before writing, so
+    nothing unlisted stays in the version."""
+    import json
+
+    name = put_spec(admin, rooms_frame(4, 40))
+    runner = trainer_on(lambda n, message: False)
+    runner.unit_rows = 80
+    job, _ = runner.start([name], trigger="http", by=ADMIN)
+    pump(runner, private_queue, rounds=1, drain=False)  # the plan
+    container = runner.registry.container
+    stale = f"{name}/1/packs/u000000-000007.bin"
+    container.upload_blob(stale, b"an earlier delivery's segment")
+    for message in private_queue.receive_messages(max_messages=16, visibility_timeout=60):
+        runner.handle(json.loads(message.content), 2, message.id)  # the second delivery
+        private_queue.delete_message(message)
+    pump(runner, private_queue)
+    assert status(admin, job.job_id)["status"] == "succeeded"
+    written = sorted(b.name for b in container.list_blobs(name_starts_with=f"{name}/1/"))
+    assert stale not in written
+    assert f"{name}/1/packs/u000000-000000.bin" in written
+    client, headers = admin
+    assert (
+        client.get(f"/models/{name}/versions/1/verify", headers=headers).json()["status"] == "valid"
+    )
