@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from shared.registry.compression import ENCODINGS
 from shared.registry.schemas import (
     StoredFile,
     VersionInfo,
@@ -56,6 +57,9 @@ def recorded_file(stored: StoredFile, version_prefix: str) -> dict[str, Any]:
     if stored.pack is not None:
         entry["pack"] = stored.pack.removeprefix(version_prefix)
         entry["offset"] = stored.offset
+        if stored.encoding is not None:
+            entry["encoding"] = stored.encoding
+            entry["stored_bytes"] = stored.stored_bytes
     return entry
 
 
@@ -65,6 +69,9 @@ def stored_partition_file(version_prefix: str, relative: str, f: dict[str, Any])
     pack = f.get("pack")
     if pack is not None and not PACK_SEGMENT.fullmatch(str(pack)):
         raise ValueError(f"unexpected pack {str(pack)[:80]!r} for {relative!r}")
+    encoding = f.get("encoding")
+    if encoding is not None and (pack is None or encoding not in ENCODINGS):
+        raise ValueError(f"unexpected encoding {str(encoding)[:20]!r} for {relative!r}")
     return StoredFile(
         path=version_prefix + relative,
         sha256=f["sha256"],
@@ -73,6 +80,8 @@ def stored_partition_file(version_prefix: str, relative: str, f: dict[str, Any])
         format=f.get("format"),
         pack=version_prefix + pack if pack is not None else None,
         offset=int(f.get("offset") or 0) if pack is not None else None,
+        encoding=encoding,
+        stored_bytes=int(f["stored_bytes"]) if encoding is not None else None,
     )
 
 

@@ -7,6 +7,7 @@ import json
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.storage.blob import ContainerClient
 
+from shared.registry.compression import decompress
 from shared.registry.files import (
     partition_files,
     sha256_hex,
@@ -51,15 +52,23 @@ class RegistryIntegrity:
 
     def _download(self, stored: StoredFile) -> bytes | None:
         """The file's bytes, or None when its blob is gone. A packed file is read as its
-        range of the pack; a pack too short for it gives the bytes there are (or none), so
-        the hash check fails rather than the read."""
+        range of the pack (decompressed when stored compressed); a pack too short for it,
+        or a frame that does not decode to the file's size, gives the bytes there are (or
+        none), so the hash check fails rather than the read."""
+        data = self._download_stored(stored)
+        if not data or stored.encoding is None:
+            return data
+        decoded = decompress(data, stored.encoding, stored.size_bytes)
+        return data if decoded is None else decoded
+
+    def _download_stored(self, stored: StoredFile) -> bytes | None:
         if stored.pack is None:
             blob_name, offset, length = stored.path.split("/", 1)[1], None, None
         else:
             blob_name, offset, length = (
                 stored.pack.split("/", 1)[1],
                 stored.offset,
-                stored.size_bytes,
+                stored.size_bytes if stored.encoding is None else stored.stored_bytes,
             )
             if length == 0:
                 return b"" if self.container.get_blob_client(blob_name).exists() else None

@@ -34,6 +34,10 @@ class StoredFile(BaseModel):
     # identity stays ``path``.
     pack: str | None = Field(default=None, exclude=True)
     offset: int | None = Field(default=None, exclude=True, ge=0)
+    # A packed file may be stored compressed (``shared.registry.compression``):
+    # ``stored_bytes`` of ``encoding`` at ``offset``; sha256 and size are the file's own.
+    encoding: Literal["zstd"] | None = Field(default=None, exclude=True)
+    stored_bytes: int | None = Field(default=None, exclude=True, ge=0)
 
 
 class DecisionBody(BaseModel):

@@ -13,6 +13,7 @@ from typing import Self
 
 from azure.storage.blob import ContainerClient
 
+from shared.registry.compression import ZSTD, PackCompressor
 from shared.registry.files import CONTAINER, PlacedFile, sha256_hex
 from shared.registry.schemas import StoredFile
 
@@ -104,7 +105,8 @@ class PackUploads(_PooledUploads):
     Segments are plain blobs, readable once written: a unit that dies leaves whole
     segments, which the unit's retry overwrites (after removing its earlier ones) and the
     fan-in or a cancel removes with the unit's pack (``discard_reserved``). Hashes are
-    computed on the pool's threads (hashlib releases the GIL).
+    computed on the pool's threads (hashlib releases the GIL). Files that compress are
+    stored zstd-compressed (``shared.registry.compression``: a room's 2.7 MB become 0.5).
     """
 
     def __init__(self, container: ContainerClient, prefix: str, pack: str) -> None:
@@ -119,17 +121,22 @@ class PackUploads(_PooledUploads):
         self._segments = 0
         self._chunks: list[bytes] = []
         self._buffered = 0
-        # Per file: (placed, segment, offset, size, its hash being computed); never its
-        # bytes, so a unit of many partitions holds at most the segments in flight.
-        self._files: list[tuple[PlacedFile, str, int, int, Future[str]]] = []
+        self._compressor = PackCompressor()
+        # Per file: (placed, segment, offset, size, stored bytes if compressed, its hash
+        # being computed); never its bytes, so a unit of many partitions holds at most the
+        # segments in flight.
+        self._files: list[tuple[PlacedFile, str, int, int, int | None, Future[str]]] = []
 
     def add(self, item: PlacedFile) -> None:
         digest = self._pool.submit(sha256_hex, item.data)
         placed = PlacedFile(item.relative_path, b"", item.role, item.format)
         segment = f"{self._pack}-{self._segments:06d}.bin"
-        self._files.append((placed, segment, self._buffered, len(item.data), digest))
-        self._chunks.append(item.data)
-        self._buffered += len(item.data)
+        compressed = self._compressor.compress(item.data)
+        data = item.data if compressed is None else compressed
+        stored = None if compressed is None else len(compressed)
+        self._files.append((placed, segment, self._buffered, len(item.data), stored, digest))
+        self._chunks.append(data)
+        self._buffered += len(data)
         if self._buffered >= PACK_SEGMENT_BYTES:
             self._write()
 
@@ -164,8 +171,10 @@ class PackUploads(_PooledUploads):
                 format=item.format,
                 pack=segment,
                 offset=offset,
+                encoding=None if stored is None else ZSTD,
+                stored_bytes=stored,
             )
-            for item, segment, offset, size, digest in self._files
+            for item, segment, offset, size, stored, digest in self._files
         }
 
 

@@ -13,7 +13,12 @@ from typing import Any
 
 import pytest
 
-from shared.registry.files import PlacedFile, partition_files, stored_partition_file
+from shared.registry.files import (
+    PlacedFile,
+    partition_files,
+    recorded_file,
+    stored_partition_file,
+)
 from shared.registry.schemas import VersionInfo
 
 # Sizes chosen around the (shrunk) segment size: below it, past it, exactly it.
@@ -134,3 +139,113 @@ def test_no_pack_outside_the_versions_packs_folder(services: Any, pack: str) -> 
     if pack != "packs/u000001":  # a pack's name, though not a segment's
         with pytest.raises(ValueError, match="not a pack name"):
             services.model_registry.version_uploads("m", 1, pack)
+
+
+# --- compression -----------------------------------------------------------------------------
+def _tree_like(n: int, seed: int) -> bytes:
+    """Bytes shaped like a forest's arrays (small ints, repeated floats): they compress."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    children = np.repeat(rng.integers(-1, 500, size=n // 16), 2).astype(np.int64)
+    thresholds = np.round(rng.normal(size=n // 16), 2)
+    return children.tobytes() + thresholds.tobytes()
+
+
+@pytest.fixture()
+def compressed(services: Any) -> dict[str, Any]:
+    registry = services.model_registry
+    name = f"zpack-{secrets.token_hex(4)}"
+    version = registry.reserve_version(name)
+    files = {
+        "partitions/a/model.skops": _tree_like(200_000, 1),
+        "partitions/a/profile.json": b'{"rows": 1000, "columns": []}',  # too small to pay
+        "partitions/b/model.onnx": _tree_like(60_000, 2),
+        "partitions/b/plot.png": os.urandom(5_000),  # does not compress: stored as is
+        "partitions/c/model.skops": _tree_like(200_000, 3),
+    }
+    with registry.version_uploads(name, version, "packs/u000002") as uploads:
+        for relative, data in files.items():
+            uploads.add(PlacedFile(relative, data, "partition", relative.rsplit(".", 1)[1]))
+        stored = uploads.finish()
+    (segment,) = [
+        b.name for b in registry.container.list_blobs(name_starts_with=f"{name}/{version}/")
+    ]
+    return {"registry": registry, "files": files, "stored": stored, "segment": segment}
+
+
+def test_files_that_compress_are_stored_compressed_and_read_back_exactly(
+    compressed: dict[str, Any],
+) -> None:
+    registry, stored, files = compressed["registry"], compressed["stored"], compressed["files"]
+    encodings = {relative: f.encoding for relative, f in stored.items()}
+    assert encodings == {
+        "partitions/a/model.skops": "zstd",
+        "partitions/a/profile.json": None,
+        "partitions/b/model.onnx": "zstd",
+        "partitions/b/plot.png": None,
+        "partitions/c/model.skops": "zstd",
+    }
+    segment = registry.container.download_blob(compressed["segment"]).readall()
+    on_disk = [f.stored_bytes if f.encoding else f.size_bytes for f in stored.values()]
+    assert len(segment) == sum(on_disk) < sum(len(d) for d in files.values()) / 2
+    for relative, data in files.items():
+        f = stored[relative]
+        # The file's identity is the file itself, not what is stored.
+        assert (f.size_bytes, f.sha256) == (len(data), hashlib.sha256(data).hexdigest())
+        assert registry.read_file(f) == data
+        assert not {"encoding", "stored_bytes"} & set(f.model_dump(mode="json"))
+    # The manifest carries the encoding, and a manifest read back decodes the same bytes.
+    prefix = stored["partitions/a/model.skops"].path.rsplit("partitions/", 1)[0]
+    manifest = json.loads(
+        json.dumps({"files": {r: recorded_file(f, prefix) for r, f in stored.items()}})
+    )
+    assert manifest["files"]["partitions/b/model.onnx"]["encoding"] == "zstd"
+    assert "encoding" not in manifest["files"]["partitions/b/plot.png"]
+    for relative, entry in manifest["files"].items():
+        assert registry.read_file(stored_partition_file(prefix, relative, entry)) == files[relative]
+
+
+def test_changed_or_cut_compressed_bytes_fail_the_hash_check(compressed: dict[str, Any]) -> None:
+    registry, stored, files = compressed["registry"], compressed["stored"], compressed["files"]
+    victim, neighbour = stored["partitions/b/model.onnx"], stored["partitions/a/model.skops"]
+    whole = registry.container.download_blob(compressed["segment"]).readall()
+    at = victim.offset + victim.stored_bytes // 2
+    changed = whole[:at] + bytes([whole[at] ^ 0x55]) + whole[at + 1 :]
+    registry.container.upload_blob(compressed["segment"], changed, overwrite=True)
+    data = registry.read_file(victim)
+    assert hashlib.sha256(data).hexdigest() != victim.sha256
+    assert registry.read_file(neighbour) == files["partitions/a/model.skops"]
+
+    # Cut inside the last file's frame: it does not decode; what is there comes back.
+    last = stored["partitions/c/model.skops"]
+    cut = last.offset + 100
+    registry.container.upload_blob(compressed["segment"], whole[:cut], overwrite=True)
+    assert registry.read_file(last) == whole[last.offset : cut]
+
+
+def test_a_frame_is_decoded_only_to_the_recorded_size() -> None:
+    import zstandard
+
+    from shared.registry.compression import decompress
+
+    big = zstandard.ZstdCompressor(level=1).compress(b"\0" * 10_000_000)  # 10 MB of zeros
+    assert decompress(big, "zstd", 10) is None  # a bomb against a small recorded size
+    assert decompress(big, "zstd", 10_000_000) == b"\0" * 10_000_000
+    unsized = zstandard.ZstdCompressor(write_content_size=False).compress(b"x" * 5_000)
+    assert decompress(unsized, "zstd", 5_000) is None  # no declared size: not decoded
+    assert decompress(b"not a frame", "zstd", 11) is None
+    assert decompress(big, "gzip", 10_000_000) is None
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        {"pack": "packs/u000001-000000.bin", "offset": 0, "encoding": "gzip", "stored_bytes": 1},
+        {"encoding": "zstd", "stored_bytes": 1},  # compressed, but not in a pack
+    ],
+)
+def test_only_known_encodings_of_packed_files_are_accepted(entry: dict[str, Any]) -> None:
+    recorded = {"sha256": "0" * 64, "size_bytes": 1, "format": None, **entry}
+    with pytest.raises(ValueError, match="unexpected encoding"):
+        stored_partition_file("models/m/1/", "partitions/k/model.onnx", recorded)
