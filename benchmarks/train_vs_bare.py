@@ -116,6 +116,39 @@ def bare_rooms_speedups(csv: bytes, trees: int) -> float:
         speedups.uninstall()
 
 
+def _bare_loop(arrays: list[Any], trees: int) -> float:
+    """One process's share of the two-process bare loop (module level: spawned)."""
+    from sklearn.ensemble import IsolationForest
+
+    started = time.perf_counter()
+    for X in arrays:
+        IsolationForest(n_estimators=trees, random_state=42).fit(X).decision_function(X)
+    return time.perf_counter() - started
+
+
+def bare_rooms_two_processes(csv: bytes, trees: int) -> tuple[float, float]:
+    """(the bare loop in one process, the rooms split over two processes at once): this
+    machine's own ceiling for two workers. Both in the same two spawned processes
+    (scikit-learn as shipped, imported and warmed before timing), the rooms handed out
+    alternately so the halves are even; wall time includes passing the rows."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    import pandas as pd
+
+    frame = pd.read_csv(io.BytesIO(csv))
+    arrays = [rows[FEATURES].to_numpy(dtype=float) for _, rows in frame.groupby("room", sort=False)]
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(2, mp_context=context) as pool:
+        list(pool.map(_bare_loop, [arrays[:1], arrays[1:2]], [2, 2]))  # imports, warm-up
+        started = time.perf_counter()
+        pool.submit(_bare_loop, arrays, trees).result()
+        one = time.perf_counter() - started
+        started = time.perf_counter()
+        list(pool.map(_bare_loop, [arrays[0::2], arrays[1::2]], [trees, trees]))
+        return one, time.perf_counter() - started
+
+
 def bare_rf(csv: bytes) -> float:
     import pandas as pd
     from sklearn.ensemble import RandomForestClassifier
@@ -295,7 +328,15 @@ def main(argv: list[str] | None = None) -> int:
         f"rooms-{r}x{n}": bare_rooms_speedups(data[f"rooms-{r}x{n}"], args.trees) for r, n in shapes
     }
     stock_sklearn()
-    print({k: round(v, 1) for k, v in bare.items()}, sped_up, flush=True)
+    two_processes = (
+        {
+            f"rooms-{r}x{n}": bare_rooms_two_processes(data[f"rooms-{r}x{n}"], args.trees)
+            for r, n in shapes
+        }
+        if 2 in args.workers
+        else {}
+    )
+    print({k: round(v, 1) for k, v in bare.items()}, sped_up, two_processes, flush=True)
 
     platform_s: dict[tuple[str, int], float] = {}
     status_reads: list[float] = []
@@ -376,8 +417,8 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         "| job | bare loop s | platform 1 worker s | ratio 1w/bare | platform 2 workers s "
         "| ratio 2w/bare | speed-up 2w vs 1w | bare loop, platform's speed-ups s "
-        "| ratio 1w/that |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| ratio 1w/that | bare loop 1 / 2 processes s | bare speed-up 2 vs 1 |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r, n in shapes:
         name = f"rooms-{r}x{n}"
@@ -388,12 +429,18 @@ def main(argv: list[str] | None = None) -> int:
             f"| {_f(one)} | {_f(one / bare[name] if one else None, 2)} | {_f(two)} "
             f"| {_f(two / bare[name] if two else None, 2)} "
             f"| {_f(one / two if one and two else None, 2)} "
-            f"| {_f(sped_up[name])} | {_f(one / sped_up[name] if one else None, 2)} |"
+            f"| {_f(sped_up[name])} | {_f(one / sped_up[name] if one else None, 2)} "
+            + (
+                f"| {_f(two_processes[name][0])} / {_f(two_processes[name][1])} "
+                f"| {_f(two_processes[name][0] / two_processes[name][1], 2)} |"
+                if name in two_processes
+                else "| - | - |"
+            )
         )
     rf = platform_s.get(("rf", 1))
     lines.append(
         f"| random_forest {TREES} trees, 30 features x {rf_rows:,} rows (fit) | {_f(bare['rf'])} "
-        f"| {_f(rf)} | {_f(rf / bare['rf'] if rf else None, 2)} | - | - | - | - | - |"
+        f"| {_f(rf)} | {_f(rf / bare['rf'] if rf else None, 2)} | - | - | - | - | - | - | - |"
     )
     reads = sorted(status_reads)
     p50 = statistics.median(reads) * 1000 if reads else None
@@ -448,6 +495,17 @@ def main(argv: list[str] | None = None) -> int:
                 "the same job on 1 worker",
                 "s",
                 "<= 0.56x (1.8x faster)",
+            )
+        if name in two_processes:  # the machine's own ceiling for the row above
+            bare_one, bare_two = two_processes[name]
+            record(
+                "training",
+                f"{shape}, bare loop in 2 processes vs 1",
+                bare_two,
+                bare_one,
+                "the bare loop in 1 process",
+                "s",
+                "-",
             )
     record(
         "training",
