@@ -24,35 +24,47 @@ _MIN_BYTES = 1024  # smaller files (profiles, plot numbers of tiny rooms): not w
 _MAX_RATIO = 0.9  # stored as is unless compression saves at least a tenth
 
 
+def _zstd() -> Any:
+    """Python 3.14's ``compression.zstd``, or its backport (PEP 784) before 3.14. Lazily:
+    only training units write packs, and only packed files are read through it."""
+    try:
+        from compression import zstd  # type: ignore[import-not-found]
+    except ImportError:
+        from backports import zstd
+    return zstd
+
+
 class PackCompressor:
-    """Compresses the files of one pack. Not shared between threads (zstd contexts are
+    """Compresses the files of one pack. Not shared between threads (a zstd context is
     not thread-safe); one per :class:`~shared.registry.writing.PackUploads`."""
 
     def __init__(self) -> None:
-        import zstandard  # lazily: only training units write packs
-
-        self._zstd: Any = zstandard.ZstdCompressor(level=_LEVEL, write_content_size=True)
+        zstd = _zstd()
+        self._compressor: Any = zstd.ZstdCompressor(level=_LEVEL)
+        self._frame_end = zstd.ZstdCompressor.FLUSH_FRAME
 
     def compress(self, data: bytes) -> bytes | None:
-        """The compressed bytes, or None when the file is better stored as it is
-        (small, or already compressed like a PNG)."""
+        """The compressed bytes (one frame that declares its size), or None when the file
+        is better stored as it is (small, or already compressed like a PNG)."""
         if len(data) < _MIN_BYTES:
             return None
-        packed: bytes = self._zstd.compress(data)
+        packed: bytes = self._compressor.compress(data, mode=self._frame_end)
         return packed if len(packed) <= len(data) * _MAX_RATIO else None
 
 
 def decompress(data: bytes, encoding: str, size: int) -> bytes | None:
-    """``data`` decoded, or None when it is not one ``encoding`` frame of exactly ``size``
-    bytes (changed or cut: the caller's hash check then refuses the stored bytes)."""
+    """``data`` decoded, or None unless it is exactly one ``encoding`` frame declaring
+    ``size`` bytes and holding them (changed or cut: the caller's hash check then refuses
+    the stored bytes). Never decodes more than ``size`` bytes."""
     if encoding != ZSTD:
         return None
-    import zstandard
-
+    zstd = _zstd()
     try:
-        if zstandard.frame_content_size(data) != size:
+        if zstd.get_frame_info(data).decompressed_size != size:
             return None
-        out: bytes = zstandard.ZstdDecompressor().decompress(data, max_output_size=size)
-    except zstandard.ZstdError:
+        decompressor = zstd.ZstdDecompressor()
+        out: bytes = decompressor.decompress(data, max_length=size)
+    except zstd.ZstdError:
         return None
-    return out if len(out) == size else None
+    whole = len(out) == size and decompressor.eof and not decompressor.unused_data
+    return out if whole else None

@@ -225,15 +225,21 @@ def test_changed_or_cut_compressed_bytes_fail_the_hash_check(compressed: dict[st
 
 
 def test_a_frame_is_decoded_only_to_the_recorded_size() -> None:
-    import zstandard
+    from shared.registry.compression import _zstd, decompress
 
-    from shared.registry.compression import decompress
-
-    big = zstandard.ZstdCompressor(level=1).compress(b"\0" * 10_000_000)  # 10 MB of zeros
+    zstd = _zstd()
+    big = zstd.compress(b"\0" * 10_000_000, level=1)  # 10 MB of zeros in a few hundred bytes
     assert decompress(big, "zstd", 10) is None  # a bomb against a small recorded size
     assert decompress(big, "zstd", 10_000_000) == b"\0" * 10_000_000
-    unsized = zstandard.ZstdCompressor(write_content_size=False).compress(b"x" * 5_000)
-    assert decompress(unsized, "zstd", 5_000) is None  # no declared size: not decoded
+    # A frame that does not declare its size (streamed): not decoded.
+    streamed = zstd.ZstdCompressor()
+    unsized = streamed.compress(b"x" * 5_000) + streamed.flush()
+    assert zstd.get_frame_info(unsized).decompressed_size is None
+    assert decompress(unsized, "zstd", 5_000) is None
+    small = zstd.compress(b"y" * 5_000)
+    assert decompress(small, "zstd", 5_000) == b"y" * 5_000
+    assert decompress(small + b"trailing", "zstd", 5_000) is None  # one frame, nothing after
+    assert decompress(small + small, "zstd", 5_000) is None
     assert decompress(b"not a frame", "zstd", 11) is None
     assert decompress(big, "gzip", 10_000_000) is None
 
