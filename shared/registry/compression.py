@@ -4,8 +4,9 @@ Why: on the 2-core machine the benchmarks run on, the storage emulator's CPU per
 is what keeps two workers from being twice as fast as one: Azurite spends about 8-10 ms
 of CPU per MB written, and a 1,000-row room's files are 2.7 MB (skops 2.2, ONNX 0.5).
 Tree arrays compress well: zstd level 1 makes the skops archive 0.18 of its size in
-2.5 ms and the ONNX graph 0.18 in 0.8 ms (zlib level 1: 0.21 in 9.5 ms). Reading it back
-costs about 1 ms. On Azure the same saving is bandwidth and storage.
+2.5 ms and the ONNX graph 0.18 in 0.8 ms (zlib level 1: 0.21 in 9.5 ms). Reading them
+back costs 2.4 and 0.7 ms, once per model load. On Azure the saving is bandwidth and
+storage.
 
 A file's identity is unchanged: its ``sha256`` and ``size_bytes`` are those of the file
 itself, checked after decompression, so a changed compressed byte fails the hash check
