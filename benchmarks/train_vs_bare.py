@@ -23,7 +23,9 @@ plus a 100-tree random forest (30 features x N rows, a binary label, not partiti
 against its bare ``fit``. The hosts are warmed up with a small job first
 (the ML stack import is a cold-start cost, measured by ``cold_start.py``). Status reads
 made while the jobs run are timed too (p50/p95), and the hosts' peak RSS is read from
-/proc. Prints a markdown table and writes it to benchmarks/results/train_vs_bare.md.
+/proc. Every measure is taken in each of ``--rounds`` rounds (default 3), each round the
+bare loops then 1 worker then 2; the table shows the medians and each round's ratios.
+Prints a markdown table and writes it to benchmarks/results/train_vs_bare.md.
 """
 
 from __future__ import annotations
@@ -295,6 +297,97 @@ def _f(value: float | None, digits: int = 1) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
 
 
+def run_platform(
+    workers: int,
+    args: argparse.Namespace,
+    data: dict[str, bytes],
+    shapes: list[tuple[int, int]],
+    platform_s: dict[tuple[str, int], list[float]],
+    status_reads: list[float],
+    timelines: dict[tuple[str, int], dict[str, float]],
+    rss: dict[int, float],
+    failures: list[str],
+) -> None:
+    """One round's platform jobs on ``workers`` hosts: every shape, then (1 worker) the
+    random forest; times appended to ``platform_s``, the rest to the other collections."""
+    import httpx
+
+    from devhost.azurite import start_azurite
+
+    workdir = Path(tempfile.mkdtemp(prefix="bench-vs-bare-"))
+    host_config = json.loads((ROOT / "host.json").read_text(encoding="utf-8-sig"))
+    host_config.setdefault("extensions", {}).setdefault("queues", {})["batchSize"] = 1
+    host_json = workdir / "host.json"
+    host_json.write_text(json.dumps(host_config))
+    # A fresh in-memory Azurite for each worker count and round: it keeps every blob in
+    # its own memory and never gives it back, and past about 2.5 GB each 2.2 MB upload
+    # costs it 21 ms of CPU instead of 14 (measured), taken from the workers' two cores.
+    # Sharing one would time the later runs on a slower emulator.
+    azurite = start_azurite(in_memory=True)
+    hosts: list[HostProcess] = []
+    try:
+        env = host_env(azurite.connection_string, workdir)
+        hosts = [start_host(f"w{workers}-{i}", workdir, env, host_json) for i in range(workers)]
+        wait_ready(hosts)
+        with httpx.Client(base_url=hosts[0].url, timeout=300) as client:
+            headers = login(client, env["BOOTSTRAP_ADMIN_PASSWORD"])
+            for name, csv in data.items():
+                upload(client, headers, name, csv, azurite.connection_string)
+            warmup = room_usage_csv(16, 200, False)
+            upload(client, headers, "warmup", warmup, azurite.connection_string)
+            rooms = {
+                "target": None,
+                "algorithm": "isolation_forest",
+                "partition_by": "room",
+                "min_rows": 50,
+                "enabled": False,
+            }
+            # Warm-up: every host imports the ML stack before the timed jobs.
+            run_job(client, headers, "warmup", {**rooms, "params": {"n_estimators": 5}})
+            for r, n in shapes:
+                name = f"rooms-{r}x{n}"
+                print(f"{workers} worker(s): {name}...", flush=True)
+                spec = {**rooms, "params": {"n_estimators": args.trees}}
+                out = run_job(client, headers, name, spec)
+                platform_s.setdefault((name, workers), []).append(out["wall"])
+                status_reads += out["reads"]
+                if out["job"]["status"] != "succeeded":
+                    failures.append(f"{name} {workers}w: {out['job']['status']}")
+                timeline = unit_timeline(
+                    azurite.connection_string, out["job_id"], workers, args.units
+                )
+                timelines[(name, workers)] = timeline
+                shown = ", ".join(f"{k} {v:.2f}" for k, v in timeline.items())
+                print(f"  {out['wall']:.1f} s; first seen: {out['seen']}; {shown}")
+            if workers == 1:
+                print("1 worker: random forest...", flush=True)
+                spec = {
+                    "target": "label",
+                    "algorithm": "random_forest",
+                    "params": {"n_estimators": TREES},
+                    "enabled": False,
+                }
+                out = run_job(client, headers, "rf", spec)
+                platform_s.setdefault(("rf", 1), []).append(out["wall"])
+                if out["job"]["status"] != "succeeded":
+                    failures.append(f"rf: {out['job']['status']}")
+        rss[workers] = max(rss.get(workers, 0.0), *((peak_rss_mb(h) or 0) for h in hosts))
+    finally:
+        stop_hosts(hosts)
+        azurite.stop()
+
+
+def _median(values: list[float] | None) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def _ratios(top: list[float] | None, bottom: list[float] | None) -> str:
+    """Each round's ratio top/bottom, as ``1.74 / 1.85 / 1.81``."""
+    if not top or not bottom:
+        return "-"
+    return " / ".join(f"{a / b:.2f}" for a, b in zip(top, bottom, strict=False))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -310,137 +403,101 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rf-rows", type=int, default=None, help="default 50,000 (quick 20,000)")
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--units", action="store_true", help="print every unit's start and time")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=None,
+        help="times every measure is taken; the table shows medians (default 3, quick 1)",
+    )
     args = parser.parse_args(argv)
     shapes = QUICK_SHAPES if args.quick else SHAPES
     if args.shapes:
         shapes = [(int(a), int(b)) for a, b in (x.lower().split("x") for x in args.shapes)]
     rf_rows = args.rf_rows or (20_000 if args.quick else 50_000)
+    args.rounds = args.rounds or (1 if args.quick else 3)
     command = " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv])
-    from devhost.azurite import start_azurite
 
     data = {f"rooms-{r}x{n}": room_usage_csv(r, n, labelled=False) for r, n in shapes}
     data["rf"] = rf_csv(rf_rows)
-    print("bare loops...", flush=True)
-    stock_sklearn()
-    bare = {f"rooms-{r}x{n}": bare_rooms(data[f"rooms-{r}x{n}"], args.trees) for r, n in shapes}
-    bare["rf"] = bare_rf(data["rf"])
-    sped_up = {
-        f"rooms-{r}x{n}": bare_rooms_speedups(data[f"rooms-{r}x{n}"], args.trees) for r, n in shapes
-    }
-    stock_sklearn()
-    two_processes = (
-        {
-            f"rooms-{r}x{n}": bare_rooms_two_processes(data[f"rooms-{r}x{n}"], args.trees)
-            for r, n in shapes
-        }
-        if 2 in args.workers
-        else {}
-    )
-    print({k: round(v, 1) for k, v in bare.items()}, sped_up, two_processes, flush=True)
-
-    platform_s: dict[tuple[str, int], float] = {}
+    names = [f"rooms-{r}x{n}" for r, n in shapes]
+    # Every measure is taken once per round and the table shows the rounds' medians. A
+    # round times the bare loops, then the platform on 1 worker, then on 2, back to back:
+    # this shared 2-core machine's speed drifts by 10-20% over minutes (the same 1-worker
+    # job took 23.3 s and 29.1 s ten minutes apart), so one pass of each would mostly
+    # measure the drift, and the workers' speed-up is best read within a round.
+    bare: dict[str, list[float]] = {}
+    sped_up: dict[str, list[float]] = {}
+    two_processes: dict[str, list[tuple[float, float]]] = {}
+    platform_s: dict[tuple[str, int], list[float]] = {}
     status_reads: list[float] = []
     timelines: dict[tuple[str, int], dict[str, float]] = {}
     rss: dict[int, float] = {}
     failures: list[str] = []
-    workdir = Path(tempfile.mkdtemp(prefix="bench-vs-bare-"))
-    host_config = json.loads((ROOT / "host.json").read_text(encoding="utf-8-sig"))
-    host_config.setdefault("extensions", {}).setdefault("queues", {})["batchSize"] = 1
-    host_json = workdir / "host.json"
-    host_json.write_text(json.dumps(host_config))
-    import httpx
-
-    # A fresh in-memory Azurite for each worker count: it keeps every blob in its own
-    # memory and never gives it back, and past about 2.5 GB (a 1,000-room job stores 2.7)
-    # each 2.2 MB upload costs it 21 ms of CPU instead of 14 (measured), taken from the
-    # workers' two cores. Sharing one would time the later worker count on a slower
-    # emulator.
-    azurite = None
     try:
-        for workers in args.workers:
-            azurite = start_azurite(in_memory=True)
-            env = host_env(azurite.connection_string, workdir)
-            hosts = [start_host(f"w{workers}-{i}", workdir, env, host_json) for i in range(workers)]
-            try:
-                wait_ready(hosts)
-                with httpx.Client(base_url=hosts[0].url, timeout=300) as client:
-                    headers = login(client, env["BOOTSTRAP_ADMIN_PASSWORD"])
-                    for name, csv in data.items():
-                        upload(client, headers, name, csv, azurite.connection_string)
-                    warmup = room_usage_csv(16, 200, False)
-                    upload(client, headers, "warmup", warmup, azurite.connection_string)
-                    rooms = {
-                        "target": None,
-                        "algorithm": "isolation_forest",
-                        "partition_by": "room",
-                        "min_rows": 50,
-                        "enabled": False,
-                    }
-                    # Warm-up: every host imports the ML stack before the timed jobs.
-                    run_job(client, headers, "warmup", {**rooms, "params": {"n_estimators": 5}})
-                    for r, n in shapes:
-                        name = f"rooms-{r}x{n}"
-                        print(f"{workers} worker(s): {name}...", flush=True)
-                        spec = {**rooms, "params": {"n_estimators": args.trees}}
-                        out = run_job(client, headers, name, spec)
-                        platform_s[(name, workers)] = out["wall"]
-                        status_reads += out["reads"]
-                        if out["job"]["status"] != "succeeded":
-                            failures.append(f"{name} {workers}w: {out['job']['status']}")
-                        timeline = unit_timeline(
-                            azurite.connection_string, out["job_id"], workers, args.units
-                        )
-                        timelines[(name, workers)] = timeline
-                        shown = ", ".join(f"{k} {v:.2f}" for k, v in timeline.items())
-                        print(f"  {out['wall']:.1f} s; first seen: {out['seen']}; {shown}")
-                    if workers == 1:
-                        print("1 worker: random forest...", flush=True)
-                        spec = {
-                            "target": "label",
-                            "algorithm": "random_forest",
-                            "params": {"n_estimators": TREES},
-                            "enabled": False,
-                        }
-                        out = run_job(client, headers, "rf", spec)
-                        platform_s[("rf", 1)] = out["wall"]
-                        if out["job"]["status"] != "succeeded":
-                            failures.append(f"rf: {out['job']['status']}")
-                rss[workers] = max((peak_rss_mb(h) or 0) for h in hosts)
-            finally:
-                stop_hosts(hosts)
-                azurite.stop()
-    finally:
+        for round_ in range(1, args.rounds + 1):
+            print(f"round {round_} of {args.rounds}: bare loops...", flush=True)
+            stock_sklearn()
+            for name in names:
+                bare.setdefault(name, []).append(bare_rooms(data[name], args.trees))
+            bare.setdefault("rf", []).append(bare_rf(data["rf"]))
+            for name in names:
+                sped_up.setdefault(name, []).append(bare_rooms_speedups(data[name], args.trees))
+            stock_sklearn()
+            if 2 in args.workers:
+                for name in names:
+                    two_processes.setdefault(name, []).append(
+                        bare_rooms_two_processes(data[name], args.trees)
+                    )
+            print({k: [round(x, 1) for x in v] for k, v in bare.items()}, flush=True)
+            for workers in args.workers:
+                run_platform(
+                    workers, args, data, shapes, platform_s, status_reads, timelines, rss, failures
+                )
+    finally:  # hosts a run's own cleanup missed (a second Ctrl-C)
         stop_hosts([h for h in _STARTED if h.process.returncode is None])
-        if azurite is not None:
-            azurite.stop()
+
+    def med(name: str, workers: int | None = None) -> float | None:
+        return _median(platform_s.get((name, workers)) if workers else bare.get(name))
 
     lines = [
+        f"Medians of {args.rounds} round(s); a round runs the bare loops, then the platform"
+        " on 1 worker, then on 2. The per-round columns show each round's own ratio.",
+        "",
         "| job | bare loop s | platform 1 worker s | ratio 1w/bare | platform 2 workers s "
-        "| ratio 2w/bare | speed-up 2w vs 1w | bare loop, platform's speed-ups s "
-        "| ratio 1w/that | bare loop 1 / 2 processes s | bare speed-up 2 vs 1 |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| ratio 2w/bare | speed-up 2w vs 1w | per round | bare loop, platform's speed-ups s "
+        "| ratio 1w/that | bare loop 1 / 2 processes s | bare speed-up 2 vs 1 | per round |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+        "| ---: |",
     ]
     for r, n in shapes:
         name = f"rooms-{r}x{n}"
-        one, two = platform_s.get((name, 1)), platform_s.get((name, 2))
+        base = med(name)
+        one, two = med(name, 1), med(name, 2)
+        fast = _median(sped_up.get(name))
+        pairs = two_processes.get(name)
+        bare_one = _median([a for a, _ in pairs]) if pairs else None
+        bare_two = _median([b for _, b in pairs]) if pairs else None
         lines.append(
             f"| {r:,} rooms x {n:,} rows, isolation_forest {args.trees} trees "
-            f"| {_f(bare[name])} "
-            f"| {_f(one)} | {_f(one / bare[name] if one else None, 2)} | {_f(two)} "
-            f"| {_f(two / bare[name] if two else None, 2)} "
+            f"| {_f(base)} "
+            f"| {_f(one)} | {_f(one / base if one and base else None, 2)} | {_f(two)} "
+            f"| {_f(two / base if two and base else None, 2)} "
             f"| {_f(one / two if one and two else None, 2)} "
-            f"| {_f(sped_up[name])} | {_f(one / sped_up[name] if one else None, 2)} "
+            f"| {_ratios(platform_s.get((name, 1)), platform_s.get((name, 2)))} "
+            f"| {_f(fast)} | {_f(one / fast if one and fast else None, 2)} "
             + (
-                f"| {_f(two_processes[name][0])} / {_f(two_processes[name][1])} "
-                f"| {_f(two_processes[name][0] / two_processes[name][1], 2)} |"
-                if name in two_processes
-                else "| - | - |"
+                f"| {_f(bare_one)} / {_f(bare_two)} "
+                f"| {_f(bare_one / bare_two if bare_one and bare_two else None, 2)} "
+                f"| {_ratios([a for a, _ in pairs], [b for _, b in pairs])} |"
+                if pairs
+                else "| - | - | - |"
             )
         )
-    rf = platform_s.get(("rf", 1))
+    rf, rf_bare = med("rf", 1), med("rf")
     lines.append(
-        f"| random_forest {TREES} trees, 30 features x {rf_rows:,} rows (fit) | {_f(bare['rf'])} "
-        f"| {_f(rf)} | {_f(rf / bare['rf'] if rf else None, 2)} | - | - | - | - | - | - | - |"
+        f"| random_forest {TREES} trees, 30 features x {rf_rows:,} rows (fit) | {_f(rf_bare)} "
+        f"| {_f(rf)} | {_f(rf / rf_bare if rf and rf_bare else None, 2)} "
+        "| - | - | - | - | - | - | - | - | - |"
     )
     reads = sorted(status_reads)
     p50 = statistics.median(reads) * 1000 if reads else None
@@ -454,9 +511,9 @@ def main(argv: list[str] | None = None) -> int:
         + ".",
         *(["", "Not succeeded: " + "; ".join(failures)] if failures else []),
         "",
-        "Units (from Jobs and JobUnits): the time from POST to the first unit's start "
-        "(queue pickup and planning), how busy the workers were from there to the last "
-        "unit's end, how long the last unit ran alone, and the fan-in after it: "
+        "Units of the last round (from Jobs and JobUnits): the time from POST to the first "
+        "unit's start (queue pickup and planning), how busy the workers were from there to "
+        "the last unit's end, how long the last unit ran alone, and the fan-in after it: "
         + "; ".join(
             f"{name.removeprefix('rooms-')} {w}w: {int(t['units'])} units, "
             f"before {t['before']:.1f} s, utilisation {t['utilisation']:.2f}, "
@@ -475,13 +532,13 @@ def main(argv: list[str] | None = None) -> int:
     ]
     for r, n in shapes:
         name = f"rooms-{r}x{n}"
-        one, two = platform_s.get((name, 1)), platform_s.get((name, 2))
+        one, two = med(name, 1), med(name, 2)
         shape = f"{r:,} rooms x {n:,} rows, isolation_forest {args.trees} trees"
         record(
             "training",
             f"{shape}, 1 worker",
             one,
-            bare[name],
+            med(name),
             "bare fit + decision_function loop",
             "s",
             "<= 1.5x" if r >= 200 else "-",  # the issue's target: 200 and 1,000 rooms
@@ -496,13 +553,13 @@ def main(argv: list[str] | None = None) -> int:
                 "s",
                 "<= 0.56x (1.8x faster)",
             )
-        if name in two_processes:  # the machine's own ceiling for the row above
-            bare_one, bare_two = two_processes[name]
+        pairs = two_processes.get(name)
+        if pairs:  # the machine's own ceiling for the row above
             record(
                 "training",
                 f"{shape}, bare loop in 2 processes vs 1",
-                bare_two,
-                bare_one,
+                _median([b for _, b in pairs]),
+                _median([a for a, _ in pairs]),
                 "the bare loop in 1 process",
                 "s",
                 "-",
@@ -511,7 +568,7 @@ def main(argv: list[str] | None = None) -> int:
         "training",
         f"random_forest {TREES} trees, 30 features x {rf_rows:,} rows",
         rf,
-        bare["rf"],
+        rf_bare,
         "bare fit",
         "s",
         "<= 1.3x",
