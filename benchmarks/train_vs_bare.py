@@ -42,6 +42,7 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -297,19 +298,26 @@ def _f(value: float | None, digits: int = 1) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
 
 
+@dataclass
+class PlatformRuns:
+    """What the platform's jobs gave over all rounds."""
+
+    wall: dict[tuple[str, int], list[float]] = field(default_factory=dict)  # (job, workers)
+    status_reads: list[float] = field(default_factory=list)
+    timelines: dict[tuple[str, int], dict[str, float]] = field(default_factory=dict)  # last
+    rss: dict[int, float] = field(default_factory=dict)  # peak MB per worker count
+    failures: list[str] = field(default_factory=list)
+
+
 def run_platform(
     workers: int,
     args: argparse.Namespace,
     data: dict[str, bytes],
     shapes: list[tuple[int, int]],
-    platform_s: dict[tuple[str, int], list[float]],
-    status_reads: list[float],
-    timelines: dict[tuple[str, int], dict[str, float]],
-    rss: dict[int, float],
-    failures: list[str],
+    runs: PlatformRuns,
 ) -> None:
     """One round's platform jobs on ``workers`` hosts: every shape, then (1 worker) the
-    random forest; times appended to ``platform_s``, the rest to the other collections."""
+    random forest; what they give is added to ``runs``."""
     import httpx
 
     from devhost.azurite import start_azurite
@@ -349,14 +357,14 @@ def run_platform(
                 print(f"{workers} worker(s): {name}...", flush=True)
                 spec = {**rooms, "params": {"n_estimators": args.trees}}
                 out = run_job(client, headers, name, spec)
-                platform_s.setdefault((name, workers), []).append(out["wall"])
-                status_reads += out["reads"]
+                runs.wall.setdefault((name, workers), []).append(out["wall"])
+                runs.status_reads += out["reads"]
                 if out["job"]["status"] != "succeeded":
-                    failures.append(f"{name} {workers}w: {out['job']['status']}")
+                    runs.failures.append(f"{name} {workers}w: {out['job']['status']}")
                 timeline = unit_timeline(
                     azurite.connection_string, out["job_id"], workers, args.units
                 )
-                timelines[(name, workers)] = timeline
+                runs.timelines[(name, workers)] = timeline
                 shown = ", ".join(f"{k} {v:.2f}" for k, v in timeline.items())
                 print(f"  {out['wall']:.1f} s; first seen: {out['seen']}; {shown}")
             if workers == 1:
@@ -368,10 +376,11 @@ def run_platform(
                     "enabled": False,
                 }
                 out = run_job(client, headers, "rf", spec)
-                platform_s.setdefault(("rf", 1), []).append(out["wall"])
+                runs.wall.setdefault(("rf", 1), []).append(out["wall"])
                 if out["job"]["status"] != "succeeded":
-                    failures.append(f"rf: {out['job']['status']}")
-        rss[workers] = max(rss.get(workers, 0.0), *((peak_rss_mb(h) or 0) for h in hosts))
+                    runs.failures.append(f"rf: {out['job']['status']}")
+        peak = max((peak_rss_mb(h) or 0) for h in hosts)
+        runs.rss[workers] = max(runs.rss.get(workers, 0.0), peak)
     finally:
         stop_hosts(hosts)
         azurite.stop()
@@ -428,11 +437,7 @@ def main(argv: list[str] | None = None) -> int:
     bare: dict[str, list[float]] = {}
     sped_up: dict[str, list[float]] = {}
     two_processes: dict[str, list[tuple[float, float]]] = {}
-    platform_s: dict[tuple[str, int], list[float]] = {}
-    status_reads: list[float] = []
-    timelines: dict[tuple[str, int], dict[str, float]] = {}
-    rss: dict[int, float] = {}
-    failures: list[str] = []
+    runs = PlatformRuns()
     try:
         for round_ in range(1, args.rounds + 1):
             print(f"round {round_} of {args.rounds}: bare loops...", flush=True)
@@ -450,14 +455,12 @@ def main(argv: list[str] | None = None) -> int:
                     )
             print({k: [round(x, 1) for x in v] for k, v in bare.items()}, flush=True)
             for workers in args.workers:
-                run_platform(
-                    workers, args, data, shapes, platform_s, status_reads, timelines, rss, failures
-                )
+                run_platform(workers, args, data, shapes, runs)
     finally:  # hosts a run's own cleanup missed (a second Ctrl-C)
         stop_hosts([h for h in _STARTED if h.process.returncode is None])
 
     def med(name: str, workers: int | None = None) -> float | None:
-        return _median(platform_s.get((name, workers)) if workers else bare.get(name))
+        return _median(runs.wall.get((name, workers)) if workers else bare.get(name))
 
     lines = [
         f"Medians of {args.rounds} round(s); a round runs the bare loops, then the platform"
@@ -483,7 +486,7 @@ def main(argv: list[str] | None = None) -> int:
             f"| {_f(one)} | {_f(one / base if one and base else None, 2)} | {_f(two)} "
             f"| {_f(two / base if two and base else None, 2)} "
             f"| {_f(one / two if one and two else None, 2)} "
-            f"| {_ratios(platform_s.get((name, 1)), platform_s.get((name, 2)))} "
+            f"| {_ratios(runs.wall.get((name, 1)), runs.wall.get((name, 2)))} "
             f"| {_f(fast)} | {_f(one / fast if one and fast else None, 2)} "
             + (
                 f"| {_f(bare_one)} / {_f(bare_two)} "
@@ -499,7 +502,7 @@ def main(argv: list[str] | None = None) -> int:
         f"| {_f(rf)} | {_f(rf / rf_bare if rf and rf_bare else None, 2)} "
         "| - | - | - | - | - | - | - | - | - |"
     )
-    reads = sorted(status_reads)
+    reads = sorted(runs.status_reads)
     p50 = statistics.median(reads) * 1000 if reads else None
     p95 = reads[int(0.95 * (len(reads) - 1))] * 1000 if reads else None
     affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
@@ -507,9 +510,9 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"Status reads while running (GET /train/jobs/{{id}}, 202): n={len(reads)}, "
         f"p50 {_f(p50)} ms, p95 {_f(p95)} ms. Peak RSS of a host or its worker process: "
-        + ", ".join(f"{w} worker(s) {v:,.0f} MB" for w, v in rss.items())
+        + ", ".join(f"{w} worker(s) {v:,.0f} MB" for w, v in runs.rss.items())
         + ".",
-        *(["", "Not succeeded: " + "; ".join(failures)] if failures else []),
+        *(["", "Not succeeded: " + "; ".join(runs.failures)] if runs.failures else []),
         "",
         "Units of the last round (from Jobs and JobUnits): the time from POST to the first "
         "unit's start (queue pickup and planning), how busy the workers were from there to "
@@ -518,7 +521,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{name.removeprefix('rooms-')} {w}w: {int(t['units'])} units, "
             f"before {t['before']:.1f} s, utilisation {t['utilisation']:.2f}, "
             f"tail {t['tail']:.1f} s, fan-in {t['after']:.1f} s"
-            for (name, w), t in timelines.items()
+            for (name, w), t in runs.timelines.items()
             if t
         )
         + ".",
