@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import io
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 MAX_PARTITIONS_PER_UNIT = 50
 MAX_ERROR_CHARS = 300
@@ -27,14 +27,24 @@ MAX_ERROR_CHARS = 300
 MAX_BUNDLE_MEMBER_BYTES = 2 * 1024**3
 
 
-def pack(partitions: Iterable[tuple[str, int]], row_budget: int) -> list[list[str]]:
+def pack(
+    partitions: Iterable[tuple[str, int]], row_budget: int, tail: Sequence[int] = ()
+) -> list[list[str]]:
     """Group ``(key, rows)`` in the given order into units of at most ``row_budget`` rows
-    (a larger partition alone) and at most ``MAX_PARTITIONS_PER_UNIT`` partitions."""
+    (a larger partition alone) and at most ``MAX_PARTITIONS_PER_UNIT`` partitions.
+
+    ``tail``: smaller budgets for the last units, the very last first. The units are then
+    cut from the end, so the order of partitions and units stays the given one and the
+    first unit takes what is left over."""
+    items = list(partitions)
+    if tail:
+        items.reverse()
     units: list[list[str]] = []
     current: list[str] = []
     rows = 0
-    for key, n in partitions:
-        full = len(current) >= MAX_PARTITIONS_PER_UNIT or (current and rows + n > row_budget)
+    for key, n in items:
+        budget = tail[len(units)] if len(units) < len(tail) else row_budget
+        full = len(current) >= MAX_PARTITIONS_PER_UNIT or (current and rows + n > budget)
         if full:
             units.append(current)
             current, rows = [], 0
@@ -42,6 +52,8 @@ def pack(partitions: Iterable[tuple[str, int]], row_budget: int) -> list[list[st
         rows += n
     if current:
         units.append(current)
+    if tail:
+        units = [unit[::-1] for unit in reversed(units)]
     return units
 
 
