@@ -30,8 +30,8 @@ CHUNK_ROWS = 100_000
 # Aim for at least this many units per spec, so a job spreads over that many instances
 # even when the whole dataset fits one row budget.
 SPREAD_UNITS = 8
-# A spec of more units than this ends on smaller ones: a quarter of the row budget, then
-# a half. Units go out in order, so the last ones taken are short and the instance that
+# A spec of more units than this ends on two smaller ones: half the row budget, then a
+# quarter. Units go out in order, so the last ones taken are short and the instance that
 # finishes first takes them, instead of waiting, idle, on the one still running a full
 # unit (two workers, 1,000 rooms of 1,000 rows in 20 units of about 5 s: the last unit
 # ran alone for 1.5 s).
