@@ -194,8 +194,10 @@ def run_job(client: Any, headers: dict[str, str], dataset: str, spec: dict[str, 
         r = client.get(location, headers=headers)
         elapsed = time.perf_counter() - t0
         if r.status_code == 200:
+            from shared.tables import parse_iso
+
             job = r.json()
-            wall = (datetime.fromisoformat(job["finished_at"]) - posted).total_seconds()
+            wall = (parse_iso(job["finished_at"]) - posted).total_seconds()
             job_id = location.rstrip("/").rsplit("/", 1)[-1]
             return {"wall": wall, "job": job, "job_id": job_id, "reads": reads, "seen": seen}
         if r.status_code == 503:  # storage slow on a loaded machine: poll again, as ADF does
